@@ -1,0 +1,36 @@
+"""Errors that polyfold raises on purpose, and how command-line programs report them.
+
+Bad user input (a file, a field, an argument) raises :class:`InputError` whose message names
+what was wrong and what was expected. Every polyfold CLI runs its commands inside
+:func:`exit_on_input_error`: the message is printed on stderr without a traceback and the
+process exits with status :data:`EXIT_INPUT_ERROR` (2, the status of a usage error).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+__all__ = ["EXIT_INPUT_ERROR", "InputError", "PolyfoldError", "exit_on_input_error"]
+
+EXIT_INPUT_ERROR = 2
+
+
+class PolyfoldError(Exception):
+    """Base class of the errors polyfold raises on purpose."""
+
+
+class InputError(PolyfoldError, ValueError):
+    """Bad user input: the message names the file, field or argument and what was expected."""
+
+
+@contextmanager
+def exit_on_input_error(stream: TextIO | None = None) -> Iterator[None]:
+    """Turn an :class:`InputError` raised inside the block into ``error: <message>``, exit 2."""
+    try:
+        yield
+    except InputError as err:
+        print(f"error: {err}", file=stream if stream is not None else sys.stderr)
+        raise SystemExit(EXIT_INPUT_ERROR) from None

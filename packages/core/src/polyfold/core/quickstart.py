@@ -1,0 +1,174 @@
+"""The quickstart convention: every polyfold package runs its main job on embedded data.
+
+A package registers a function in the entry-point group ``polyfold.quickstart``::
+
+    [project.entry-points."polyfold.quickstart"]
+    tabular = "polyfold.tabular.quickstart:quickstart"
+
+with the signature ``quickstart(out: Path, *, quiet: bool = False) -> Path``: it writes its
+outputs under ``out`` (an existing, package-private folder) and returns the path of its HTML
+report. ``polyfold quickstart`` runs every registered function through :func:`run_quickstarts`,
+each in its own folder; a failure is recorded and the others still run. :func:`write_index`
+links every report from ``index.html`` and records the outcome in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata as metadata
+import json
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from polyfold.core.errors import InputError
+from polyfold.core.report import Report
+from polyfold.core.system import system_info
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Outcome",
+    "QuickstartFn",
+    "discover",
+    "prepare_out_dir",
+    "quickstart",
+    "run_quickstarts",
+    "write_index",
+]
+
+ENTRY_POINT_GROUP = "polyfold.quickstart"
+SUMMARY_FILE = "summary.json"
+_SUMMARY_TOOL = "polyfold quickstart"
+
+
+class QuickstartFn(Protocol):
+    def __call__(self, out: Path, *, quiet: bool = False) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one package's quickstart ended."""
+
+    name: str
+    ok: bool
+    seconds: float
+    report: str | None  # relative to the quickstart root
+    error: str | None
+
+
+def discover() -> dict[str, Callable[[], QuickstartFn]]:
+    """Registered quickstarts by package name, each a loader (nothing is imported yet)."""
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return {ep.name: ep.load for ep in sorted(eps, key=lambda ep: ep.name)}
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out``; refuse a file, or a non-empty folder that no quickstart wrote."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_ours(out / SUMMARY_FILE):
+        raise InputError(
+            f"--out {out}: folder is not empty and holds no earlier quickstart "
+            f"({SUMMARY_FILE} missing); choose an empty or new folder so nothing is overwritten"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _is_ours(summary: Path) -> bool:
+    try:
+        return bool(json.loads(summary.read_text(encoding="utf-8")).get("tool") == _SUMMARY_TOOL)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def run_quickstarts(
+    out: Path,
+    loaders: Mapping[str, Callable[[], QuickstartFn]],
+    *,
+    quiet: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[Outcome]:
+    """Run each quickstart in ``out/<name>/``; a failing one is recorded, the rest still run."""
+    prepare_out_dir(out)
+    outcomes = []
+    for name, load in loaders.items():
+        pkg_out = out / name
+        pkg_out.mkdir(parents=True, exist_ok=True)
+        if not quiet:
+            echo(f"[{name}] running quickstart -> {pkg_out}")
+        start = time.perf_counter()
+        try:
+            report = Path(load()(pkg_out, quiet=quiet))
+            if not report.is_absolute():
+                report = pkg_out / report
+            if not report.is_file():
+                raise RuntimeError(f"quickstart returned {report}, which is not a file")
+            rel = report.resolve().relative_to(out.resolve()).as_posix()
+            outcome = Outcome(name, True, time.perf_counter() - start, rel, None)
+        except Exception as err:  # one package's failure must not stop the others
+            (pkg_out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            message = f"{type(err).__name__}: {err}"
+            outcome = Outcome(name, False, time.perf_counter() - start, None, message)
+        outcomes.append(outcome)
+        status = "ok" if outcome.ok else f"FAILED ({outcome.error})"
+        echo(f"[{name}] {status} in {outcome.seconds:.1f} s")
+    write_index(out, outcomes)
+    return outcomes
+
+
+def write_index(out: Path, outcomes: list[Outcome]) -> Path:
+    """Write ``index.html`` linking every report, and ``summary.json``."""
+    rows = []
+    for o in outcomes:
+        if o.ok and o.report:
+            link = f'<a href="{html.escape(o.report)}">{html.escape(o.report)}</a>'
+            status = '<span class="ok">ok</span>'
+        else:
+            link = f'<a href="{html.escape(o.name)}/error.txt">{html.escape(o.name)}/error.txt</a>'
+            status = f'<span class="failed">failed: {html.escape(o.error or "")}</span>'
+        rows.append(
+            f"<tr><td>{html.escape(o.name)}</td><td>{status}</td>"
+            f'<td class="num">{o.seconds:.1f}</td><td>{link}</td></tr>'
+        )
+    failed = sum(not o.ok for o in outcomes)
+    page = Report("polyfold quickstart")
+    page.paragraph(f"{len(outcomes)} package(s) run, {failed} failed.")
+    page.raw(
+        "<table><thead><tr><th>package</th><th>status</th><th>seconds</th><th>report</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    index = page.write(out / "index.html")
+    summary: dict[str, Any] = {
+        "tool": _SUMMARY_TOOL,
+        "packages": [asdict(o) for o in outcomes],
+        "failed": failed,
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return index
+
+
+def quickstart(out: Path, *, quiet: bool = False) -> Path:
+    """polyfold-core's quickstart: a record of the environment every other report ran in."""
+    info = system_info()
+    (out / "environment.json").write_text(
+        json.dumps(info.as_dict(), indent=2) + "\n", encoding="utf-8"
+    )
+    report = Report("polyfold-core: environment")
+    report.table(
+        ["item", "value"],
+        [
+            ("polyfold", info.polyfold_version),
+            ("python", info.python),
+            ("platform", info.platform),
+            ("torch", info.torch),
+            ("devices", "; ".join(info.devices)),
+            ("triton", f"{info.triton} (usable: {'yes' if info.triton_usable else 'no'})"),
+        ],
+    )
+    report.heading("Installed polyfold packages")
+    report.table(["package", "version"], [(p.name, p.version) for p in info.packages])
+    report.link("environment.json", "environment.json (machine-readable)")
+    return report.write(out / "report.html")
