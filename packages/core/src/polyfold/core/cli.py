@@ -33,7 +33,9 @@ app = typer.Typer(
 )
 
 
-def run_app(cli: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None) -> None:
+def run_app(
+    cli: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None
+) -> None:
     """Run a typer app the polyfold way: an InputError prints its message and exits 2."""
     with exit_on_input_error():
         cli(args=list(args) if args is not None else None, prog_name=prog_name)

@@ -60,15 +60,9 @@ def installed_packages() -> list[PackageInfo]:
 
 
 def triton_available() -> bool:
-    """True when Triton kernels can run: Triton importable and a CUDA device present.
-
-    This is the dispatch rule of :mod:`polyfold.core.ops`; ``TRITON_INTERPRET=1`` (Triton's CPU
-    interpreter, used by the kernel tests) counts as usable too.
-    """
+    """True when polyfold's Triton kernels can run: Triton importable and a CUDA device present."""
     if importlib.util.find_spec("triton") is None:
         return False
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
     import torch
 
     return bool(torch.cuda.is_available())

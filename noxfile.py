@@ -1,0 +1,103 @@
+"""polyfold's sessions; each runs in its own virtual environment.
+
+    nox                          lint, tests(<every package>), integration (the test suite)
+    nox -s quickstart            every package's quickstart on its embedded data
+    nox -s bench                 every apps/bench/*.py --quick
+    nox -s bench -- TOPIC ARGS   apps/bench/TOPIC.py ARGS only
+    nox -s "tests(core)"         one package alone, installed with only its own dependencies
+
+Torch is installed first as ``torch==2.13.0``, which this project's machines resolve to the CPU
+build; with a torch in place, packages' ``torch>=...`` requirements install nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+TORCH = "torch==2.13.0"
+PACKAGES = sorted(p.name for p in PACKAGES_DIR.iterdir() if (p / "pyproject.toml").is_file())
+
+nox.options.sessions = ["lint", "tests", "integration"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _local_deps(name: str) -> list[str]:
+    """Names of the polyfold packages that ``name`` needs, itself included, dependencies first."""
+    meta = tomllib.loads((PACKAGES_DIR / name / "pyproject.toml").read_text())["project"]
+    order: list[str] = []
+    for req in meta.get("dependencies", []):
+        match = re.match(r"polyfold-([a-z0-9_]+)", req.strip().lower())
+        if match:
+            order += [dep for dep in _local_deps(match[1]) if dep not in order]
+    return [*order, name]
+
+
+def _install(session: nox.Session, names: list[str], extras: str = "test") -> None:
+    """Torch first, then the named local packages (with ``extras``) in one resolver run."""
+    session.install(TORCH)
+    wanted: list[str] = []
+    for name in names:
+        wanted += [dep for dep in _local_deps(name) if dep not in wanted]
+    session.install(
+        *(f"./packages/{dep}[{extras}]" if extras else f"./packages/{dep}" for dep in wanted)
+    )
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES, ids=PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """One package alone: only it, its dependencies and its test extras are installed."""
+    _install(session, [package])
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """All packages together: the cross-package tests in tests/."""
+    _install(session, PACKAGES)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, and mypy on polyfold-core."""
+    session.install(TORCH)
+    session.install("ruff", "mypy", "./packages/core[test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "-p", "polyfold.core", env={"MYPYPATH": "packages/core/src"})
+
+
+@nox.session
+def quickstart(session: nox.Session) -> None:
+    """The main job: every installed package's quickstart, with runs/quickstart/index.html."""
+    _install(session, PACKAGES, extras="")
+    session.run("polyfold", "quickstart", "--out", "runs/quickstart", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks with their peer libraries: all ``--quick``, or ``-- TOPIC ARGS`` for one."""
+    _install(session, PACKAGES, extras="")
+    session.install("-r", "apps/bench/requirements.txt")
+    if session.posargs:
+        topic, *args = session.posargs
+        script = ROOT / "apps" / "bench" / f"{topic}.py"
+        if not script.is_file():
+            session.error(f"no benchmark {topic!r}: apps/bench/{topic}.py does not exist")
+        session.run("python", str(script), *args)
+        return
+    scripts = sorted(
+        p for p in (ROOT / "apps" / "bench").glob("*.py") if not p.name.startswith("_")
+    )
+    if not scripts:
+        session.error("apps/bench holds no benchmark scripts")
+    for script in scripts:
+        out = ROOT / "runs" / "bench" / f"{script.stem}.json"
+        session.run("python", str(script), "--quick", "--out", str(out))
