@@ -55,6 +55,22 @@ def test_failures_are_reported_and_the_others_still_run(tmp_path):
     assert any("[alpha] FAILED" in m for m in messages)
 
 
+def test_relative_out_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen: list[Path] = []
+
+    def relative_report(out: Path, *, quiet: bool = False) -> Path:
+        seen.append(out)
+        (out / "r.html").write_text("ok")
+        return Path("r.html")
+
+    outcomes = run_quickstarts(
+        Path("runs/qs"), {"a": lambda: _writes_report, "b": lambda: relative_report}
+    )
+    assert [o.report for o in outcomes] == ["a/report.html", "b/r.html"]
+    assert seen == [tmp_path / "runs/qs/b"]
+
+
 def test_quiet_only_silences_progress_lines(tmp_path):
     messages: list[str] = []
     run_quickstarts(tmp_path, {"beta": lambda: _writes_report}, quiet=True, echo=messages.append)

@@ -91,8 +91,13 @@ def run_quickstarts(
     quiet: bool = False,
     echo: Callable[[str], None] = print,
 ) -> list[Outcome]:
-    """Run each quickstart in ``out/<name>/``; a failing one is recorded, the rest still run."""
+    """Run each quickstart in ``out/<name>/``; a failing one is recorded, the rest still run.
+
+    Each quickstart gets an absolute folder; a relative report path it returns is taken relative
+    to that folder.
+    """
     prepare_out_dir(out)
+    out = out.resolve()
     outcomes = []
     for name, load in loaders.items():
         pkg_out = out / name
@@ -106,7 +111,7 @@ def run_quickstarts(
                 report = pkg_out / report
             if not report.is_file():
                 raise RuntimeError(f"quickstart returned {report}, which is not a file")
-            rel = report.resolve().relative_to(out.resolve()).as_posix()
+            rel = report.resolve().relative_to(out).as_posix()
             outcome = Outcome(name, True, time.perf_counter() - start, rel, None)
         except Exception as err:  # one package's failure must not stop the others
             (pkg_out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
