@@ -1,0 +1,30 @@
+"""Training losses: denoising score matching and flow matching, with weightings and OT coupling."""
+
+from polyfold.core.losses.dsm import Reduction, draw_noise, draw_times, dsm_loss
+from polyfold.core.losses.flow import Coupling, cfm_loss
+from polyfold.core.losses.ot import hungarian, linear_assignment, ot_coupling, pairwise_sq_cost
+from polyfold.core.losses.weighting import (
+    WEIGHTINGS,
+    Weighting,
+    target_scale2,
+    target_weight,
+    x0_weight,
+)
+
+__all__ = [
+    "WEIGHTINGS",
+    "Coupling",
+    "Reduction",
+    "Weighting",
+    "cfm_loss",
+    "draw_noise",
+    "draw_times",
+    "dsm_loss",
+    "hungarian",
+    "linear_assignment",
+    "ot_coupling",
+    "pairwise_sq_cost",
+    "target_scale2",
+    "target_weight",
+    "x0_weight",
+]
