@@ -15,3 +15,33 @@ def test_report_escapes_text_and_formats_numbers(tmp_path):
     assert '<td class="num">7</td>' in text
     assert '<img src="plot.png" alt="a plot">' in text
     assert "<script>" not in text
+
+
+def test_scatter_maps_points_into_the_plot_area():
+    report = Report("r").scatter("modes", {"data": [(0.0, 0.0), (1.0, 2.0)], "model": [(0.5, 1.0)]})
+    svg = report.render()
+    assert svg.count("<circle") == 3
+    # extremes land on the inner edges: x in [32, 288], y flipped in [32, 208]
+    assert 'cx="32.0" cy="208.0"' in svg
+    assert 'cx="288.0" cy="32.0"' in svg
+    assert 'cx="160.0" cy="120.0"' in svg
+    assert ">data</text>" in svg
+    assert ">model</text>" in svg
+
+
+def test_histogram_heights_are_densities_on_shared_bins():
+    report = Report("r").histogram(
+        "x", {"a": [0.0, 0.0, 1.0, 1.0], "b": [0.0, 1.0, 1.0, 1.0]}, bins=2
+    )
+    svg = report.render()
+    assert svg.count("<polyline") == 2
+    # b's second bin holds 3/4, the tallest bar: it reaches the top of the plot (y = 32)
+    assert "160.0,32.0 292.0,32.0" in svg
+    # a's bins hold 1/2 each: two thirds of the way from the bottom (212) to the top (32)
+    assert "28.0,92.0 160.0,92.0" in svg
+
+
+def test_degenerate_data_does_not_divide_by_zero():
+    svg = Report("r").scatter("one", {"p": [(1.0, 1.0)]}).histogram("h", {"c": [2.0, 2.0]}).render()
+    assert 'cx="160.0" cy="120.0"' in svg
+    assert "nan" not in svg

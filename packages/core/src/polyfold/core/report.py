@@ -1,13 +1,15 @@
 """Small self-contained HTML reports, as every package's quickstart writes them.
 
-A :class:`Report` collects headings, paragraphs, tables, images and preformatted text and writes
-one HTML file with no external assets (images are referenced by relative path).
+A :class:`Report` collects headings, paragraphs, tables, images, preformatted text and small
+inline SVG charts (scatter plots and overlaid histograms) and writes one HTML file with no
+external assets (images are referenced by relative path).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["Report"]
@@ -21,6 +23,33 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 0.8rem; overflow-x: auto; }
 .ok { color: #1a7f37; } .failed { color: #cf222e; }
 """
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+_W, _H, _PAD = 320, 240, 28
+
+
+def _scale(lo: float, hi: float, a: float, b: float) -> tuple[float, float]:
+    """Affine map (slope, offset) from [lo, hi] onto [a, b]; a degenerate range: the middle."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return 0.0, (a + b) / 2
+    slope = (b - a) / (hi - lo)
+    return slope, a - slope * lo
+
+
+def _svg(title: str, body: str, legend: Sequence[str]) -> str:
+    items = "".join(
+        f'<text x="{_W - 4}" y="{14 + 13 * i}" text-anchor="end" font-size="11" '
+        f'fill="{_COLOURS[i % len(_COLOURS)]}">{html.escape(name)}</text>'
+        for i, name in enumerate(legend)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+        f'role="img" aria-label="{html.escape(title)}">'
+        f'<rect x="{_PAD}" y="{_PAD}" width="{_W - 2 * _PAD}" height="{_H - 2 * _PAD}" '
+        f'fill="none" stroke="#ccc"/>{body}{items}'
+        f'<text x="{_PAD}" y="{_PAD - 8}" font-size="12">{html.escape(title)}</text></svg>'
+    )
 
 
 def _cell(value: object) -> str:
@@ -66,6 +95,59 @@ class Report:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
         body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
         self._parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return self
+
+    def scatter(
+        self, title: str, series: Mapping[str, Sequence[tuple[float, float]]], *, size: float = 1.5
+    ) -> Report:
+        """A 2-D scatter plot of named point sets, one colour each, on shared axes."""
+        points = [p for pts in series.values() for p in pts]
+        xs, ys = [p[0] for p in points] or [0.0], [p[1] for p in points] or [0.0]
+        ax, bx = _scale(min(xs), max(xs), _PAD + 4, _W - _PAD - 4)
+        ay, by = _scale(min(ys), max(ys), _H - _PAD - 4, _PAD + 4)
+        dots = "".join(
+            f'<circle cx="{ax * x + bx:.1f}" cy="{ay * y + by:.1f}" r="{size}" '
+            f'fill="{_COLOURS[i % len(_COLOURS)]}" fill-opacity="0.5"/>'
+            for i, pts in enumerate(series.values())
+            for x, y in pts
+        )
+        self._parts.append(_svg(title, dots, list(series)))
+        return self
+
+    def histogram(
+        self, title: str, series: Mapping[str, Sequence[float]], bins: int = 20
+    ) -> Report:
+        """Overlaid density histograms of named samples on shared bins, one outline colour each."""
+        values = [v for vals in series.values() for v in vals if math.isfinite(v)]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        width = (hi - lo) / bins if hi > lo else 1.0
+        densities = []
+        for vals in series.values():
+            counts = [0] * bins
+            finite = [v for v in vals if math.isfinite(v)]
+            for v in finite:
+                counts[min(int((v - lo) / width), bins - 1)] += 1
+            densities.append([c / max(len(finite), 1) for c in counts])
+        ax, bx = _scale(0, bins, _PAD, _W - _PAD)
+        ay, by = _scale(0, max((max(d) for d in densities), default=1.0), _H - _PAD, _PAD + 4)
+        paths = []
+        for i, dens in enumerate(densities):
+            pts = [f"{bx:.1f},{by:.1f}"]
+            for k, d in enumerate(dens):
+                pts += [
+                    f"{ax * k + bx:.1f},{ay * d + by:.1f}",
+                    f"{ax * (k + 1) + bx:.1f},{ay * d + by:.1f}",
+                ]
+            pts.append(f"{ax * bins + bx:.1f},{by:.1f}")
+            paths.append(
+                f'<polyline points="{" ".join(pts)}" fill="none" '
+                f'stroke="{_COLOURS[i % len(_COLOURS)]}" stroke-width="1.5"/>'
+            )
+        axis = (
+            f'<text x="{_PAD}" y="{_H - 8}" font-size="10">{lo:.3g}</text>'
+            f'<text x="{_W - _PAD}" y="{_H - 8}" font-size="10" text-anchor="end">{hi:.3g}</text>'
+        )
+        self._parts.append(_svg(title, "".join(paths) + axis, list(series)))
         return self
 
     def raw(self, fragment: str) -> Report:
