@@ -8,10 +8,6 @@ h = 0.2 stays exact. 4000 chains give standard errors of about 0.02 on variances
 tolerances are about 4 standard errors.
 """
 
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton (the sgld kernel)
-
 import math
 
 import pytest

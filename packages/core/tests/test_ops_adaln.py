@@ -4,10 +4,6 @@ The kernels run on the CPU under TRITON_INTERPRET=1; gradients are compared with
 through the references.
 """
 
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton: kernels run on the CPU
-
 import importlib.util
 
 import pytest

@@ -1,9 +1,5 @@
 """The fused multistep update against its reference (kernel on CPU under TRITON_INTERPRET=1)."""
 
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton: kernels run on the CPU
-
 import importlib.util
 
 import pytest

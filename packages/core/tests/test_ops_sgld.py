@@ -4,10 +4,6 @@ Kernel (in-kernel Philox) and reference (torch.randn) draw different noise: the 
 is compared exactly (noise_scale=0) and the noise statistically.
 """
 
-import os
-
-os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton: kernels run on the CPU
-
 import importlib.util
 import math
 

@@ -1,0 +1,40 @@
+"""Masked (absorbing-state) discrete diffusion: schedules, the MDLM loss and its samplers.
+
+* :mod:`~polyfold.core.discrete.schedules`: linear, cosine, log-linear ``alpha(t)``.
+* :mod:`~polyfold.core.discrete.process`: :class:`MaskedProcess` (forward masking, SUBS).
+* :mod:`~polyfold.core.discrete.loss`: :func:`masked_diffusion_loss` (NELBO in nats per token).
+* samplers returning :class:`SampleResult` (tokens and NFE): :func:`sample_ancestral` (with the
+  time-agnostic cache), :func:`sample_first_hitting`, :func:`sample_confidence` and
+  :func:`sample_blockwise`; all condition on fixed tokens.
+"""
+
+from polyfold.core.discrete.ancestral import sample_ancestral
+from polyfold.core.discrete.blockwise import sample_blockwise
+from polyfold.core.discrete.confidence import sample_confidence
+from polyfold.core.discrete.first_hitting import sample_first_hitting
+from polyfold.core.discrete.loss import MaskedDiffusionLoss, masked_diffusion_loss, sample_times
+from polyfold.core.discrete.process import Denoiser, MaskedProcess
+from polyfold.core.discrete.sampling import SampleResult
+from polyfold.core.discrete.schedules import (
+    CosineSchedule,
+    LinearSchedule,
+    LogLinearSchedule,
+    MaskSchedule,
+)
+
+__all__ = [
+    "CosineSchedule",
+    "Denoiser",
+    "LinearSchedule",
+    "LogLinearSchedule",
+    "MaskSchedule",
+    "MaskedDiffusionLoss",
+    "MaskedProcess",
+    "SampleResult",
+    "masked_diffusion_loss",
+    "sample_ancestral",
+    "sample_blockwise",
+    "sample_confidence",
+    "sample_first_hitting",
+    "sample_times",
+]
