@@ -62,3 +62,33 @@ def test_quickstart_runs_core_and_writes_index(tmp_path):
     env = json.loads((out / "core" / "environment.json").read_text())
     assert env["polyfold_version"] == __version__
     assert "[core]" not in result.output  # --quiet silences progress
+
+
+def test_domain_cli_is_forwarded_and_loaded_only_when_called(tmp_path, monkeypatch):
+    import importlib.metadata as metadata
+    import sys
+
+    import typer
+
+    from polyfold.core.cli import _forwarder
+
+    (tmp_path / "demo_domain_cli.py").write_text(
+        "import typer\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "def hello(name: str) -> None:\n"
+        "    print(f'hello {name}')\n"
+        "@app.command()\n"
+        "def other() -> None: ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint("demo", "demo_domain_cli:app", "polyfold.domains")
+    umbrella = typer.Typer()
+    umbrella.command(
+        "demo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(_forwarder(ep))
+    umbrella.command("info")(lambda: None)
+    assert "demo_domain_cli" not in sys.modules  # nothing imported by registration
+    result = runner.invoke(umbrella, ["demo", "hello", "qm9"])
+    assert result.exit_code == 0, result.output
+    assert "hello qm9" in result.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -99,16 +99,19 @@ def quickstart(
 def _add_domain_commands() -> None:
     """Mount each installed domain CLI as ``polyfold <name>``, loaded only when called."""
     for ep in metadata.entry_points(group=DOMAINS_GROUP):
-
-        def forward(ctx: typer.Context, _ep: metadata.EntryPoint = ep) -> None:
-            run_app(_ep.load(), ctx.args, prog_name=f"polyfold {_ep.name}")
-
         app.command(
             name=ep.name,
             help=f"The {ep.name} package's CLI (same as polyfold-{ep.name}).",
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
             add_help_option=False,
-        )(forward)
+        )(_forwarder(ep))
+
+
+def _forwarder(ep: metadata.EntryPoint) -> Callable[[typer.Context], None]:
+    def forward(ctx: typer.Context) -> None:
+        run_app(ep.load(), ctx.args, prog_name=f"polyfold {ep.name}")
+
+    return forward
 
 
 _add_domain_commands()

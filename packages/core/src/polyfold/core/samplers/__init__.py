@@ -1,0 +1,61 @@
+"""Samplers: pure functions of a denoiser, a path, a starting state and a decreasing time grid.
+
+Every sampler is called as ``sampler(denoiser, paths, x, grid, *, ..., mask=None)`` and returns
+a :class:`SampleResult` (final state and number of model calls). ``denoiser`` is a
+:class:`~polyfold.core.denoiser.Denoiser` (wrap a network with
+:func:`~polyfold.core.denoiser.as_denoiser`), ``paths`` the path or a dict of paths for dict
+states, ``x`` the state at ``grid[0]`` (e.g. ``path.prior_sample``), ``grid`` decreasing times
+from :mod:`~polyfold.core.samplers.grids`; random draws come from ``generator``; padded entries
+of masked states stay untouched. Samplers work in the half log-SNR through the path's methods
+and never special-case a schedule.
+"""
+
+from polyfold.core.samplers.deis import deis
+from polyfold.core.samplers.dpm_solver import (
+    dpm_solver,
+    dpm_solver_pp,
+    sde_dpm_solver_pp_2m,
+    singlestep_orders,
+)
+from polyfold.core.samplers.edm import edm_heun
+from polyfold.core.samplers.grids import (
+    TimeShift,
+    check_grid,
+    karras_grid,
+    log_snr_grid,
+    quadratic_grid,
+    uniform_t_grid,
+    zero_time,
+)
+from polyfold.core.samplers.ode import euler, heun, midpoint, rk4
+from polyfold.core.samplers.pndm import pndm
+from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.stochastic import ddim, ddpm, euler_maruyama, predictor_corrector
+from polyfold.core.samplers.unipc import unipc
+
+__all__ = [
+    "SampleResult",
+    "TimeShift",
+    "check_grid",
+    "ddim",
+    "ddpm",
+    "deis",
+    "dpm_solver",
+    "dpm_solver_pp",
+    "edm_heun",
+    "euler",
+    "euler_maruyama",
+    "heun",
+    "karras_grid",
+    "log_snr_grid",
+    "midpoint",
+    "pndm",
+    "predictor_corrector",
+    "quadratic_grid",
+    "rk4",
+    "sde_dpm_solver_pp_2m",
+    "singlestep_orders",
+    "uniform_t_grid",
+    "unipc",
+    "zero_time",
+]

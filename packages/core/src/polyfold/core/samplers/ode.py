@@ -1,0 +1,247 @@
+r"""Runge-Kutta solvers of the probability-flow ODE: Euler, Heun, midpoint and RK4.
+
+Two integration variables (``variable``):
+
+- ``"t"``: ``dx/dt = d_alpha(t) x0 + d_sigma(t) eps``, the probability-flow ODE written as the
+  flow velocity (any Gaussian path, including interpolants started at ``alpha = 0``);
+- ``"sigma"``: ``y = x/alpha`` in ``s = sigma/alpha = exp(-ell)``, where ``dy/ds = eps`` (EDM's
+  ODE; its Euler step is DDIM). Needs ``alpha > 0`` and one log-SNR schedule for all keys.
+
+An explicit tableau ``(c, A, b)`` with step ``du``: ``k_j = F(y + du sum_m A_jm k_m, u + c_j du)``,
+``y_next = y + du sum_j b_j k_j``. In ``x`` this is ``x_j = a_j x + scale_j sum_m A_jm k_m``, with
+``(a_j, scale_j) = (1, dt)`` for ``t`` and ``(alpha_j/alpha_s, alpha_j ds)`` for ``sigma``.
+With ``"sigma"`` a step to the data point is the final denoising step (``y = x0``, so Heun makes
+``2N - 1`` model calls, as EDM); with ``"t"`` it is a full step that evaluates the model at the
+data point where the method needs it (flows: velocity and x0 models of interpolants; paths with
+infinite ``d_sigma`` there, VP, are refused).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.errors import InputError
+from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
+from polyfold.core.samplers.result import SampleResult
+from polyfold.core.state import Mask, State
+
+__all__ = ["EULER", "HEUN", "MIDPOINT", "RK4", "Tableau", "euler", "heun", "midpoint", "rk4"]
+
+F64 = torch.float64
+Variable = Literal["t", "sigma"]
+
+
+@dataclass(frozen=True)
+class Tableau:
+    """An explicit Runge-Kutta method: nodes ``c``, stage matrix ``a`` (rows), weights ``b``."""
+
+    name: str
+    c: tuple[float, ...]
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+
+    @property
+    def inner(self) -> tuple[float, ...]:
+        """The distinct nodes strictly inside a step."""
+        return tuple(sorted({c for c in self.c if 0.0 < c < 1.0}))
+
+
+EULER = Tableau("euler", (0.0,), ((),), (1.0,))
+HEUN = Tableau("heun", (0.0, 1.0), ((), (1.0,)), (0.5, 0.5))
+MIDPOINT = Tableau("midpoint", (0.0, 0.5), ((), (0.5,)), (0.0, 1.0))
+RK4 = Tableau(
+    "rk4",
+    (0.0, 0.5, 0.5, 1.0),
+    ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+    (1 / 6, 1 / 3, 1 / 3, 1 / 6),
+)
+
+
+def _slope(var: Variable, d: Denoised, lv: Any) -> State:
+    """``F``: the velocity ``d_alpha x0 + d_sigma eps`` (``t``) or ``eps`` (``sigma``)."""
+    if var == "sigma":
+        return d.eps
+    return smap(lambda x0, e, v: lincomb(x0, v.d_alpha, [v.d_sigma], [e]), d.x0, d.eps, lv)
+
+
+def _combine(
+    var: Variable, weights: Sequence[float], x: Tensor, s: Level, u: Level, e: Level, *ks: Tensor
+) -> Tensor:
+    """``x`` at level ``u`` of the step ``s -> e``: ``a x + scale sum_m weights_m k_m``."""
+    if var == "t":
+        a, scale = 1.0, e.t - s.t
+    else:
+        a, scale = u.alpha / s.alpha, u.alpha * (math.exp(-e.ell) - math.exp(-s.ell))
+    return lincomb(x, a, [scale * w for w in weights], ks[: len(weights)])
+
+
+def stage_levels(
+    run: Run, tab: Tableau, var: Variable, steps: Sequence[tuple[Any, Any]]
+) -> list[list[tuple[float, Any]]]:
+    """For each step ``(s, e)`` (level trees), the ``(t, level tree)`` of its inner stages: at
+    ``t_s + c dt`` (``"t"``) or where ``sigma/alpha = s_s + c ds`` (``"sigma"``), all evaluated
+    at once."""
+    inner = tab.inner
+    if not inner or not steps:
+        return [[] for _ in steps]
+    ends = [(run.ref(s), run.ref(e)) for s, e in steps]
+    if var == "t":
+        ts = [rs.t + c * (re_.t - rs.t) for rs, re_ in ends for c in inner]
+    else:
+        ells = []
+        for rs, re_ in ends:
+            s0, s1 = math.exp(-rs.ell), math.exp(-re_.ell)
+            ells += [-math.log(s0 + c * (s1 - s0)) for c in inner]
+        ts = run.t_of_ells(ells)
+    lvs = run.at_many(ts)
+    k = len(inner)
+    return [
+        list(zip(ts[i * k : (i + 1) * k], lvs[i * k : (i + 1) * k], strict=True))
+        for i in range(len(steps))
+    ]
+
+
+def rk_step(
+    run: Run,
+    tab: Tableau,
+    var: Variable,
+    x: State,
+    s: Any,
+    e: Any,
+    d0: Denoised,
+    inner: list[tuple[float, Any]] | None = None,
+) -> State:
+    """One step of ``tab`` from level tree ``s`` to ``e``; ``d0`` the denoiser at ``(x, s)``;
+    ``inner`` the stages of :func:`stage_levels` (computed here if not given)."""
+    inner = stage_levels(run, tab, var, [(s, e)])[0] if inner is None else inner
+    points = dict(zip(tab.inner, inner, strict=True)) if inner else {}
+    points[1.0] = (run.ref(e).t, e)
+    ks = [_slope(var, d0, s)]
+    for c, row in zip(tab.c[1:], tab.a[1:], strict=True):
+        t_j, lv = points[c]
+        x_j = run.keep(smap(partial(_combine, var, row), x, s, lv, e, *ks), x)
+        d_j = run.denoise(x_j, t_j, lv)
+        ks.append(_slope(var, d_j, lv))
+    return run.keep(smap(partial(_combine, var, tab.b), x, s, e, e, *ks), x)
+
+
+def solve_ode(
+    tab: Tableau,
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    variable: Variable = "t",
+    mask: Mask = None,
+) -> SampleResult:
+    """Integrate the probability-flow ODE along ``grid`` with the Runge-Kutta method ``tab``."""
+    if variable not in ("t", "sigma"):
+        raise InputError(f"variable: expected 't' or 'sigma', got {variable!r}")
+    run = Run(
+        tab.name,
+        denoiser,
+        paths,
+        x,
+        grid,
+        mask=mask,
+        one_log_snr=variable == "sigma",
+        derivs=variable == "t",
+    )
+    if variable == "sigma" and run.ref(run.lv(0)).alpha <= 0:
+        raise InputError(
+            f"{tab.name}: variable='sigma' needs alpha > 0 at the grid's start; start below "
+            "t = 1 or use variable='t'"
+        )
+    if variable == "t" and run.ends_at_zero:
+        t0 = torch.tensor([run.t[-1]], dtype=F64)
+        for p in run.level_paths():
+            if not (torch.isfinite(p.d_alpha(t0)).all() and torch.isfinite(p.d_sigma(t0)).all()):
+                raise InputError(
+                    f"{tab.name}: variable='t' integrates to the data point and needs finite "
+                    f"d_alpha, d_sigma there, which {p!r} lacks; end the grid at t_min or use "
+                    "variable='sigma' (whose last step is the final denoising step)"
+                )
+    body = run.steps - 1 if variable == "sigma" and run.ends_at_zero else run.steps
+    inner = stage_levels(run, tab, variable, [(run.lv(i), run.lv(i + 1)) for i in range(body)])
+    for i in range(run.steps):
+        d = run.denoise(x, run.t[i])
+        if variable == "sigma" and run.final(i):
+            return run.result(run.denoise_to_zero(d, x))
+        x = rk_step(run, tab, variable, x, run.lv(i), run.lv(i + 1), d, inner[i])
+    return run.result(x)
+
+
+def _doc(tab: Tableau, calls: str) -> str:
+    return (
+        f"{tab.name.capitalize()} on the probability-flow ODE ({calls} model calls per step).\n\n"
+        "    Args:\n"
+        "        denoiser: the :class:`~polyfold.core.denoiser.Denoiser`.\n"
+        "        paths: the path (a dict of paths for dict states).\n"
+        "        x: the initial state at ``grid[0]``.\n"
+        "        grid: decreasing times (:mod:`~polyfold.core.samplers.grids`).\n"
+        '        variable: ``"t"`` (flow velocity) or ``"sigma"`` (EDM\'s ``dy/ds = eps``).\n'
+        "        mask: validity mask; padded entries stay untouched.\n"
+    )
+
+
+def euler(
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    variable: Variable = "t",
+    mask: Mask = None,
+) -> SampleResult:
+    return solve_ode(EULER, denoiser, paths, x, grid, variable=variable, mask=mask)
+
+
+def heun(
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    variable: Variable = "t",
+    mask: Mask = None,
+) -> SampleResult:
+    return solve_ode(HEUN, denoiser, paths, x, grid, variable=variable, mask=mask)
+
+
+def midpoint(
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    variable: Variable = "t",
+    mask: Mask = None,
+) -> SampleResult:
+    return solve_ode(MIDPOINT, denoiser, paths, x, grid, variable=variable, mask=mask)
+
+
+def rk4(
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    variable: Variable = "t",
+    mask: Mask = None,
+) -> SampleResult:
+    return solve_ode(RK4, denoiser, paths, x, grid, variable=variable, mask=mask)
+
+
+euler.__doc__ = _doc(EULER, "1")
+heun.__doc__ = _doc(HEUN, "2")
+midpoint.__doc__ = _doc(MIDPOINT, "2")
+rk4.__doc__ = _doc(RK4, "4")
