@@ -7,8 +7,11 @@ with T = L and T = 4 L steps, with and without the time-agnostic cache, and the 
 sampler (one token per sequence per call: L calls for a batch). The cache only skips a call when
 no sequence of the batch changed, so it pays off for small batches: one extra row runs a single
 sequence. A peer row runs MDLM's own form of the ancestral step (a float64 categorical over the
-V + 1 outcomes at every position and every step; T = L only, it is slow); its per-call cost over
-``sample_ancestral``'s (CPU time) is ``mdlm_joint_step_cost_ratio``. Every row is one timed run;
+V + 1 outcomes at every position and every step) with T = 4 L: ``fhs_speedup_vs_mdlm_ancestral``
+is its wall time over the first-hitting sampler's (the comparison the first-hitting paper makes),
+and ``mdlm_joint_step_cost_ratio`` its CPU time over ``sample_ancestral``'s at the same T (no
+cache). ``fhs_speedup_vs_ancestral`` compares with polyfold's own ancestral sampler, whose step
+is already cheap, so it is bounded by the call ratio T / L = 4. Every row is one timed run;
 ``cpu_s`` (process CPU time) is given beside the wall time, which other load can inflate.
 
 Full mode: 64 sequences of length 256, T = 256 and 1024, 2e9 Gumbel draws per precision.
@@ -127,7 +130,13 @@ def sampler_rows(batch: int, length: int) -> list[dict[str, Any]]:
             )
     runs.append(("first_hitting", length, "-", batch, sample_first_hitting))
     runs.append(
-        ("mdlm_joint_peer", length, False, batch, partial(mdlm_joint_ancestral, steps=length))
+        (
+            "mdlm_joint_peer",
+            4 * length,
+            False,
+            batch,
+            partial(mdlm_joint_ancestral, steps=4 * length),
+        )
     )
     runs.append(("ancestral", 4 * length, True, 1, partial(sample_ancestral, steps=4 * length)))
     rows = []
@@ -224,9 +233,12 @@ def main() -> None:
     )
     rows = sampler_rows(batch, length)
     print_table(rows)
-    slow = next(r for r in rows if r["steps"] == 4 * length and r["cache"] is False)
+    slow = next(
+        r
+        for r in rows
+        if r["sampler"] == "ancestral" and r["steps"] == 4 * length and r["cache"] is False
+    )
     fhs = next(r for r in rows if r["sampler"] == "first_hitting")
-    fair = next(r for r in rows if r["steps"] == length and r["cache"] is False)
     peer = next(r for r in rows if r["sampler"] == "mdlm_joint_peer")
     ent = entropy_summary(draws)
     print()
@@ -235,9 +247,10 @@ def main() -> None:
     summary = {
         "fhs_speedup_vs_ancestral": slow["wall_s"] / fhs["wall_s"],
         "fhs_speedup_vs_ancestral_cpu": slow["cpu_s"] / fhs["cpu_s"],
+        "fhs_speedup_vs_mdlm_ancestral": peer["wall_s"] / fhs["wall_s"],
         "fhs_nfe": fhs["nfe"],
         "ancestral_nfe": slow["nfe"],
-        "mdlm_joint_step_cost_ratio": peer["cpu_s"] / fair["cpu_s"],
+        "mdlm_joint_step_cost_ratio": peer["cpu_s"] / slow["cpu_s"],
         "float64_entropy_gap": ent["float64_entropy_gap"],
         "float64_entropy_gap_exact": ent["float64_entropy_gap_exact"],
     }

@@ -48,6 +48,7 @@ from torch import Tensor
 
 from polyfold.core import samplers as S
 from polyfold.core.denoiser import as_denoiser
+from polyfold.core.metrics import sliced_wasserstein
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.testing import GaussianMixture
 
@@ -319,15 +320,6 @@ def run_diffusers(
 # -- metrics --------------------------------------------------------------------------------------
 
 
-def sliced_w2(a: Tensor, b: Tensor, n_proj: int = 64) -> float:
-    d = torch.randn(a.shape[1], n_proj, generator=torch.Generator().manual_seed(0), dtype=F64)
-    d = d / d.norm(dim=0)
-    q = torch.linspace(0.01, 0.99, 99, dtype=F64)
-    qa = torch.quantile(a.to(F64) @ d, q, dim=0)
-    qb = torch.quantile(b.to(F64) @ d, q, dim=0)
-    return float((qa - qb).pow(2).mean().sqrt())
-
-
 def rms(a: Tensor, b: Tensor) -> float:
     return float((a.to(F64) - b.to(F64)).pow(2).mean().sqrt())
 
@@ -390,7 +382,7 @@ def _row(
         "nfe": nfe,
         "budget": budget,
         "ode_error": rms(x, ref),
-        "sw2": sliced_w2(x, case.truth),
+        "sw2": sliced_wasserstein(x, case.truth),
         "us_per_step": us,
     }
 

@@ -102,3 +102,18 @@ def test_out_that_is_a_file_is_refused(tmp_path):
 
 def test_core_registers_its_quickstart():
     assert "core" in discover()
+
+
+def test_core_quickstart_samples_the_mixture(tmp_path):
+    from polyfold.core.quickstart import quickstart
+
+    report = quickstart(tmp_path, quiet=True)
+    rows = json.loads((tmp_path / "samplers.json").read_text())["rows"]
+    assert {r["sampler"] for r in rows} == {"DDIM", "DPM-Solver++(2M)", "UniPC-bh2"}
+    for name in ("DDIM", "DPM-Solver++(2M)", "UniPC-bh2"):
+        sw2 = [r["sw2"] for r in sorted(rows, key=lambda r: r["nfe"]) if r["sampler"] == name]
+        assert sw2[0] > sw2[-1]  # more steps, closer to the mixture
+        assert sw2[-1] < 0.3  # 20 steps reach the sampling floor (~0.13-0.21)
+    html = report.read_text()
+    assert html.count("<svg") == 3
+    assert "environment.json" in html
