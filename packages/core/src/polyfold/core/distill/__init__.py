@@ -1,0 +1,90 @@
+"""Distillation: progressive distillation, consistency distillation and training, score
+distillation (SDS, VSD, ISM, TSM) and one-step generator distillation (SwiftBrush).
+
+Every loss is a plain function over a denoiser (or network) and any Gaussian path of
+:mod:`polyfold.core.paths`, usable in any training loop. States are tensors (batch first).
+"""
+
+from polyfold.core.distill.consistency import (
+    ConsistencyModel,
+    Metric,
+    boundary_coefficients,
+    consistency_distillation_loss,
+    consistency_metric,
+    consistency_sample,
+    consistency_training_loss,
+    ema_update,
+    ict_huber_c,
+    ict_level_probs,
+    ict_num_levels,
+    karras_sigmas,
+    pseudo_huber,
+    teacher_ode_step,
+)
+from polyfold.core.distill.one_step import one_step_distillation_step
+from polyfold.core.distill.progressive import (
+    PDTarget,
+    PDWeighting,
+    StageLog,
+    pd_grid,
+    progressive_distillation_loss,
+    progressive_distillation_target,
+    progressive_schedule,
+)
+from polyfold.core.distill.score_distillation import (
+    LoRALinear,
+    SDWeighting,
+    add_lora,
+    ddim_invert,
+    ism_gradient,
+    ism_loss,
+    lora_parameters,
+    sds_gradient,
+    sds_loss,
+    surrogate_loss,
+    tsm_gradient,
+    tsm_loss,
+    vsd_aux_loss,
+    vsd_gradient,
+    vsd_loss,
+)
+
+__all__ = [
+    "ConsistencyModel",
+    "LoRALinear",
+    "Metric",
+    "PDTarget",
+    "PDWeighting",
+    "SDWeighting",
+    "StageLog",
+    "add_lora",
+    "boundary_coefficients",
+    "consistency_distillation_loss",
+    "consistency_metric",
+    "consistency_sample",
+    "consistency_training_loss",
+    "ddim_invert",
+    "ema_update",
+    "ict_huber_c",
+    "ict_level_probs",
+    "ict_num_levels",
+    "ism_gradient",
+    "ism_loss",
+    "karras_sigmas",
+    "lora_parameters",
+    "one_step_distillation_step",
+    "pd_grid",
+    "progressive_distillation_loss",
+    "progressive_distillation_target",
+    "progressive_schedule",
+    "pseudo_huber",
+    "sds_gradient",
+    "sds_loss",
+    "surrogate_loss",
+    "teacher_ode_step",
+    "tsm_gradient",
+    "tsm_loss",
+    "vsd_aux_loss",
+    "vsd_gradient",
+    "vsd_loss",
+]

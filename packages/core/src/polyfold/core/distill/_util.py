@@ -1,0 +1,118 @@
+"""Per-example path arithmetic shared by the distillation losses (tensor states only).
+
+Distillation draws a different time for every example of a batch, so the steps here take
+``(B,)`` times, unlike the samplers (one time per step for the whole batch). The arithmetic is
+the samplers': a DDIM step is ``x_s = alpha_s x0_hat + sigma_s eps_hat`` (its Euler step in the
+EDM variable ``y = x / alpha``, ``s = sigma / alpha``, where ``dy/ds = eps``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.errors import InputError
+from polyfold.core.paths import GaussianPath
+from polyfold.core.state import expand_to
+
+F64 = torch.float64
+Reduction = Literal["mean", "none"]
+
+
+def check_tensor(x: object, name: str) -> Tensor:
+    """``x`` if it is a batch-first floating tensor, else :class:`InputError`."""
+    if not isinstance(x, Tensor) or x.ndim < 1 or not x.is_floating_point():
+        raise InputError(f"{name}: expected a batch-first floating tensor, got {type(x).__name__}")
+    return x
+
+
+def check_path(path: object) -> GaussianPath:
+    """``path`` if it is a Gaussian path, else :class:`InputError`."""
+    if not isinstance(path, GaussianPath) or not path.gaussian:
+        raise InputError(f"path: expected a GaussianPath, got {path!r}")
+    return path
+
+
+def times(t: Tensor | float, x: Tensor) -> Tensor:
+    """``t`` as ``(B,)`` float64 on ``x``'s device."""
+    tt = torch.as_tensor(t, dtype=F64, device=x.device)
+    b = x.shape[0]
+    if tt.ndim > 1 or tt.numel() not in (1, b):
+        raise InputError(f"t: expected a number or shape ({b},), got {tuple(tt.shape)}")
+    return tt.reshape(-1).expand(b)
+
+
+def coef(fn: Callable[[Tensor], Tensor], t64: Tensor, x: Tensor) -> Tensor:
+    """A path coefficient at ``(B,)`` float64 times, viewed for ``x`` in its dtype."""
+    return expand_to(fn(t64).to(x.dtype), x)
+
+
+def denoise(denoiser: Denoiser, x: Tensor, t64: Tensor) -> Denoised:
+    """``denoiser(x, t)`` with ``t`` passed in ``x``'s dtype (what networks expect)."""
+    return denoiser(x, t64.to(x.dtype))
+
+
+def ddim_step(
+    denoiser: Denoiser, path: GaussianPath, x: Tensor, t: Tensor, s: Tensor
+) -> tuple[Tensor, Denoised]:
+    """One deterministic DDIM step from times ``t`` to ``s`` (``(B,)``, either direction: ``s > t``
+    is a DDIM-inversion step), and the denoiser's output at ``(x, t)``."""
+    d = denoise(denoiser, x, t)
+    x0, eps = d.x0, d.eps
+    assert isinstance(x0, Tensor)
+    assert isinstance(eps, Tensor)
+    return coef(path.alpha, s, x) * x0 + coef(path.sigma, s, x) * eps, d
+
+
+def t_of_sigma(path: GaussianPath, s: Tensor) -> Tensor:
+    """The path time where the EDM noise level ``sigma/alpha`` equals ``s`` (float64)."""
+    return path.t_from_log_snr(-2.0 * torch.log(s.to(F64)))
+
+
+def uniform_times(
+    batch: int,
+    lo: float,
+    hi: float,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    """``(B,)`` float64 times uniform on ``[lo, hi]``."""
+    u = torch.rand(batch, generator=generator, dtype=F64, device=device)
+    return lo + (hi - lo) * u
+
+
+def check_reduction(reduction: str) -> None:
+    """:class:`InputError` unless ``reduction`` is ``mean`` or ``none``."""
+    if reduction not in ("mean", "none"):
+        raise InputError(f"reduction: expected 'mean' or 'none', got {reduction!r}")
+
+
+def reduce(per_example: Tensor, reduction: str) -> Tensor:
+    """Mean over the batch, or the ``(B,)`` values."""
+    return per_example.mean() if reduction == "mean" else per_example
+
+
+def flat_sq(diff: Tensor) -> Tensor:
+    """Squared L2 norm per example, ``(B,)``."""
+    return diff.reshape(diff.shape[0], -1).pow(2).sum(1)
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_finite_positive(value: object, name: str) -> float:
+    """``value`` as a float if finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name}: expected a number > 0, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
