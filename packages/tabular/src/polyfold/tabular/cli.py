@@ -1,0 +1,300 @@
+"""``polyfold-tabular``: augment a CSV table with TabEBM, evaluate augmentation, quickstart.
+
+    polyfold-tabular augment data.csv --target COL --n-per-class 100 --out syn.csv
+    polyfold-tabular evaluate --dataset wine --sizes 20,50 --seeds 3 --out results.json
+    polyfold-tabular datasets
+    polyfold-tabular quickstart --out runs/tabular
+
+Also reachable as ``polyfold tabular ...`` through the umbrella command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from polyfold.core.cli import run_app
+from polyfold.core.errors import InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="polyfold-tabular",
+    help="TabEBM: class-specific energy-based augmentation for small labelled tables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _single_thread() -> None:
+    """Tiny per-class models run fastest (and share a busy machine best) on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_out(out: Path, force: bool, *inputs: Path) -> None:
+    for src in inputs:
+        same = out.exists() and src.exists() and os.path.samefile(out, src)  # links too
+        if same or out.resolve() == src.resolve():
+            raise InputError(f"--out {out}: is the input file; choose another path")
+    if out.exists() and out.is_dir():
+        raise InputError(f"--out {out}: is a folder; expected a file path")
+    if out.exists() and not force:
+        raise InputError(f"--out {out}: exists; pass --force to overwrite it")
+
+
+def _parse_ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
+@app.command()
+def augment(
+    data: Annotated[Path, typer.Argument(help="CSV file with a header row.")],
+    target: Annotated[str, typer.Option("--target", help="Column holding the class labels.")],
+    n_per_class: Annotated[
+        int, typer.Option("--n-per-class", help="Synthetic rows to generate for each class.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write the synthetic rows to.")],
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            "--backbone", help="Classifier behind the energy: pfn, mlp, logistic, tabpfn."
+        ),
+    ] = None,
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option("--categorical", help="Treat this numeric column as categorical (repeat)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    include_real: Annotated[
+        bool, typer.Option("--include-real", help="Write the real rows too, before the new ones.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Fit TabEBM on DATA and write N synthetic rows per class (never overwrites DATA)."""
+    import pandas as pd
+
+    from polyfold.tabular.datasets import read_csv
+    from polyfold.tabular.tabebm import TabEBM
+
+    _check_out(out, force, data)
+    if n_per_class < 1:
+        raise InputError(f"--n-per-class: expected an integer >= 1, got {n_per_class}")
+    _single_thread()
+    table = read_csv(data, target)
+    try:
+        model = TabEBM(backbone, categorical=categorical, seed=seed).fit(table.X, table.y)
+    except InputError as err:
+        raise InputError(f"{data}: {err}") from None
+    if not quiet:
+        typer.echo(
+            f"fitted TabEBM ({model.backbone.name}) on {len(table.y)} rows, "
+            f"{len(model.classes_)} classes; sampling {n_per_class} rows per class"
+        )
+    X_syn, y_syn = model.sample(n_per_class, seed=seed)
+    syn = X_syn.copy()
+    syn[target] = y_syn.to_numpy()
+    columns = list(pd.read_csv(data, nrows=0).columns)
+    syn = syn[columns]
+    if include_real:
+        real = table.X.copy()
+        real[target] = table.y.to_numpy()
+        syn = pd.concat([real[columns], syn], ignore_index=True)
+    _atomic_write_text(out, syn.to_csv(index=False))
+    if not quiet:
+        typer.echo(f"wrote {len(syn)} rows to {out}")
+
+
+@app.command()
+def datasets() -> None:
+    """List the bundled datasets (ids for --dataset)."""
+    from polyfold.tabular.datasets import DATASETS
+
+    for info in DATASETS.values():
+        typer.echo(f"{info.id:<14} {info.title}  [{info.source}; target {info.target!r}]")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path | None, typer.Argument(help="CSV file (or use --dataset for a bundled one).")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Label column of DATA.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="A bundled dataset id (see `datasets`).")
+    ] = None,
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="Training-set sizes, comma-separated.")
+    ] = "20,50,100,200",
+    seeds: Annotated[int, typer.Option("--seeds", help="Number of seeds per size.")] = 3,
+    n_syn: Annotated[int, typer.Option("--n-syn", help="Synthetic rows per class.")] = 500,
+    methods: Annotated[
+        str, typer.Option("--methods", help="Comma-separated: real,smote,gmm,tabebm,tabebm-NAME")
+    ] = "real,smote,gmm,tabebm,tabebm-logistic",
+    backbone: Annotated[
+        str | None, typer.Option("--backbone", help="TabEBM's backbone (default: the package's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write rows and summary as JSON.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Augment subsampled training sets and score downstream classifiers (TabEBM's protocol)."""
+    from polyfold.tabular.backbones import default_backbone
+    from polyfold.tabular.datasets import load_dataset, read_csv
+    from polyfold.tabular.evaluation import EvalConfig, summarize
+    from polyfold.tabular.evaluation import evaluate as run_eval
+
+    if (data is None) == (dataset is None):
+        raise InputError("evaluate: give either a CSV file (with --target) or --dataset ID")
+    if data is not None and target is None:
+        raise InputError("evaluate: --target is required with a CSV file")
+    if out is not None:
+        _check_out(out, force, *([data] if data is not None else []))
+    if seeds < 1 or n_syn < 1:
+        raise InputError("--seeds and --n-syn must be >= 1")
+    table = load_dataset(dataset) if dataset is not None else read_csv(data, target)  # type: ignore[arg-type]
+    cfg = EvalConfig(
+        sizes=tuple(_parse_ints(sizes, "--sizes")),
+        seeds=tuple(range(seeds)),
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        n_syn=n_syn,
+        backbone=backbone or default_backbone(),
+    )
+    _single_thread()
+    echo = None if quiet else typer.echo
+    rows = run_eval(table.X, table.y, cfg, dataset=table.name, progress=echo)
+    if not rows:
+        raise InputError(f"{table.name}: no training-set size fits in its {len(table.y)} rows")
+    means, summary = summarize(rows)
+    typer.echo(f"{'n_train':>7}  {'method':<18}{'bal_acc':>8}{'ks':>8}{'inv_kl':>8}{'dcr':>8}")
+    for r in means:
+        typer.echo(
+            f"{r['n_train']:>7}  {r['method']:<18}{r['bal_acc']:>8.3f}{r['ks']:>8.3f}"
+            f"{r['inv_kl']:>8.3f}{r['dcr']:>8.3f}"
+        )
+    typer.echo(json.dumps(summary))
+    if out is not None:
+        payload: dict[str, Any] = {"rows": rows, "means": means, "summary": summary}
+        _atomic_write_text(out, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path(
+        "runs/tabular-quickstart"
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Augment a bundled dataset and write an HTML report (histograms, downstream accuracy)."""
+    from polyfold.tabular.quickstart import MARKER
+    from polyfold.tabular.quickstart import quickstart as run
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(
+            f"--out {out}: folder is not empty and holds no earlier tabular quickstart "
+            f"({MARKER} missing); choose an empty or new folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    report = run(out, quiet=quiet)
+    typer.echo(f"report: {report}")
+
+
+@app.command("train-prior")
+def train_prior(
+    out: Annotated[Path, typer.Option("--out", help="Folder for pfn.safetensors and pfn.json.")],
+    steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = 10000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    tasks_per_step: Annotated[
+        int, typer.Option("--tasks-per-step", help="Prior tasks per batch.")
+    ] = 8,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", help="Rows per prior task, at most.")
+    ] = 160,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing checkpoint.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Train the in-house prior-fitted network on synthetic tasks (reproduces the shipped one)."""
+    import sys
+
+    from polyfold.tabular import __version__
+    from polyfold.tabular.datasets import DATASETS
+    from polyfold.tabular.pfn import PFNConfig, heldout_accuracy, save_pfn, write_model_card
+    from polyfold.tabular.pfn import train_prior as run_training
+
+    if steps < 1 or tasks_per_step < 1 or max_rows < 32:
+        raise InputError("--steps and --tasks-per-step must be >= 1, --max-rows >= 32")
+    if (out / "pfn.safetensors").exists() and not force:
+        raise InputError(f"--out {out}: holds a checkpoint already; pass --force to replace it")
+    _single_thread()
+    cfg = PFNConfig()
+    command = "polyfold-tabular " + " ".join(sys.argv[1:]) if sys.argv[1:] else "train-prior"
+    meta: dict[str, Any] = {
+        "polyfold_tabular_version": __version__,
+        "training_command": command,
+        "steps": steps,
+        "seed": seed,
+        "tasks_per_step": tasks_per_step,
+        "max_rows": max_rows,
+        "prior": "random MLP structural causal models (polyfold.tabular.pfn.sample_task)",
+        "data_card": "none (synthetic prior tasks only)",
+    }
+    echo = (lambda _m: None) if quiet else typer.echo
+
+    def partial(model: Any, step: int) -> None:
+        save_pfn(model, out / "partial", {**meta, "steps_done": step})
+
+    model, log = run_training(
+        cfg,
+        steps=steps,
+        seed=seed,
+        tasks_per_step=tasks_per_step,
+        max_rows=max_rows,
+        log=echo,
+        log_every=250,
+        on_checkpoint=partial,
+        checkpoint_every=1000,
+    )
+    echo("held-out accuracy on the bundled real datasets")
+    heldout = heldout_accuracy(model, list(DATASETS))
+    meta.update({"train_seconds": log["seconds"], "history": log["history"], "heldout": heldout})
+    weights, config = save_pfn(model, out, meta)
+    card = write_model_card(config)
+    typer.echo(f"wrote {weights}, {config} and {card}")
+
+
+def main() -> None:
+    """Console entry point of ``polyfold-tabular``."""
+    run_app(app)
