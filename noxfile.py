@@ -39,14 +39,14 @@ def _local_deps(name: str) -> list[str]:
 
 
 def _install(session: nox.Session, names: list[str], extras: str = "test") -> None:
-    """Torch first, then the named local packages (with ``extras``) in one resolver run."""
+    """Torch first, then the named local packages with ``extras`` and the local packages they
+    depend on without them, in one resolver run."""
     session.install(TORCH)
     wanted: list[str] = []
     for name in names:
         wanted += [dep for dep in _local_deps(name) if dep not in wanted]
-    session.install(
-        *(f"./packages/{dep}[{extras}]" if extras else f"./packages/{dep}" for dep in wanted)
-    )
+    suffix = f"[{extras}]" if extras else ""
+    session.install(*(f"./packages/{d}{suffix if d in names else ''}" for d in wanted))
 
 
 @nox.session
