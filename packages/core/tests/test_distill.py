@@ -25,6 +25,7 @@ from polyfold.core.distill import (
     ict_level_probs,
     ict_num_levels,
     ism_gradient,
+    ism_loss,
     karras_sigmas,
     lora_parameters,
     one_step_distillation_step,
@@ -37,6 +38,7 @@ from polyfold.core.distill import (
     sds_loss,
     surrogate_loss,
     tsm_gradient,
+    tsm_loss,
     vsd_aux_loss,
     vsd_gradient,
 )
@@ -434,6 +436,12 @@ def test_interval_losses_zero_at_mode_and_point_to_it(fn: object) -> None:
     off = (m + torch.tensor([1.0, 0.5], dtype=F64)).expand(32, 2).clone()
     g1 = fn(off, prior, path=path, t=t, delta_t=0.1, inversion_steps=32)  # type: ignore[operator]
     assert bool(((g1 @ torch.tensor([1.0, 0.5], dtype=F64)) > 0).all())
+    # the matching surrogate loss back-propagates exactly that gradient, over the batch size
+    loss_fn = {ism_gradient: ism_loss, tsm_gradient: tsm_loss}[fn]  # type: ignore[index]
+    y = off.clone().requires_grad_(True)
+    loss_fn(y, prior, path=path, t=t, delta_t=0.1, inversion_steps=32).backward()
+    assert y.grad is not None
+    torch.testing.assert_close(y.grad, g1 / 32)
 
 
 def test_one_step_step_updates_student_and_aux() -> None:

@@ -25,9 +25,10 @@ on ``t_range`` (a sub-interval of ``[t_min, t_max]`` of the path) unless ``t`` i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +70,22 @@ __all__ = [
 ]
 
 SDWeighting = Literal["uniform", "sigma2"] | Callable[[Tensor, Tensor], Tensor]
+
+
+P = ParamSpec("P")
+
+
+def _as_loss(
+    gradient: Callable[Concatenate[Tensor, P], Tensor],
+) -> Callable[Concatenate[Tensor, P], Tensor]:
+    """The surrogate loss of a gradient function: same arguments, ``surrogate_loss(x, grad)``."""
+
+    @functools.wraps(gradient)
+    def loss(x: Tensor, *args: P.args, **kwargs: P.kwargs) -> Tensor:
+        return surrogate_loss(x, gradient(x, *args, **kwargs))
+
+    loss.__doc__ = f"The surrogate loss of :func:`{gradient.__name__}` (same arguments)."
+    return loss
 
 
 def surrogate_loss(x: Tensor, grad: Tensor) -> Tensor:
@@ -159,31 +176,6 @@ def sds_gradient(
         return _weight(weighting, path, tt, xd) * (_eps(prior, x_t, tt) - eps)
 
 
-def sds_loss(
-    x: Tensor,
-    prior: Denoiser,
-    *,
-    path: GaussianPath,
-    weighting: SDWeighting = "sigma2",
-    t: Tensor | float | None = None,
-    t_range: tuple[float, float] | None = None,
-    noise: Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The SDS surrogate loss (see :func:`sds_gradient` and :func:`surrogate_loss`)."""
-    g = sds_gradient(
-        x,
-        prior,
-        path=path,
-        weighting=weighting,
-        t=t,
-        t_range=t_range,
-        noise=noise,
-        generator=generator,
-    )
-    return surrogate_loss(x, g)
-
-
 def vsd_gradient(
     x: Tensor,
     prior: Denoiser,
@@ -208,33 +200,6 @@ def vsd_gradient(
         x_t = coef(path.alpha, tt, xd) * xd + coef(path.sigma, tt, xd) * eps
         diff = _eps(prior, x_t, tt) - _eps(aux, x_t, tt)
         return _weight(weighting, path, tt, xd) * diff
-
-
-def vsd_loss(
-    x: Tensor,
-    prior: Denoiser,
-    aux: Denoiser,
-    *,
-    path: GaussianPath,
-    weighting: SDWeighting = "sigma2",
-    t: Tensor | float | None = None,
-    t_range: tuple[float, float] | None = None,
-    noise: Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The VSD surrogate loss (see :func:`vsd_gradient` and :func:`surrogate_loss`)."""
-    g = vsd_gradient(
-        x,
-        prior,
-        aux,
-        path=path,
-        weighting=weighting,
-        t=t,
-        t_range=t_range,
-        noise=noise,
-        generator=generator,
-    )
-    return surrogate_loss(x, g)
 
 
 def vsd_aux_loss(
@@ -329,33 +294,6 @@ def ism_gradient(
         return _weight(weighting, path, tt, xd) * (_eps(prior, x_t, tt) - e_s)
 
 
-def ism_loss(
-    x: Tensor,
-    prior: Denoiser,
-    *,
-    path: GaussianPath,
-    delta_t: float = 0.05,
-    inversion_steps: int = 4,
-    weighting: SDWeighting = "sigma2",
-    t: Tensor | float | None = None,
-    t_range: tuple[float, float] | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The ISM surrogate loss (see :func:`ism_gradient`)."""
-    g = ism_gradient(
-        x,
-        prior,
-        path=path,
-        delta_t=delta_t,
-        inversion_steps=inversion_steps,
-        weighting=weighting,
-        t=t,
-        t_range=t_range,
-        generator=generator,
-    )
-    return surrogate_loss(x, g)
-
-
 def tsm_gradient(
     x: Tensor,
     prior: Denoiser,
@@ -380,33 +318,6 @@ def tsm_gradient(
         x1 = ddim_invert(prior, x0, t0, t1, path=path, steps=inversion_steps)
         x2 = ddim_invert(prior, x0, t0, t2, path=path, steps=inversion_steps)
         return _weight(weighting, path, t2, xd) * (_eps(prior, x2, t2) - _eps(prior, x1, t1))
-
-
-def tsm_loss(
-    x: Tensor,
-    prior: Denoiser,
-    *,
-    path: GaussianPath,
-    delta_t: float = 0.05,
-    inversion_steps: int = 4,
-    weighting: SDWeighting = "sigma2",
-    t: Tensor | float | None = None,
-    t_range: tuple[float, float] | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The TSM surrogate loss (see :func:`tsm_gradient`)."""
-    g = tsm_gradient(
-        x,
-        prior,
-        path=path,
-        delta_t=delta_t,
-        inversion_steps=inversion_steps,
-        weighting=weighting,
-        t=t,
-        t_range=t_range,
-        generator=generator,
-    )
-    return surrogate_loss(x, g)
 
 
 class LoRALinear(nn.Module):
@@ -477,3 +388,9 @@ def lora_parameters(module: nn.Module) -> Iterator[nn.Parameter]:
         if isinstance(m, LoRALinear):
             yield m.down
             yield m.up
+
+
+sds_loss = _as_loss(sds_gradient)
+vsd_loss = _as_loss(vsd_gradient)
+ism_loss = _as_loss(ism_gradient)
+tsm_loss = _as_loss(tsm_gradient)
