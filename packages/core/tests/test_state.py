@@ -114,3 +114,11 @@ def test_randn_like_uses_the_generator() -> None:
     two = randn_like(state, generator=torch.Generator().manual_seed(0))
     assert torch.equal(one["a"], two["a"])
     assert one["b"].dtype == torch.float64
+
+
+def test_expand_to_keeps_python_numbers_at_the_state_precision() -> None:
+    x = torch.ones(2, 3, dtype=torch.float64)
+    third = 1.0 / 3.0
+    assert expand_to(third, x).dtype == torch.float64
+    assert float(expand_to(third, x)) == third  # not rounded through float32
+    assert expand_to(third, x.float()).dtype == torch.float32

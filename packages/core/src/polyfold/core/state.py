@@ -90,9 +90,11 @@ def expand_to(coef: Tensor | float, x: Tensor) -> Tensor:
     """A scalar or a batch-first coefficient (shape a prefix of ``x.shape``) viewed for ``x``.
 
     ``coef`` of shape ``(B,)`` becomes ``(B, 1, ..., 1)`` so that ``coef * x`` scales example
-    by example. The result is on ``x``'s device; its dtype is left to type promotion.
+    by example. The result is on ``x``'s device; a Python number takes a floating ``x``'s dtype
+    (so float64 states keep float64 coefficients), a tensor keeps its own dtype.
     """
-    c = torch.as_tensor(coef, device=x.device)
+    as_x = not isinstance(coef, Tensor) and x.is_floating_point()
+    c = torch.as_tensor(coef, device=x.device, dtype=x.dtype if as_x else None)
     if c.ndim > x.ndim or tuple(x.shape[: c.ndim]) != tuple(c.shape):
         if c.numel() == 1:
             return c.reshape(())
