@@ -259,6 +259,27 @@ def _multistep(
     return run.result(x)
 
 
+def _by_method(
+    name: str,
+    kind: Kind,
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    order: int,
+    method: Method,
+    orders: Sequence[int] | None,
+    lower_order_final: bool,
+    mask: Mask,
+) -> SampleResult:
+    """Run the singlestep or the multistep form of a DPM-Solver variant."""
+    if method == "singlestep":
+        return _singlestep(name, kind, denoiser, paths, x, grid, order, orders, mask)
+    if method != "multistep":
+        raise InputError(f"method: expected 'singlestep' or 'multistep', got {method!r}")
+    return _multistep(name, kind, denoiser, paths, x, grid, order, lower_order_final, mask)
+
+
 def dpm_solver(
     denoiser: Denoiser,
     paths: Paths,
@@ -284,11 +305,8 @@ def dpm_solver(
         lower_order_final: multistep only, lower orders in the last steps of short grids.
         mask: validity mask; padded entries stay untouched.
     """
-    if method == "singlestep":
-        return _singlestep("dpm_solver", "eps", denoiser, paths, x, grid, order, orders, mask)
-    if method != "multistep":
-        raise InputError(f"method: expected 'singlestep' or 'multistep', got {method!r}")
-    return _multistep("dpm_solver", "eps", denoiser, paths, x, grid, order, lower_order_final, mask)
+    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask)
+    return _by_method("dpm_solver", "eps", *args)
 
 
 def dpm_solver_pp(
@@ -307,13 +325,8 @@ def dpm_solver_pp(
 
     Arguments as :func:`dpm_solver`; the default is DPM-Solver++(2M).
     """
-    if method == "singlestep":
-        return _singlestep("dpm_solver_pp", "x0", denoiser, paths, x, grid, order, orders, mask)
-    if method != "multistep":
-        raise InputError(f"method: expected 'singlestep' or 'multistep', got {method!r}")
-    return _multistep(
-        "dpm_solver_pp", "x0", denoiser, paths, x, grid, order, lower_order_final, mask
-    )
+    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask)
+    return _by_method("dpm_solver_pp", "x0", *args)
 
 
 def sde_dpm_solver_pp_2m(
