@@ -92,3 +92,24 @@ def test_domain_cli_is_forwarded_and_loaded_only_when_called(tmp_path, monkeypat
     result = runner.invoke(umbrella, ["demo", "hello", "qm9"])
     assert result.exit_code == 0, result.output
     assert "hello qm9" in result.output
+
+
+def test_domain_app_has_polyfold_defaults():
+    from typer.testing import CliRunner
+
+    from polyfold.core.cli import domain_app
+
+    demo = domain_app("polyfold-demo", "A demo CLI.")
+
+    @demo.command()
+    def hello() -> None:
+        print("hi")
+
+    @demo.command()
+    def bye() -> None:
+        print("bye")
+
+    result = CliRunner().invoke(demo, [])  # no arguments: help, not an error trace
+    assert "A demo CLI." in result.output
+    assert "hello" in result.output
+    assert CliRunner().invoke(demo, ["hello"]).output == "hi\n"

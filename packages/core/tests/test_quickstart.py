@@ -2,9 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from polyfold.core.errors import InputError
-from polyfold.core.quickstart import discover, run_quickstarts
+from polyfold.core.quickstart import discover, quickstart_run, run_quickstarts
 
 
 def _writes_report(out: Path, *, quiet: bool = False) -> Path:
@@ -117,3 +118,36 @@ def test_core_quickstart_samples_the_mixture(tmp_path):
     html = report.read_text()
     assert html.count("<svg") == 3
     assert "environment.json" in html
+
+
+def test_quickstart_run_frames_a_package_quickstart(tmp_path, capsys):
+    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    out = tmp_path / "pkg"
+    with quickstart_run("pkg", out, quiet=False, marker="pkg.json") as echo:
+        assert torch.get_num_threads() == 1
+        echo("working")
+        (out / "pkg.json").write_text("{}")
+    assert torch.get_num_threads() == threads
+    assert capsys.readouterr().out == "[pkg] working\n"
+    with quickstart_run("pkg", out, quiet=True, marker="pkg.json") as echo:  # its own folder
+        echo("silent")
+    assert capsys.readouterr().out == ""
+
+
+def test_quickstart_run_refuses_a_foreign_folder_and_restores_threads(tmp_path):
+    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    (tmp_path / "notes.txt").write_text("mine")
+    with (
+        pytest.raises(InputError, match=r"pkg\.json missing"),
+        quickstart_run("pkg", tmp_path, marker="pkg.json"),
+    ):
+        pass
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        quickstart_run("pkg", tmp_path / "new", marker="pkg.json"),
+    ):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == threads
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -45,3 +45,22 @@ def test_degenerate_data_does_not_divide_by_zero():
     svg = Report("r").scatter("one", {"p": [(1.0, 1.0)]}).histogram("h", {"c": [2.0, 2.0]}).render()
     assert 'cx="160.0" cy="120.0"' in svg
     assert "nan" not in svg
+
+
+def test_lines_break_at_gaps_and_shade_bands():
+    nan = float("nan")
+    report = Report("r").lines(
+        "forecast",
+        {"history": [(0.0, 0.0), (1.0, nan), (2.0, 1.0), (3.0, 2.0)]},
+        bands={"10%-90%": [(2.0, 0.0, 2.0), (3.0, 1.0, 2.0)]},
+    )
+    svg = report.render()
+    assert svg.count("<polyline") == 2  # the gap at x = 1 splits the line in two
+    assert 'points="32.0,208.0"' in svg
+    assert "<polygon" in svg
+    # x in [0, 3] -> [32, 288]; y in [0, 2] -> [208, 32]
+    assert 'points="202.7,120.0 288.0,32.0"' in svg
+    assert 'points="202.7,32.0 288.0,32.0 288.0,120.0 202.7,208.0"' in svg
+    assert ">history</text>" in svg
+    assert ">10%-90%</text>" in svg
+    assert "nan" not in svg

@@ -245,3 +245,24 @@ def test_process_killed_while_writing(tmp_path: Path) -> None:
     ref = mod.trainer(str(tmp_path / "ref"))
     ref.fit()
     torch.testing.assert_close(resumed.model.weight, ref.model.weight)
+
+
+def test_atomic_write_replaces_whole_files_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polyfold.core.train import atomic_write
+
+    target = tmp_path / "new" / "out.csv"
+    assert atomic_write(target, "a,b\n1,é\n") == target  # the parent folder is created
+    assert target.read_bytes() == "a,b\n1,é\n".encode()
+    atomic_write(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+
+    def dying(fh: object, data: bytes) -> None:
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(ckpt_mod, "_write_fully", dying)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_write(target, "never")
+    assert target.read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv"]

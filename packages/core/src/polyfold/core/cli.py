@@ -20,17 +20,23 @@ from polyfold.core import quickstart as qs
 from polyfold.core.errors import InputError, exit_on_input_error
 from polyfold.core.system import system_info
 
-__all__ = ["DOMAINS_GROUP", "app", "main", "run_app"]
+__all__ = ["DOMAINS_GROUP", "app", "domain_app", "main", "run_app"]
 
 DOMAINS_GROUP = "polyfold.domains"
 
-app = typer.Typer(
-    name="polyfold",
-    help="polyfold: generative models for data that is not images.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+
+def domain_app(name: str, help: str) -> typer.Typer:
+    """A typer app with polyfold's CLI defaults; ``name`` is the command (``polyfold-text``)."""
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+app = domain_app("polyfold", "polyfold: generative models for data that is not images.")
 
 
 def run_app(

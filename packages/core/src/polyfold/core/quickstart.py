@@ -20,7 +20,8 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +44,7 @@ __all__ = [
     "discover",
     "prepare_out_dir",
     "quickstart",
+    "quickstart_run",
     "run_quickstarts",
     "write_index",
 ]
@@ -83,6 +85,35 @@ def prepare_out_dir(out: Path) -> None:
             f"({SUMMARY_FILE} missing); choose an empty or new folder so nothing is overwritten"
         )
     out.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def quickstart_run(
+    name: str, out: Path, *, quiet: bool = False, marker: str
+) -> Iterator[Callable[[str], None]]:
+    """The frame of a package's quickstart: ``out`` created (a file, or a non-empty folder
+    without the package's ``marker`` file from an earlier run, is refused so nothing a user wrote
+    is overwritten), one torch thread for the duration, and an ``echo(msg)`` printing
+    ``[name] msg`` unless ``quiet``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise InputError(
+            f"--out {out}: folder is not empty and holds no earlier {name} quickstart "
+            f"({marker} missing); choose an empty or new folder so nothing is overwritten"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+    def echo(msg: str) -> None:
+        if not quiet:
+            print(f"[{name}] {msg}", flush=True)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield echo
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _is_ours(summary: Path) -> bool:

@@ -1,8 +1,8 @@
 """Small self-contained HTML reports, as every package's quickstart writes them.
 
 A :class:`Report` collects headings, paragraphs, tables, images, preformatted text and small
-inline SVG charts (scatter plots and overlaid histograms) and writes one HTML file with no
-external assets (images are referenced by relative path).
+inline SVG charts (scatter plots, line plots with shaded bands, overlaid histograms) and writes
+one HTML file with no external assets (images are referenced by relative path).
 """
 
 from __future__ import annotations
@@ -112,6 +112,57 @@ class Report:
             for x, y in pts
         )
         self._parts.append(_svg(title, dots, list(series)))
+        return self
+
+    def lines(
+        self,
+        title: str,
+        series: Mapping[str, Sequence[tuple[float, float]]],
+        *,
+        bands: Mapping[str, Sequence[tuple[float, float, float]]] | None = None,
+    ) -> Report:
+        """Named lines of ``(x, y)`` points on shared axes; a non-finite ``y`` breaks its line.
+
+        ``bands`` shades named ``(x, low, high)`` ranges (e.g. a forecast's 10%-90% quantiles)
+        under the lines, coloured after the lines and listed after them in the legend.
+        """
+        bands = bands or {}
+        pts = [p for line in series.values() for p in line if math.isfinite(p[1])]
+        pts += [(x, y) for band in bands.values() for x, lo, hi in band for y in (lo, hi)]
+        xs, ys = [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
+        ax, bx = _scale(min(xs), max(xs), _PAD + 4, _W - _PAD - 4)
+        ay, by = _scale(min(ys), max(ys), _H - _PAD - 4, _PAD + 4)
+
+        def xy(x: float, y: float) -> str:
+            return f"{ax * x + bx:.1f},{ay * y + by:.1f}"
+
+        body = []
+        for i, band in enumerate(bands.values(), start=len(series)):
+            outline = [xy(x, hi) for x, _, hi in band] + [xy(x, lo) for x, lo, _ in band[::-1]]
+            body.append(
+                f'<polygon points="{" ".join(outline)}" '
+                f'fill="{_COLOURS[i % len(_COLOURS)]}" fill-opacity="0.25"/>'
+            )
+        for i, line in enumerate(series.values()):
+            runs: list[list[str]] = [[]]
+            for x, y in line:
+                if math.isfinite(y):
+                    runs[-1].append(xy(x, y))
+                elif runs[-1]:
+                    runs.append([])
+            body += [
+                f'<polyline points="{" ".join(run)}" fill="none" '
+                f'stroke="{_COLOURS[i % len(_COLOURS)]}" stroke-width="1.5"/>'
+                for run in runs
+                if run
+            ]
+        axis = (
+            f'<text x="{_PAD - 4}" y="{_H - _PAD}" font-size="10" text-anchor="end">'
+            f"{min(ys):.3g}</text>"
+            f'<text x="{_PAD - 4}" y="{_PAD + 8}" font-size="10" text-anchor="end">'
+            f"{max(ys):.3g}</text>"
+        )
+        self._parts.append(_svg(title, "".join(body) + axis, [*series, *bands]))
         return self
 
     def histogram(

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError
+from polyfold.core.train import atomic_write
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="polyfold-tabular",
-    help="TabEBM: class-specific energy-based augmentation for small labelled tables.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = domain_app(
+    "polyfold-tabular",
+    "TabEBM: class-specific energy-based augmentation for small labelled tables.",
 )
 
 
@@ -37,19 +34,6 @@ def _single_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_out(out: Path, force: bool, *inputs: Path) -> None:
@@ -127,7 +111,7 @@ def augment(
         real = table.X.copy()
         real[target] = table.y.to_numpy()
         syn = pd.concat([real[columns], syn], ignore_index=True)
-    _atomic_write_text(out, syn.to_csv(index=False))
+    atomic_write(out, syn.to_csv(index=False))
     if not quiet:
         typer.echo(f"wrote {len(syn)} rows to {out}")
 
@@ -204,7 +188,7 @@ def evaluate(
     typer.echo(json.dumps(summary))
     if out is not None:
         payload: dict[str, Any] = {"rows": rows, "means": means, "summary": summary}
-        _atomic_write_text(out, json.dumps(payload, indent=2, default=str) + "\n")
+        atomic_write(out, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 @app.command()
@@ -215,17 +199,8 @@ def quickstart(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Augment a bundled dataset and write an HTML report (histograms, downstream accuracy)."""
-    from polyfold.tabular.quickstart import MARKER
     from polyfold.tabular.quickstart import quickstart as run
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(
-            f"--out {out}: folder is not empty and holds no earlier tabular quickstart "
-            f"({MARKER} missing); choose an empty or new folder"
-        )
-    out.mkdir(parents=True, exist_ok=True)
     report = run(out, quiet=quiet)
     typer.echo(f"report: {report}")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyfold.core.quickstart import quickstart_run
 from polyfold.core.report import Report
 
 __all__ = ["MARKER", "quickstart"]
@@ -27,21 +28,12 @@ FEATURES = 4
 
 def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Augment the wine table with TabEBM; write ``out/report.html`` and return its path."""
-    import torch
-
     from polyfold.tabular.datasets import load_dataset
     from polyfold.tabular.evaluation import EvalConfig, evaluate, stratified_indices
     from polyfold.tabular.tabebm import TabEBM
 
-    def echo(msg: str) -> None:
-        if not quiet:
-            print(f"[tabular] {msg}", flush=True)
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    with quickstart_run("tabular", out, quiet=quiet, marker=MARKER) as echo:
         table = load_dataset(DATASET)
         y = table.y.to_numpy()
         rng = np.random.default_rng(0)
@@ -112,5 +104,3 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
         (out / MARKER).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         echo(f"report: {path}")
         return path
-    finally:
-        torch.set_num_threads(threads)

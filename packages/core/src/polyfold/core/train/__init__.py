@@ -21,6 +21,7 @@ The same script runs on several GPUs or nodes with ``torchrun --nproc_per_node=G
 
 from polyfold.core.train.checkpoint import (
     Checkpoint,
+    atomic_write,
     latest_checkpoint,
     load_checkpoint,
     load_weights,
@@ -45,6 +46,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "WarmupCosine",
+    "atomic_write",
     "detect_distributed",
     "ema_decay",
     "latest_checkpoint",

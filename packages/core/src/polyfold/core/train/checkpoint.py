@@ -45,6 +45,7 @@ from polyfold.core.errors import InputError
 __all__ = [
     "CONFIG_FILE",
     "Checkpoint",
+    "atomic_write",
     "join_tree",
     "latest_checkpoint",
     "load_checkpoint",
@@ -152,6 +153,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write ``data`` (``str`` as UTF-8) to ``path`` durably through a temporary file in the same
+    folder, so a reader sees the old file or the new one, never a torn write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data)
+    return path
 
 
 def _serialize(tensors: Mapping[str, Tensor]) -> bytes:
