@@ -139,6 +139,13 @@ def generate(
     schema: Annotated[
         Path | None, typer.Option(help="JSON schema file: S^3 scaffolded JSON generation.")
     ] = None,
+    constrain_slots: Annotated[
+        bool,
+        typer.Option(
+            help="S^3: ban tokens a slot's type cannot hold (e.g. quotes in a number); an "
+            "extension of the paper's decoding that small models need for valid JSON."
+        ),
+    ] = True,
     length: Annotated[
         int | None, typer.Option(help="Sequence length (default: the context).")
     ] = None,
@@ -173,7 +180,17 @@ def generate(
         spec = load_schema(_read_schema(schema))
         gen = torch.Generator().manual_seed(seed)
         decode: dict[str, Any] = {"steps": steps} if steps is not None else {"k": 2}
-        texts = list(s3_generate(net, tok, spec, n=num_samples, generator=gen, **decode))
+        texts = list(
+            s3_generate(
+                net,
+                tok,
+                spec,
+                n=num_samples,
+                generator=gen,
+                constrain_slots=constrain_slots,
+                **decode,
+            )
+        )
         if as_json:
             typer.echo(
                 json.dumps(
