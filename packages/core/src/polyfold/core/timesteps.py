@@ -1,4 +1,4 @@
-"""Noise-level (time) samplers for training.
+"""Noise-level (time) samplers for training, and the sinusoidal embedding networks take of times.
 
 A sampler is called as ``sampler(n, path=path, generator=g, device=d)`` and returns ``n`` times
 ``(n,)`` in float64, within ``[t_min, t_max]`` (by default the path's):
@@ -12,10 +12,14 @@ A sampler is called as ``sampler(n, path=path, generator=g, device=d)`` and retu
   path's exact inverse, ``t = path.t_from_log_snr(-2 log(sigma/alpha))``, then clipped to
   ``[t_min, t_max]`` (on the EDM path that clips sigma to [0.002, 80], which EDM's draw leaves
   with probability ~2e-5).
+
+:func:`sinusoidal_embedding` is the transformer/DDPM embedding of times or step indices that
+networks condition on.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -33,6 +37,7 @@ __all__ = [
     "TimeSampler",
     "Uniform",
     "get_time_sampler",
+    "sinusoidal_embedding",
 ]
 
 F64 = torch.float64
@@ -137,3 +142,17 @@ def get_time_sampler(spec: str | TimeSampler) -> TimeSampler:
     if spec not in _NAMED:
         raise InputError(f"time_sampler: expected one of {', '.join(_NAMED)}, got {spec!r}")
     return _NAMED[spec]()
+
+
+def sinusoidal_embedding(
+    t: Tensor, dim: int, *, scale: float = 1.0, max_period: float = 10_000.0
+) -> Tensor:
+    """``(B, dim)`` float32 features ``[cos(scale t f_k), sin(scale t f_k)]`` of ``t (B,)`` with
+    frequencies ``f_k = max_period^(-k / (dim / 2))``; ``scale = 1000`` maps times in [0, 1] onto
+    the step-index range of DDPM's embedding. ``dim`` must be even."""
+    if dim < 2 or dim % 2:
+        raise InputError(f"sinusoidal_embedding: dim must be an even number >= 2, got {dim}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = scale * t.to(torch.float32)[:, None] * freqs[None, :]
+    return torch.cat([args.cos(), args.sin()], dim=-1)

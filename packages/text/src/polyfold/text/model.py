@@ -23,7 +23,6 @@ and learns one constant modulation per block instead (a learned LayerNorm affine
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 
 from polyfold.core.errors import InputError
 from polyfold.core.ops import adaln_modulate, gated_residual
+from polyfold.core.timesteps import sinusoidal_embedding
 
 __all__ = [
     "MODEL_CLASSES",
@@ -192,14 +192,6 @@ class _Backbone(nn.Module):
         raise NotImplementedError
 
 
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """Sinusoidal embedding ``(B, dim)`` of times ``t (B,)`` in [0, 1] (scaled by 1000)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None, :]
-    return torch.cat([args.cos(), args.sin()], dim=-1)
-
-
 class DiffusionTransformer(_Backbone):
     """Bidirectional DiT: ``model(tokens, t, mask=None) -> logits (B, L, V)``.
 
@@ -230,7 +222,7 @@ class DiffusionTransformer(_Backbone):
         if not isinstance(t, Tensor) or t.shape != (tokens.shape[0],):
             got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
             raise InputError(f"t: expected a float tensor of shape ({tokens.shape[0]},), got {got}")
-        cond = self.time_mlp(timestep_embedding(t, self.cfg.d_model))
+        cond = self.time_mlp(sinusoidal_embedding(t, self.cfg.d_model, scale=1000.0))
         return self._run(tokens, cond, valid)
 
 

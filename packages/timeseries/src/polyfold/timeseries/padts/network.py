@@ -12,12 +12,11 @@ window ``x0``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from polyfold.core.ops import adaln_modulate, gated_residual
+from polyfold.core.timesteps import sinusoidal_embedding
 
 __all__ = ["AdaLNZeroBlock", "DualChannelEncoder", "EncoderBlock", "StepEmbedding"]
 
@@ -32,12 +31,7 @@ class StepEmbedding(nn.Module):
         self.fc1, self.fc2 = nn.Linear(n_freq, d_model), nn.Linear(d_model, d_model)
 
     def forward(self, k: Tensor) -> Tensor:
-        half = self.n_freq // 2
-        freqs = torch.exp(
-            -math.log(self.max_period) * torch.arange(half, device=k.device) / half
-        ).to(torch.float32)
-        args = k.to(torch.float32)[:, None] * freqs[None]
-        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        emb = sinusoidal_embedding(k, self.n_freq, max_period=self.max_period)
         out: Tensor = self.fc2(nn.functional.silu(self.fc1(emb.to(self.fc1.weight.dtype))))
         return out
 

@@ -14,17 +14,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from polyfold.core.timesteps import sinusoidal_embedding
 from polyfold.timeseries.tsdiff.s4 import S4D
 
-__all__ = ["TSDiffBackbone", "step_embedding"]
-
-
-def step_embedding(steps: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal embedding ``(B, dim)`` of (continuous) diffusion step indices ``(B,)``."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=steps.device) / half)
-    args = steps.float()[:, None] * freqs[None]
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+__all__ = ["TSDiffBackbone"]
 
 
 class _ResidualBlock(nn.Module):
@@ -69,7 +62,7 @@ class TSDiffBackbone(nn.Module):
         nn.init.zeros_(self.final.bias)
 
     def forward(self, x: Tensor, step: Tensor) -> Tensor:
-        emb = self.step_mlp(step_embedding(step, self.step_dim))
+        emb = self.step_mlp(sinusoidal_embedding(step, self.step_dim))
         h = self.inp(x)
         skips = torch.zeros_like(h)
         for block in self.blocks:
