@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import time
@@ -68,13 +69,25 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def write_json(
     path: Path | None, rows: Sequence[dict[str, Any]], summary: dict[str, Any], **meta: Any
 ) -> None:
-    """Write ``{"rows", "summary", "environment", ...meta}`` to ``path`` when one was given."""
+    """Write ``{"rows", "summary", "environment", ...meta}`` to ``path`` when one was given; a
+    non-finite float (a metric not computed or not defined) is written as ``null``."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"rows": list(rows), "summary": summary, "environment": environment(), **meta}
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(_finite_or_none(payload), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     print(f"wrote {path}")
