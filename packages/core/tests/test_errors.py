@@ -63,3 +63,17 @@ def test_run_app_passes_arguments_and_exit_status():
         run_app(app, ["qm9"])
     assert exit_info.value.code == 0
     assert seen == ["qm9"]
+
+
+def test_argument_predicates_reject_bools_and_non_finite_numbers():
+    from polyfold.core.errors import is_finite_number, is_int
+
+    assert is_int(3)
+    assert not is_int(True)
+    assert not is_int(3.0)
+    assert is_finite_number(2.5)
+    assert is_finite_number(-4)
+    assert not is_finite_number(False)
+    assert not is_finite_number(float("nan"))
+    assert not is_finite_number(float("inf"))
+    assert not is_finite_number("1")

@@ -8,12 +8,20 @@ process exits with status :data:`EXIT_INPUT_ERROR` (2, the status of a usage err
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["EXIT_INPUT_ERROR", "InputError", "PolyfoldError", "exit_on_input_error"]
+__all__ = [
+    "EXIT_INPUT_ERROR",
+    "InputError",
+    "PolyfoldError",
+    "exit_on_input_error",
+    "is_finite_number",
+    "is_int",
+]
 
 EXIT_INPUT_ERROR = 2
 
@@ -24,6 +32,16 @@ class PolyfoldError(Exception):
 
 class InputError(PolyfoldError, ValueError):
     """Bad user input: the message names the file, field or argument and what was expected."""
+
+
+def is_int(v: object) -> bool:
+    """True for an ``int`` that is not a ``bool`` (the check behind integer arguments)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_finite_number(v: object) -> bool:
+    """True for a finite ``int`` or ``float`` that is not a ``bool``."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 @contextmanager

@@ -51,7 +51,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from polyfold.core._version import __version__
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, is_finite_number, is_int
 from polyfold.core.train.checkpoint import (
     join_tree,
     latest_checkpoint,
@@ -76,14 +76,6 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], Tensor]
 
 CHECKPOINT_FORMAT = "polyfold-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 @dataclass
@@ -140,7 +132,7 @@ class TrainConfig:
             v = getattr(self, name)
             if v is None and allow_none:
                 return
-            if not _is_int(v) or v < 1:
+            if not is_int(v) or v < 1:
                 extra = " or None" if allow_none else ""
                 raise InputError(f"{name}: expected an integer >= 1{extra}, got {v!r}")
 
@@ -150,25 +142,25 @@ class TrainConfig:
         positive_int("checkpoint_every", allow_none=True)
         positive_int("keep_last", allow_none=True)
         positive_int("log_every")
-        if not _is_num(self.lr) or self.lr <= 0:
+        if not is_finite_number(self.lr) or self.lr <= 0:
             raise InputError(f"lr: expected a positive number, got {self.lr!r}")
-        if not _is_num(self.weight_decay) or self.weight_decay < 0:
+        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
             raise InputError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
         if self.lr_schedule not in ("warmup_cosine", "constant"):
             raise InputError(
                 f"lr_schedule: expected 'warmup_cosine' or 'constant', got {self.lr_schedule!r}"
             )
-        if not _is_int(self.warmup_steps) or not 0 <= self.warmup_steps <= self.max_steps:
+        if not is_int(self.warmup_steps) or not 0 <= self.warmup_steps <= self.max_steps:
             raise InputError(
                 f"warmup_steps: expected an integer in [0, max_steps={self.max_steps}], "
                 f"got {self.warmup_steps!r}"
             )
-        if not _is_num(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+        if not is_finite_number(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             raise InputError(
                 f"min_lr_ratio: expected a number in [0, 1], got {self.min_lr_ratio!r}"
             )
         if self.ema_decay is not None and (
-            not _is_num(self.ema_decay) or not 0 <= self.ema_decay < 1
+            not is_finite_number(self.ema_decay) or not 0 <= self.ema_decay < 1
         ):
             raise InputError(
                 f"ema_decay: expected a number in [0, 1) or None, got {self.ema_decay!r}"
@@ -177,13 +169,15 @@ class TrainConfig:
             raise InputError(
                 f"ema_warmup: expected 'ratio', 'power' or 'none', got {self.ema_warmup!r}"
             )
-        if self.grad_clip is not None and (not _is_num(self.grad_clip) or self.grad_clip <= 0):
+        if self.grad_clip is not None and (
+            not is_finite_number(self.grad_clip) or self.grad_clip <= 0
+        ):
             raise InputError(
                 f"grad_clip: expected a positive number or None, got {self.grad_clip!r}"
             )
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise InputError(f"seed: expected an integer, got {self.seed!r}")
-        if not _is_int(self.num_workers) or self.num_workers < 0:
+        if not is_int(self.num_workers) or self.num_workers < 0:
             raise InputError(f"num_workers: expected an integer >= 0, got {self.num_workers!r}")
         for name in ("mixed_precision", "compile", "shuffle", "quiet"):
             if not isinstance(getattr(self, name), bool):

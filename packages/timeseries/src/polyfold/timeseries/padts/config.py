@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, is_finite_number, is_int
 
 __all__ = ["SAMPLERS", "PaDTSConfig"]
 
 #: Samplers :meth:`PaDTS.sample` accepts: DDPM ancestral, deterministic DDIM, DPM-Solver++(2M).
 SAMPLERS = ("ddpm", "ddim", "dpm_solver_pp")
-
-
-def _int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 @dataclass
@@ -81,35 +72,39 @@ class PaDTSConfig:
             ("n_layers", 1),
         ):
             v = getattr(self, name)
-            if not _int(v) or v < low:
+            if not is_int(v) or v < low:
                 raise InputError(f"{name}: expected an integer >= {low}, got {v!r}")
         for name in ("n_encoder", "warmup_steps"):
             v = getattr(self, name)
-            if not _int(v) or v < 0:
+            if not is_int(v) or v < 0:
                 raise InputError(f"{name}: expected an integer >= 0, got {v!r}")
         if self.warmup_steps > self.steps:
             raise InputError(
                 f"warmup_steps: expected at most steps={self.steps}, got {self.warmup_steps}"
             )
-        if not _int(self.seed):
+        if not is_int(self.seed):
             raise InputError(f"seed: expected an integer, got {self.seed!r}")
         if self.d_model % self.n_heads:
             raise InputError(
                 f"d_model: expected a multiple of n_heads={self.n_heads}, got {self.d_model}"
             )
-        if not _num(self.alpha) or self.alpha < 0:
+        if not is_finite_number(self.alpha) or self.alpha < 0:
             raise InputError(
                 f"alpha: expected a number >= 0 (0: no population loss), got {self.alpha!r}"
             )
-        if not _num(self.lr) or self.lr <= 0:
+        if not is_finite_number(self.lr) or self.lr <= 0:
             raise InputError(f"lr: expected a number > 0, got {self.lr!r}")
-        if not _num(self.weight_decay) or self.weight_decay < 0:
+        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
             raise InputError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        if not _num(self.mlp_ratio) or self.mlp_ratio <= 0:
+        if not is_finite_number(self.mlp_ratio) or self.mlp_ratio <= 0:
             raise InputError(f"mlp_ratio: expected a number > 0, got {self.mlp_ratio!r}")
-        if self.grad_clip is not None and (not _num(self.grad_clip) or self.grad_clip <= 0):
+        if self.grad_clip is not None and (
+            not is_finite_number(self.grad_clip) or self.grad_clip <= 0
+        ):
             raise InputError(f"grad_clip: expected a number > 0 or None, got {self.grad_clip!r}")
-        if self.ema_decay is not None and (not _num(self.ema_decay) or not 0 <= self.ema_decay < 1):
+        if self.ema_decay is not None and (
+            not is_finite_number(self.ema_decay) or not 0 <= self.ema_decay < 1
+        ):
             raise InputError(
                 f"ema_decay: expected a number in [0, 1) or None, got {self.ema_decay!r}"
             )
@@ -117,7 +112,9 @@ class PaDTSConfig:
             raise InputError(
                 f"sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
             )
-        if self.sample_steps is not None and (not _int(self.sample_steps) or self.sample_steps < 1):
+        if self.sample_steps is not None and (
+            not is_int(self.sample_steps) or self.sample_steps < 1
+        ):
             raise InputError(
                 f"sample_steps: expected an integer >= 1 or None, got {self.sample_steps!r}"
             )
