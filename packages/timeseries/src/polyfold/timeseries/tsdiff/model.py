@@ -260,18 +260,8 @@ class TSDiff:
     ) -> np.ndarray:
         """``(n_samples, prediction_length)`` forecast samples after ``history`` (NaN allowed,
         unobserved), by self-guided sampling; in the data's units."""
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise InputError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
-        y, obs, s = self.observation_window(history)
-        win = self.sample_windows(
-            n_samples,
-            observation=y.expand(n_samples, -1, -1),
-            observed=obs.expand(n_samples, -1, -1),
-            guidance=guidance,
-            scale=scale,
-            generator=generator,
-        )
-        return _finite((win[:, self.config.context_length :, 0] * s[1] + s[0]).numpy())
+        win = self._guided_windows(history, n_samples, guidance, scale, generator)
+        return _finite(win[:, self.config.context_length :])
 
     def impute(
         self,
@@ -284,7 +274,21 @@ class TSDiff:
     ) -> np.ndarray:
         """``(n_samples, context_length)`` samples of the last context window (missing values
         filled), from the same guided run as :meth:`predict`."""
-        y, obs, s = self.observation_window(history)
+        win = self._guided_windows(history, n_samples, guidance, scale, generator)
+        return _finite(win[:, : self.config.context_length])
+
+    def _guided_windows(
+        self,
+        history: np.ndarray,
+        n_samples: int,
+        guidance: Guidance | None,
+        scale: float | None,
+        generator: torch.Generator | None,
+    ) -> np.ndarray:
+        """``(n_samples, context + prediction)`` self-guided windows in the data's units."""
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
+        y, obs, (loc, spread) = self.observation_window(history)
         win = self.sample_windows(
             n_samples,
             observation=y.expand(n_samples, -1, -1),
@@ -293,7 +297,7 @@ class TSDiff:
             scale=scale,
             generator=generator,
         )
-        return _finite((win[:, : self.config.context_length, 0] * s[1] + s[0]).numpy())
+        return (win[:, :, 0] * spread + loc).numpy()
 
     # -- refinement -------------------------------------------------------------------------
     def diffusion_energy(self, windows: Tensor, generator: torch.Generator, n_t: int = 1) -> Tensor:
