@@ -18,6 +18,7 @@ __all__ = [
     "EXIT_INPUT_ERROR",
     "InputError",
     "PolyfoldError",
+    "check_int",
     "exit_on_input_error",
     "is_finite_number",
     "is_int",
@@ -42,6 +43,14 @@ def is_int(v: object) -> bool:
 def is_finite_number(v: object) -> bool:
     """True for a finite ``int`` or ``float`` that is not a ``bool``."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an integer ``>= minimum``; otherwise an :class:`InputError` naming
+    ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
 
 
 @contextmanager

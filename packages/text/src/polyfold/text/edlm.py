@@ -45,11 +45,10 @@ from torch import Tensor, nn
 from polyfold.core.discrete import MaskedProcess, sample_ancestral
 from polyfold.core.discrete.sampling import (
     CountedModel,
-    check_positive_int,
     check_precision,
     start_state,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops import sample_categorical
 
 __all__ = [
@@ -327,8 +326,8 @@ def edlm_sample(
     exactly :func:`~polyfold.core.discrete.sample_ancestral` (same draws from ``generator``).
     ``cache`` reuses logits after a step that revealed nothing, outside the window only.
     """
-    check_positive_int("steps", steps)
-    check_positive_int("k_candidates", k_candidates)
+    check_int("steps", steps)
+    check_int("k_candidates", k_candidates)
     check_precision(precision)
     lo, hi = _check_window(window)
     if not callable(energy):
@@ -544,13 +543,13 @@ def compare_genppl(
     row: ``steps``, ``mdlm_genppl``, ``edlm_genppl``, ``ratio`` (EDLM / MDLM), mean ``nfe`` and
     wall seconds per sample of both. Samples are ``n`` unconditional sequences of ``length``.
     """
-    check_positive_int("length", length)
-    check_positive_int("n", n)
+    check_int("length", length)
+    check_int("n", n)
     if energy is None:
         energy = ar_energy(ar_model, bos_id=bos_id)
     rows = []
     for s in steps:
-        check_positive_int("steps", s)
+        check_int("steps", s)
         out: dict[str, float] = {"steps": float(s)}
         for name in ("mdlm", "edlm"):
             gen = torch.Generator().manual_seed(seed)

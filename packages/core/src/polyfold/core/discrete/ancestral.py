@@ -22,10 +22,10 @@ from polyfold.core.discrete.process import Denoiser, MaskedProcess
 from polyfold.core.discrete.sampling import (
     CountedModel,
     SampleResult,
-    check_positive_int,
     check_precision,
     start_state,
 )
+from polyfold.core.errors import check_int
 from polyfold.core.ops.categorical import sample_categorical
 
 __all__ = ["sample_ancestral"]
@@ -48,7 +48,7 @@ def sample_ancestral(
     The last step reaches ``alpha(0) = 1`` and reveals every remaining mask. The loop stops
     early once nothing is masked. See the module docstring for ``cache``.
     """
-    check_positive_int("steps", steps)
+    check_int("steps", steps)
     check_precision(precision)
     x_t, fixed = start_state(process, x, fixed, generator)
     call = CountedModel(model, process, cond)

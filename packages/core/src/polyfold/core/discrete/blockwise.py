@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from polyfold.core.discrete.process import Denoiser, MaskedProcess
-from polyfold.core.discrete.sampling import SampleResult, check_positive_int, start_state
+from polyfold.core.discrete.sampling import SampleResult, start_state
+from polyfold.core.errors import check_int
 
 __all__ = ["sample_blockwise"]
 
@@ -32,7 +33,7 @@ def sample_blockwise(
     cond: Any = None,
 ) -> SampleResult:
     """Generate blocks left to right with ``sampler``; NFE is the sum over blocks."""
-    check_positive_int("block_length", block_length)
+    check_int("block_length", block_length)
     x_t, fixed = start_state(process, x, fixed, generator)
     position = torch.arange(x_t.shape[1], device=x_t.device)
     nfe = 0

@@ -17,11 +17,10 @@ from polyfold.core.discrete.process import Denoiser, MaskedProcess
 from polyfold.core.discrete.sampling import (
     CountedModel,
     SampleResult,
-    check_positive_int,
     check_precision,
     start_state,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops.categorical import sample_categorical
 
 __all__ = ["sample_confidence"]
@@ -44,7 +43,7 @@ def sample_confidence(
     Candidates are drawn at ``temperature`` (``0``: the argmax, LLaDA's default); a candidate's
     confidence is its probability under the model's untempered prediction.
     """
-    check_positive_int("steps", steps)
+    check_int("steps", steps)
     check_precision(precision)
     if not isinstance(temperature, int | float) or temperature < 0:
         raise InputError(f"temperature: expected a number >= 0, got {temperature!r}")

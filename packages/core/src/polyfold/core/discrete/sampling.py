@@ -61,12 +61,6 @@ def start_state(
     return x.masked_fill(~fixed, process.mask_id).long(), fixed
 
 
-def check_positive_int(name: str, value: int) -> None:
-    """Raise :class:`InputError` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name}: expected an int >= 1, got {value!r}")
-
-
 def check_precision(precision: torch.dtype) -> None:
     """Raise :class:`InputError` unless ``precision`` is float32 or float64."""
     if precision not in (torch.float32, torch.float64):

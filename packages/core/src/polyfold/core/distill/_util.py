@@ -102,13 +102,6 @@ def flat_sq(diff: Tensor) -> Tensor:
     return diff.reshape(diff.shape[0], -1).pow(2).sum(1)
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` if it is an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_finite_positive(value: object, name: str) -> float:
     """``value`` as a float if finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float):

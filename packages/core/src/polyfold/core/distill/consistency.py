@@ -31,7 +31,6 @@ from polyfold.core.distill._util import (
     F64,
     check_finite_positive,
     check_path,
-    check_positive_int,
     check_reduction,
     check_tensor,
     coef,
@@ -40,7 +39,7 @@ from polyfold.core.distill._util import (
     reduce,
     t_of_sigma,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.paths import GaussianPath
 from polyfold.core.state import expand_to
 
@@ -69,7 +68,7 @@ def karras_sigmas(
 ) -> Tensor:
     """``n`` increasing float64 levels ``(s_min^(1/rho) + i/(n-1) (s_max^(1/rho) -
     s_min^(1/rho)))^rho``, ``i = 0 .. n-1`` (the consistency-models discretisation)."""
-    check_positive_int(n, "n", 2)
+    check_int("n", n, 2)
     lo, hi = (
         check_finite_positive(sigma_min, "sigma_min"),
         check_finite_positive(sigma_max, "sigma_max"),
@@ -159,7 +158,7 @@ def pseudo_huber(a: Tensor, b: Tensor, c: float) -> Tensor:
 
 def ict_huber_c(dim: int) -> float:
     """Improved CT's pseudo-Huber constant ``0.00054 sqrt(d)`` for ``d`` features."""
-    check_positive_int(dim, "dim")
+    check_int("dim", dim)
     return 0.00054 * math.sqrt(dim)
 
 
@@ -277,10 +276,10 @@ def consistency_distillation_loss(
 def ict_num_levels(step: int, total_steps: int, s0: int = 10, s1: int = 1280) -> int:
     """Improved CT's curriculum ``N(k) = min(s0 2^floor(k / K'), s1) + 1`` with
     ``K' = floor(K / (log2(floor(s1 / s0)) + 1))``."""
-    check_positive_int(step, "step", 0)
-    check_positive_int(total_steps, "total_steps")
-    check_positive_int(s0, "s0")
-    check_positive_int(s1, "s1", s0)
+    check_int("step", step, 0)
+    check_int("total_steps", total_steps)
+    check_int("s0", s0)
+    check_int("s1", s1, s0)
     k_prime = max(1, math.floor(total_steps / (math.log2(s1 // s0) + 1)))
     return int(min(s0 * 2 ** (step // k_prime), s1)) + 1
 

@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from polyfold.core.denoiser import Denoiser, as_denoiser
-from polyfold.core.distill._util import check_path, check_positive_int
+from polyfold.core.distill._util import check_path
 from polyfold.core.distill.score_distillation import (
     SDWeighting,
     sds_loss,
     vsd_aux_loss,
     vsd_loss,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction
 
@@ -65,8 +65,8 @@ def one_step_distillation_step(
     Returns ``{"student": surrogate loss, "aux": last auxiliary DSM loss (VSD only)}``.
     """
     check_path(path)
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(aux_steps, "aux_steps")
+    check_int("batch_size", batch_size)
+    check_int("aux_steps", aux_steps)
     if (aux_model is None) != (aux_opt is None):
         raise InputError("aux_opt: give it exactly when aux_model is given")
     ref = next(iter(student.parameters()), None)

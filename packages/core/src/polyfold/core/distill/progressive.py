@@ -28,7 +28,6 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.distill._util import (
     F64,
     check_path,
-    check_positive_int,
     check_reduction,
     check_tensor,
     coef,
@@ -38,7 +37,7 @@ from polyfold.core.distill._util import (
     reduce,
     times,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers.grids import zero_time
 
@@ -65,7 +64,7 @@ def _check_target(target: object) -> PDTarget:
 def pd_grid(path: GaussianPath, teacher_steps: int) -> Tensor:
     """The default teacher grid: ``teacher_steps + 1`` times uniform from ``t_max`` to the data
     point (``sigma = 0``); the student uses every other point."""
-    check_positive_int(teacher_steps, "teacher_steps")
+    check_int("teacher_steps", teacher_steps)
     return torch.linspace(path.t_max, zero_time(path), teacher_steps + 1, dtype=F64)
 
 
@@ -167,7 +166,7 @@ def progressive_distillation_loss(
     """
     check_tensor(x0, "x0")
     check_path(path)
-    check_positive_int(student_steps, "student_steps")
+    check_int("student_steps", student_steps)
     target = _check_target(target)
     check_reduction(reduction)
     g = pd_grid(path, 2 * student_steps) if grid is None else torch.as_tensor(grid, dtype=F64)
@@ -231,8 +230,8 @@ def progressive_schedule(
     ``on_stage_end(n)``, where the caller makes the student the next round's teacher (copy
     weights, reset the optimiser). ``teacher_steps / final_steps`` must be a power of two.
     """
-    check_positive_int(teacher_steps, "teacher_steps", 2)
-    check_positive_int(final_steps, "final_steps")
+    check_int("teacher_steps", teacher_steps, 2)
+    check_int("final_steps", final_steps)
     ratio, rem = divmod(teacher_steps, final_steps)
     if rem or ratio < 2 or ratio & (ratio - 1):
         raise InputError(
@@ -244,7 +243,7 @@ def progressive_schedule(
     while n_teacher > final_steps:
         n = n_teacher // 2
         count = iterations(n) if callable(iterations) else iterations
-        check_positive_int(count, "iterations")
+        check_int("iterations", count)
         log = StageLog(n_teacher, n)
         for i in range(count):
             log.values.append(float(train_step(n, i)))

@@ -37,7 +37,6 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.distill._util import (
     F64,
     check_path,
-    check_positive_int,
     check_tensor,
     coef,
     ddim_step,
@@ -45,7 +44,7 @@ from polyfold.core.distill._util import (
     times,
     uniform_times,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 from polyfold.core.losses.dsm import dsm_loss
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction
@@ -231,7 +230,7 @@ def ddim_invert(
     """Deterministic DDIM inversion of the state ``x`` at ``t_from`` to ``t_to`` (numbers or
     ``(B,)``, ``t_to >= t_from``) in ``steps`` steps uniform in ``t``, without gradient."""
     check_tensor(x, "x")
-    check_positive_int(steps, "steps")
+    check_int("steps", steps)
     a, b = times(t_from, x), times(t_to, x)
     if bool((b < a).any()):
         raise InputError("t_to: expected times >= t_from")
@@ -335,7 +334,7 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise InputError(f"base: expected an nn.Linear, got {type(base).__name__}")
-        check_positive_int(rank, "rank")
+        check_int("rank", rank)
         self.base, self.scale = base, float(scale)
         base.requires_grad_(False)
         w = base.weight
