@@ -14,15 +14,9 @@ import math
 import numpy as np
 import torch
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
 
 __all__ = ["sines"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
-    return value
 
 
 def sines(
@@ -42,9 +36,9 @@ def sines(
         max_freq, max_phase: the upper ends of the uniform frequency and phase ranges (0.1 each).
         generator: a ``torch.Generator`` or an integer seed (default seed 0).
     """
-    n = _positive_int("n", n)
-    seq_len = _positive_int("seq_len", seq_len)
-    n_features = _positive_int("n_features", n_features)
+    n = check_int("n", n)
+    seq_len = check_int("seq_len", seq_len)
+    n_features = check_int("n_features", n_features)
     for name, v in (("max_freq", max_freq), ("max_phase", max_phase)):
         if (
             isinstance(v, bool)
