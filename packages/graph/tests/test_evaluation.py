@@ -8,6 +8,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from rdkit import Chem
 
 from polyfold.core.errors import InputError
 from polyfold.graph.chem import encode_smiles, tensors_to_mols
@@ -45,6 +46,18 @@ def test_cached_evaluator_matches_molecule_metrics() -> None:
     assert ours["novelty"] == pytest.approx(15 / 25)
     assert math.isnan(ours["fcd"])
     assert len(tensors_to_mols(gen.x, gen.adj, gen.mask, correct=False)) == 25
+
+
+def test_evaluator_scores_decoded_molecules_and_refuses_none() -> None:
+    smiles = load_qm9_smiles("train", limit=40)
+    evaluator = MoleculeEvaluator(smiles[:20], smiles[20:])
+    mols = [Chem.MolFromSmiles(s) for s in smiles[:10]]
+    row = evaluator.score([*mols, None], mols, fcd=False)
+    assert row["validity_wo_correction"] == pytest.approx(10 / 11)
+    assert row["novelty"] == 0.0
+    assert row["uniqueness"] == 1.0
+    with pytest.raises(InputError, match="raw"):
+        evaluator.score([], [], fcd=False)
 
 
 def test_grid_and_graph_files(tmp_path: Path) -> None:

@@ -115,6 +115,14 @@ def test_degree_mmd_closed_form():
     assert metrics.degree_mmd([edge], [isolated]) == pytest.approx(2 - 2 * math.exp(-0.5))
 
 
+def test_spectral_mmd_saturates_when_spectra_are_bins_apart():
+    # K6 spectra are identical (k(ref, ref) = 1); stars of 4, 6 and 9 nodes are tens of bins
+    # from K6 and from each other, so only the diagonal of k(gen, gen) survives: 1 + 1/3.
+    ref = [nx.complete_graph(6)] * 3
+    gen = [nx.star_graph(k) for k in (3, 5, 8)]
+    assert metrics.spectral_mmd(ref, gen) == pytest.approx(1 + 1 / 3, abs=1e-9)
+
+
 def test_mmd_rejects_empty_sets():
     with pytest.raises(InputError, match="non-empty"):
         metrics.degree_mmd([nx.Graph()], [nx.path_graph(3)])

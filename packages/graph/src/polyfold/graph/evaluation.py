@@ -59,6 +59,15 @@ class MoleculeEvaluator:
         self._test_phi = _mean_nspdk(mols_to_nx(test_mols))
 
     def __call__(self, samples: GraphSamples, *, fcd: bool = True) -> dict[str, float]:
+        raw = samples_to_mols(samples, correct=False)
+        fixed = [m for m in samples_to_mols(samples, correct=True) if m is not None]
+        return self.score(raw, fixed, fcd=fcd)
+
+    def score(
+        self, raw: Sequence[Any], fixed: Sequence[Any], *, fcd: bool = True
+    ) -> dict[str, float]:
+        """The table for decoded molecules: ``raw`` without correction (``None`` where
+        invalid), ``fixed`` the valid molecules after correction."""
         import math
 
         from rdkit import Chem
@@ -70,8 +79,8 @@ class MoleculeEvaluator:
             uniqueness,
         )
 
-        raw = samples_to_mols(samples, correct=False)
-        fixed = [m for m in samples_to_mols(samples, correct=True) if m is not None]
+        if not raw:
+            raise InputError("raw: expected at least one decoded molecule")
         smiles = [Chem.MolToSmiles(m) for m in fixed]
         out = {
             "validity_wo_correction": sum(m is not None for m in raw) / len(raw),
