@@ -15,12 +15,12 @@ use the shipped JSON-records MDLM when it is there):
   as ``fhs_wall_speedup_vs_ancestral``).
 * ``float32_entropy_drop``: unigram entropy (bits) of float64 minus float32 categorical sampling
   (Zheng et al.: truncated Gumbel noise lowers the temperature), same sampler and seeds.
-* ``edlm_over_mdlm_genppl_low_steps``: EDLM-AR (T-B's ``compare_genppl``; residual energy from
-  the AR model, k candidates in the paper's time window) over plain MDLM generative perplexity,
-  averaged over the low step counts.
+* ``edlm_over_mdlm_genppl_low_steps``: EDLM-AR (``polyfold.text.edlm.compare_genppl``:
+  residual energy from the AR model, k candidates in the paper's time window) over plain MDLM
+  generative perplexity, averaged over the low step counts.
 * ``s3_schema_valid_rate`` / ``unscaffolded_schema_valid_rate``: JSON that parses and validates
-  against the records schema, S^3 scaffolding vs prompting with ``{`` (T-B's
-  ``evaluate_schema_adherence``).
+  against the records schema, S^3 scaffolding vs prompting with ``{``
+  (``polyfold.text.s3.evaluate_schema_adherence``).
 
     python apps/bench/text.py --quick --out runs/bench/text.json
 """

