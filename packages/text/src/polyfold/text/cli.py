@@ -142,10 +142,10 @@ def generate(
     constrain_slots: Annotated[
         bool,
         typer.Option(
-            help="S^3: ban tokens a slot's type cannot hold (e.g. quotes in a number); an "
-            "extension of the paper's decoding that small models need for valid JSON."
+            help="S^3: ban tokens a slot's type cannot hold (e.g. quotes in a number), an "
+            "extension of the paper's decoding (off: the paper's)."
         ),
-    ] = True,
+    ] = False,
     length: Annotated[
         int | None, typer.Option(help="Sequence length (default: the context).")
     ] = None,
@@ -179,7 +179,7 @@ def generate(
 
         spec = load_schema(_read_schema(schema))
         gen = torch.Generator().manual_seed(seed)
-        decode: dict[str, Any] = {"steps": steps} if steps is not None else {"k": 2}
+        decode: dict[str, Any] = {"steps": steps} if steps is not None else {"k": 1}
         texts = list(
             s3_generate(
                 net,
