@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from _common import parse_args, print_table, write_json  # type: ignore[import-not-found]
 
-from polyfold.text.checkpoint import DEFAULT_AR, DEFAULT_MDLM, load_checkpoint
+from polyfold.text.checkpoint import DEFAULT_AR, DEFAULT_JSON_MDLM, DEFAULT_MDLM, load_checkpoint
 from polyfold.text.data import chunk_documents, shakespeare_corpus
 from polyfold.text.edlm import DEFAULT_WINDOW, compare_genppl
 from polyfold.text.generate import NoSpecialTokens, generate
@@ -45,7 +45,6 @@ from polyfold.text.metrics import generative_perplexity, mdlm_bpc, mdlm_process,
 from polyfold.text.s3 import evaluate_schema_adherence, json_records_schema
 
 LENGTH = 127  # the AR model (context 128) scores [BOS] + 127 characters
-JSON_MODEL = "json-records-char-mdlm"
 S3_K = 1  # S^3: slot tokens revealed per top-K confidence remasking step (summary rows)
 
 
@@ -148,7 +147,7 @@ def main() -> None:
 
     # 5. S^3 vs unscaffolded prompting: the paper's decoding with K = 1 and K = 2 slot tokens per
     # step, and K = 2 with per-slot token constraints (our extension)
-    jmodel, jtok, _ = load_checkpoint(JSON_MODEL)
+    jmodel, jtok, _ = load_checkpoint(DEFAULT_JSON_MDLM)
     for key, constrain, k in (
         ("s3_schema_valid_rate", False, S3_K),
         ("s3_k2_schema_valid_rate", False, 2),

@@ -30,6 +30,7 @@ from polyfold.text.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
     "DEFAULT_AR",
+    "DEFAULT_JSON_MDLM",
     "DEFAULT_MDLM",
     "WEIGHTS_DIR",
     "load_checkpoint",
@@ -40,6 +41,7 @@ __all__ = [
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MDLM = "shakespeare-char-mdlm"
 DEFAULT_AR = "shakespeare-char-ar"
+DEFAULT_JSON_MDLM = "json-records-char-mdlm"  # S^3's model
 RUN_TOKENIZER = "tokenizer.json"
 
 

@@ -24,7 +24,6 @@ ANCESTRAL_STEPS = 32
 VAL_CHUNKS = 16
 PROMPT = "ROMEO:\n"
 INFILL = "KING:\nMy lord, ______ is ____ of the ______.\n"
-JSON_MODEL = "json-records-char-mdlm"
 N_RECORDS = 8
 
 
@@ -32,7 +31,12 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Generate from the shipped MDLM; write ``out/report.html`` and return its path."""
     from polyfold.core.errors import InputError
     from polyfold.core.report import Report
-    from polyfold.text.checkpoint import DEFAULT_AR, DEFAULT_MDLM, load_checkpoint
+    from polyfold.text.checkpoint import (
+        DEFAULT_AR,
+        DEFAULT_JSON_MDLM,
+        DEFAULT_MDLM,
+        load_checkpoint,
+    )
     from polyfold.text.data import chunk_documents, shakespeare_corpus
     from polyfold.text.generate import generate
     from polyfold.text.metrics import generative_perplexity, mdlm_bpc, unigram_entropy
@@ -130,7 +134,7 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             report.paragraph(f"Skipped: {s3_note}")
         else:
             report.paragraph(
-                f"{JSON_MODEL} fills the value slots of the penguin-record schema by top-K "
+                f"{DEFAULT_JSON_MDLM} fills the value slots of the penguin-record schema by top-K "
                 f"confidence remasking (no token constraints): {records['valid']} of {N_RECORDS} "
                 "records parse and validate against the schema."
             )
@@ -154,11 +158,11 @@ def _s3_records() -> dict:
     """``N_RECORDS`` S^3 records from the shipped JSON-records MDLM and how many validate."""
     import torch
 
-    from polyfold.text.checkpoint import load_checkpoint
+    from polyfold.text.checkpoint import DEFAULT_JSON_MDLM, load_checkpoint
     from polyfold.text.json_records import json_records_schema, json_records_slot_lengths
     from polyfold.text.s3 import s3_generate, validate_json
 
-    model, tok, _ = load_checkpoint(JSON_MODEL)
+    model, tok, _ = load_checkpoint(DEFAULT_JSON_MDLM)
     schema = json_records_schema()
     texts = s3_generate(
         model,
@@ -166,7 +170,7 @@ def _s3_records() -> dict:
         schema,
         n=N_RECORDS,
         generator=torch.Generator().manual_seed(0),
-        k=2,
+        k=1,  # the paper's top-K remasking, one slot token per step
         slot_len=json_records_slot_lengths(tok),
     )
     return {"texts": texts, "valid": sum(validate_json(t, schema) for t in texts)}
