@@ -4,7 +4,8 @@ QM9: molecules from the shipped QM9 model with the paper's sampler (reverse-diff
 Langevin corrector, 1000 steps, snr 0.2, scale_eps 0.7), scored as GDSS does (validity without
 correction; uniqueness, novelty, NSPDK MMD and FCD after valency correction; NSPDK and FCD
 against the QM9 test split), then the same model with fewer network calls: the paper's solver
-at fewer steps, the S4 solver, and core's ODE samplers (DPM-Solver++(2M), UniPC, Heun).
+at fewer steps, the S4 solver, core's stochastic samplers with GDSS's symmetric noise
+(predictor-corrector, DDPM) and core's ODE samplers (DPM-Solver++(2M), UniPC, Heun).
 Community-small: degree / clustering / orbit / spectral MMDs of generated graphs vs the 20
 held-out graphs (GDSS's sampler: Euler predictor + Langevin corrector, snr 0.05).
 
@@ -46,6 +47,8 @@ FAST = (
     ("s4", 200),
     ("s4", 100),
     ("s4", 50),
+    ("core_pc", 100),
+    ("ddpm", 100),
     ("dpm_solver_pp", 20),
     ("dpm_solver_pp", 50),
     ("dpm_solver_pp", 100),

@@ -298,6 +298,65 @@ def test_initial_state_is_not_modified_and_dtype_is_kept() -> None:
     assert torch.equal(x, before)
 
 
+# -- custom noise --------------------------------------------------------------------------------
+
+NOISY = ["ddim_eta", "ddpm", "euler_maruyama", "predictor_corrector"]
+SYM = GaussianMixture(
+    [[0.5, -1.0, 0.2, -1.0, 1.0, 0.3, 0.2, 0.3, -0.4]], stds=0.6, event_shape=(3, 3)
+)
+
+
+def _symmetric_noise(x: Tensor, g: torch.Generator | None) -> Tensor:
+    z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+    return (z + z.transpose(-1, -2)) / math.sqrt(2.0)
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_noise_fn_keeps_a_symmetric_state_symmetric(name: str) -> None:
+    call, _, _ = SAMPLERS[name]
+    den = _den(gmm=SYM)
+    x = _symmetric_noise(torch.empty(8, 3, 3, dtype=F64), _gen(3))
+    grid = torch.tensor([0.9, 0.6, 0.3, 0.1], dtype=F64)
+    sym = call(den, PATH, x, grid, _gen(5), noise=_symmetric_noise).x
+    torch.testing.assert_close(sym, sym.transpose(-1, -2), rtol=0, atol=1e-12)
+    iid = call(den, PATH, x, grid, _gen(5)).x
+    assert (iid - iid.transpose(-1, -2)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_default_noise_is_iid_from_the_generator(name: str) -> None:
+    call, _, _ = SAMPLERS[name]
+    grid = S.log_snr_grid(PATH, 4)
+
+    def iid(x: Tensor, g: torch.Generator | None) -> Tensor:
+        return torch.randn(x.shape, generator=g, dtype=x.dtype)
+
+    a = call(_den(), PATH, _x(), grid, _gen(7)).x
+    b = call(_den(), PATH, _x(), grid, _gen(7), noise=iid).x
+    assert torch.equal(a, b)
+
+
+def test_corrector_noise_is_scaled_by_scale_eps() -> None:
+    """With a Gaussian target (a linear denoiser) and fixed noise, one corrector-predictor step
+    is affine in ``scale_eps``; ``scale_eps = 0`` leaves only the predictor's noise."""
+    gauss = GaussianMixture([[0.3, -0.2]], stds=0.7)
+    den, x = _den(gmm=gauss), _x()
+    z = torch.randn(x.shape, generator=_gen(9), dtype=F64)
+    grid = torch.tensor([0.6, 0.5], dtype=F64)
+
+    def run(scale: float, noise: Tensor = z) -> Tensor:
+        return S.predictor_corrector(
+            den, PATH, x, grid, scale_eps=scale, noise=lambda xi, g: noise.clone()
+        ).x
+
+    a, b, h = run(0.0), run(1.0), run(0.5)
+    torch.testing.assert_close(h, 0.5 * (a + b), rtol=1e-12, atol=1e-12)
+    assert (a - b).abs().max() > 1e-3
+    torch.testing.assert_close(
+        run(1.0), S.predictor_corrector(den, PATH, x, grid, noise=lambda xi, g: z.clone()).x
+    )
+
+
 # -- identities between samplers --------------------------------------------------------------
 
 
@@ -399,6 +458,13 @@ def test_bad_arguments_raise_input_error() -> None:
         (lambda: S.ddim(den, PATH, x, grid, eta=-1.0), "eta"),
         (lambda: S.ddpm(den, PATH, x, grid, variance="fixed"), "variance"),  # type: ignore[arg-type]
         (lambda: S.predictor_corrector(den, PATH, x, grid, snr=0.0), "snr"),
+        (lambda: S.predictor_corrector(den, PATH, x, grid, scale_eps=-1.0), "scale_eps"),
+        (lambda: S.ddpm(den, PATH, x, grid, noise="gaussian"), "noise must be callable"),  # type: ignore[arg-type]
+        (lambda: S.ddpm(den, PATH, x, grid, noise=lambda xi, g: xi[:1]), "noise returned"),
+        (
+            lambda: S.euler_maruyama(den, PATH, x, grid, noise=lambda xi, g: {"x": xi}),
+            "noise returned",
+        ),
         (lambda: S.euler(den, PATH, x, grid, variable="lambda"), "variable"),  # type: ignore[arg-type]
         (lambda: S.edm_heun(den, PATH, x, grid, s_churn=-1.0), "s_churn"),
         (lambda: S.ddim(lambda x, t: x, PATH, x, grid), "Denoised"),  # type: ignore[arg-type,return-value]

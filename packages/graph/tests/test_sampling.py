@@ -1,5 +1,8 @@
 """Sampling: symmetric adjacency at every step, masks respected, solvers reach a known target."""
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -8,13 +11,14 @@ from polyfold.core.errors import InputError
 from polyfold.graph.sampling import (
     CORE_SAMPLERS,
     GDSS_SAMPLERS,
+    _run_core,
     make_score_fn,
     quantize_adjacency,
     sample_graphs,
     sample_masks,
     solve,
 )
-from polyfold.graph.sde import PRESETS, mask_adj, prior_sample
+from polyfold.graph.sde import PRESETS, graph_noise, mask_adj, prior_sample
 from polyfold.graph.training import GraphModel
 
 MASK = torch.arange(6)[None] < torch.tensor([3, 6, 5])[:, None]
@@ -148,3 +152,60 @@ def test_bad_sampler_and_steps(tiny_model):
         sample_graphs(gm, 2, sampler="nope")
     with pytest.raises(InputError, match="steps"):
         sample_graphs(gm, 2, sampler="pc", steps=1)
+
+
+class _GaussianModel(torch.nn.Module):
+    """The exact network output (VP: noise, VE: score) when the data is a fixed graph ``g``
+    plus Gaussian noise of std ``tau`` (symmetric on the adjacency)."""
+
+    def __init__(self, sde, g, tau):
+        super().__init__()
+        self.sde, self.g, self.tau, self.paths = sde, g, tau, sde.paths()
+        self.config = SimpleNamespace(max_nodes=4, n_features=4)
+
+    def forward(self, state, t, mask):
+        out = {}
+        for k in ("x", "adj"):
+            a = self.paths[k].alpha(t.double()).float()[:, None, None]
+            s = self.paths[k].sigma(t.double()).float()[:, None, None]
+            score = -(state[k] - a * self.g[k]) / (a**2 * self.tau**2 + s**2)
+            out[k] = -s * score if self.sde.component(k).kind == "VP" else score
+        out["adj"] = mask_adj(out["adj"], mask)
+        return out
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "core_pc"])
+@pytest.mark.parametrize("preset", ["qm9", "community_small"])
+def test_core_stochastic_samplers_reach_a_gaussian_graph_distribution(sampler, preset):
+    """Data: one graph ``g`` plus N(0, tau^2) (symmetric adjacency noise). Started from the exact
+    marginal at t = 1 and run with the exact score, the samples after the final denoising have
+    mean g and std a tau^2 / sqrt(a^2 tau^2 + sigma^2) at the grid's last time."""
+    sde, tau, n = PRESETS[preset], 0.3, 500
+    paths = sde.paths()
+    adj0 = torch.tensor([[0, 1, 0, 2], [1, 0, 1, 0], [0, 1, 0, 0], [2, 0, 0, 0]], dtype=torch.float)
+    g = {"x": torch.eye(4), "adj": adj0}
+    mask = torch.ones(n, 4, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    z = graph_noise({"x": torch.empty(n, 4, 4), "adj": torch.empty(n, 4, 4)}, mask, generator=gen)
+    one = torch.ones(1, dtype=torch.float64)
+    init = {}
+    for k in ("x", "adj"):
+        a, s = float(paths[k].alpha(one)), float(paths[k].sigma(one))
+        init[k] = a * g[k] + math.sqrt(a**2 * tau**2 + s**2) * z[k]
+    counter = NFECounter()
+    model = _GaussianModel(sde, g, tau)
+    opts = {"snr": 0.1, "scale_eps": 1.0, "n_corrector": 1, "generator": gen}
+    out = _run_core(sampler, model, sde, init, mask, 100, counter, **opts)
+    assert counter.count == (200 if sampler == "core_pc" else 100) + 1  # + the final denoising
+    _check_graph_state(out, mask)
+    t_end = max(sde.sample_eps, *(p.t_min for p in paths.values()))
+    off = ~torch.eye(4, dtype=torch.bool)
+    for k, sel in (("x", torch.ones(4, 4, dtype=torch.bool)), ("adj", off)):
+        a, s = (
+            float(f(torch.tensor([t_end], dtype=torch.float64)))
+            for f in (paths[k].alpha, paths[k].sigma)
+        )
+        want = a * tau**2 / math.sqrt(a**2 * tau**2 + s**2)
+        resid = (out[k] - g[k])[:, sel]
+        assert resid.mean().abs() < 0.015, (k, float(resid.mean()))
+        assert abs(float(resid.std()) / want - 1) < 0.05, (k, float(resid.std()), want)

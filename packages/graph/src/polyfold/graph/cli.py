@@ -163,7 +163,7 @@ SamplerOpt = Annotated[
     str | None,
     typer.Option(
         help="pc, reverse, euler_langevin, euler, s4 (GDSS) or heun, dpm_solver_pp, unipc, "
-        "deis, euler_ode (core); default: the model's preset."
+        "deis, euler_ode, ddpm, core_pc (core); default: the model's preset."
     ),
 ]
 

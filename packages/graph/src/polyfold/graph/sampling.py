@@ -20,9 +20,13 @@ Core's deterministic samplers on the probability-flow ODE of the same system (bo
 share one log-SNR schedule for the exponential integrators, true for the QM9 and
 community-small presets): ``"heun"``, ``"dpm_solver_pp"`` (2M), ``"unipc"`` (bh2, order 2),
 ``"deis"``, ``"euler_ode"``. They keep the adjacency symmetric because every update is a linear
-combination of the state and symmetric network outputs.
+combination of the state and symmetric network outputs. Core's stochastic samplers draw GDSS's
+noise (symmetric adjacency, masked) through their ``noise`` hook: ``"ddpm"`` (ancestral, 1
+call/step) and ``"core_pc"`` (core's predictor-corrector: ancestral predictor, Langevin corrector
+with the preset's ``snr`` and ``scale_eps``; 2 calls/step).
 
-Every sampler returns the denoised mean of its last step (GDSS's ``noise_removal``).
+Every sampler returns the denoised mean of its last step (GDSS's ``noise_removal``); core's
+samplers end with one more network call for it, the data prediction at the grid's last time.
 """
 
 from __future__ import annotations
@@ -38,7 +42,16 @@ from torch import Tensor
 
 from polyfold.core.denoiser import NFECounter, as_denoiser
 from polyfold.core.errors import InputError
-from polyfold.core.samplers import deis, dpm_solver_pp, euler, heun, uniform_t_grid, unipc
+from polyfold.core.samplers import (
+    ddpm,
+    deis,
+    dpm_solver_pp,
+    euler,
+    heun,
+    predictor_corrector,
+    uniform_t_grid,
+    unipc,
+)
 from polyfold.graph.sde import (
     ComponentSDE,
     GraphSDE,
@@ -62,7 +75,7 @@ __all__ = [
 ]
 
 GDSS_SAMPLERS = ("pc", "reverse", "euler_langevin", "euler", "s4")
-CORE_SAMPLERS = ("heun", "dpm_solver_pp", "unipc", "deis", "euler_ode")
+CORE_SAMPLERS = ("heun", "dpm_solver_pp", "unipc", "deis", "euler_ode", "ddpm", "core_pc")
 
 #: GDSS's sampler settings per preset (config/sample_qm9.yaml, config/community_small.yaml).
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -256,13 +269,38 @@ def _run_core(
     mask: Tensor,
     steps: int,
     counter: NFECounter,
+    *,
+    snr: float,
+    scale_eps: float,
+    n_corrector: int,
+    generator: torch.Generator,
 ) -> State:
     paths = sde.paths()
     den = as_denoiser(model, paths, prediction=sde.predictions(), cond=mask, counter=counter)
     t_end = max(sde.sample_eps, *(p.t_min for p in paths.values()))  # VPLinear: 1e-3
     grid = uniform_t_grid(paths["adj"], steps, t_start=1.0, t_end=t_end)
     masks = state_masks(mask)
-    if name == "heun":
+
+    def noise(state: Any, gen: torch.Generator | None) -> State:
+        return graph_noise(state, mask, generator=gen)
+
+    if name == "ddpm":
+        res = ddpm(den, paths, init, grid, mask=masks, generator=generator, noise=noise)
+    elif name == "core_pc":
+        res = predictor_corrector(
+            den,
+            paths,
+            init,
+            grid,
+            snr=snr,
+            scale_eps=scale_eps,
+            n_corrector=n_corrector,
+            predictor="ancestral",
+            mask=masks,
+            generator=generator,
+            noise=noise,
+        )
+    elif name == "heun":
         res = heun(den, paths, init, grid, mask=masks)
     elif name == "euler_ode":
         res = euler(den, paths, init, grid, mask=masks)
@@ -272,7 +310,10 @@ def _run_core(
         res = unipc(den, paths, init, grid, mask=masks)
     else:
         res = deis(den, paths, init, grid, mask=masks)
-    out = res.x
+    # GDSS's noise removal: the denoised prediction at the last time (one more network call;
+    # the VE paths of QM9 end at sigma_min = 0.1, not at the data)
+    t = torch.full((mask.shape[0],), float(grid[-1]), device=mask.device)
+    out = den(res.x, t).x0
     assert isinstance(out, dict)
     return {"x": mask_x(out["x"], mask), "adj": mask_adj(out["adj"], mask)}
 
@@ -338,7 +379,19 @@ def sample_graphs(
                     generator=gen,
                 )
             else:
-                out = _run_core(sampler, model, sde, init, m, steps, counter)
+                out = _run_core(
+                    sampler,
+                    model,
+                    sde,
+                    init,
+                    m,
+                    steps,
+                    counter,
+                    snr=snr,
+                    scale_eps=scale_eps,
+                    n_corrector=n_corrector,
+                    generator=gen,
+                )
             nfe = counter.count
             raws_x.append(out["x"])
             raws_a.append(out["adj"])

@@ -25,10 +25,13 @@ from polyfold.core.samplers.grids import check_grid, zero_time
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State, keep_padding, randn_like
 
-__all__ = ["Level", "Paths", "Run", "lincomb", "smap", "tmap"]
+__all__ = ["Level", "NoiseFn", "Paths", "Run", "lincomb", "smap", "tmap"]
 
 F64 = torch.float64
 Paths = GaussianPath | Mapping[str, GaussianPath]
+#: ``noise(x, generator)``: standard normal noise shaped like the state ``x`` (e.g. symmetric
+#: adjacency noise for graphs); the default draws i.i.d. entries.
+NoiseFn = Callable[[State, "torch.Generator | None"], State]
 tmap = map_keys
 
 
@@ -127,6 +130,14 @@ def _leaves(x: State) -> list[tuple[str, Tensor]]:
     return [("x", x)]
 
 
+def _layout(x: Any) -> list[tuple[str, str, tuple[int, ...], Any]] | str:
+    """A state's structure (dict or tensor), keys, shapes and dtypes, for comparisons."""
+    leaves = list(x.items()) if isinstance(x, Mapping) else [("tensor", x)]
+    if not all(isinstance(v, Tensor) for _, v in leaves):
+        return f"a {type(x).__name__} that is not a state"
+    return [(type(x).__name__, k, tuple(v.shape), v.dtype) for k, v in leaves]
+
+
 class Run:
     """One sampler call: validated inputs, noise levels on the grid, counted model calls.
 
@@ -138,6 +149,7 @@ class Run:
         grid: decreasing times (see :mod:`polyfold.core.samplers.grids`).
         mask: validity mask(s); padded entries are kept untouched.
         generator: for every random draw.
+        noise: a :data:`NoiseFn` drawing the sampler's Gaussian noise (default i.i.d.).
         stochastic: the sampler draws noise from the reverse SDE (refuses non-Gaussian paths).
         one_log_snr: the sampler integrates in ``sigma/alpha`` and needs every key to share one
             log-SNR schedule.
@@ -154,6 +166,7 @@ class Run:
         *,
         mask: Mask = None,
         generator: torch.Generator | None = None,
+        noise: NoiseFn | None = None,
         stochastic: bool = False,
         one_log_snr: bool = False,
         derivs: bool = False,
@@ -161,6 +174,9 @@ class Run:
         self.name, self.derivs = name, derivs
         if not callable(denoiser):
             raise InputError(f"{name}: denoiser must be callable (x, t) -> Denoised")
+        if noise is not None and not callable(noise):
+            raise InputError(f"{name}: noise must be callable (x, generator) -> state")
+        self.noise_fn = noise
         leaves = _leaves(x)
         for key, xi in leaves:
             if not isinstance(xi, Tensor) or not xi.is_floating_point() or xi.ndim < 1:
@@ -299,8 +315,13 @@ class Run:
         return out
 
     def noise(self, x: State) -> State:
-        """Standard normal noise shaped like ``x``, from the run's generator."""
-        out: State = randn_like(x, generator=self.generator)
+        """Standard normal noise shaped like ``x``, from the run's generator (and noise fn)."""
+        if self.noise_fn is None:
+            out: State = randn_like(x, generator=self.generator)
+            return out
+        out = self.noise_fn(x, self.generator)
+        if _layout(out) != _layout(x):
+            raise InputError(f"{self.name}: noise returned {_layout(out)}; expected {_layout(x)}")
         return out
 
     def keep(self, new: State, old: State) -> State:

@@ -14,9 +14,13 @@ With ``h = ell_t - ell_s`` the half log-SNR step (``ell = log(alpha/sigma)``):
   ``score = -eps/sigma``: ``x_t = (1 + f dt) x + (g^2 dt / sigma) eps + g sqrt(-dt) z``,
   ``dt = t_next - t < 0`` (``f``, ``g`` from the path's ``sde``).
 - Predictor-corrector (Song et al. 2021): at each grid time, ``n_corrector`` Langevin steps
-  ``x <- x + e score + sqrt(2 e) z``, ``e = 2 r (snr ||z|| / ||score||)^2`` (norms per example,
-  averaged over the batch; ``r = (alpha_i/alpha_{i+1})^2``, score_sde's ``alpha_i`` of VP and 1 of
-  VE), then a predictor step (Euler-Maruyama or ancestral).
+  ``x <- x + e score + sqrt(2 e) scale_eps z``, ``e = 2 r (snr ||z|| / ||score||)^2`` (norms
+  per example, averaged over the batch; ``r = (alpha_i/alpha_{i+1})^2``, score_sde's ``alpha_i``
+  of VP and 1 of VE; ``scale_eps = 1`` in score_sde, below 1 in GDSS), then a predictor step
+  (Euler-Maruyama or ancestral).
+
+Every sampler here takes ``noise``, a function drawing its Gaussian noise (default i.i.d.; e.g.
+symmetric adjacency noise for graphs).
 
 DDIM and DDPM read both members of the denoiser's pair (``x0`` for the data, ``eps`` for the
 re-noising), as CFG++ requires. A step to the data point is the final denoising step (no noise).
@@ -35,7 +39,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
-from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap, tmap
+from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap, tmap
 from polyfold.core.samplers.grids import TimeShift
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State, apply_mask, expand_mask, expand_to
@@ -93,8 +97,9 @@ def _ancestral(
     generator: torch.Generator | None,
     mask: Mask,
     time_shift: TimeShift | None,
+    noise: NoiseFn | None,
 ) -> SampleResult:
-    run = Run(name, denoiser, paths, x, grid, mask=mask, generator=generator)
+    run = Run(name, denoiser, paths, x, grid, mask=mask, generator=generator, noise=noise)
     noisy = variance != "eta" or eta > 0
     if time_shift is not None and (isinstance(x, dict) or isinstance(mask, dict)):
         raise InputError(f"{name}: time_shift needs a tensor state (one noise schedule)")
@@ -148,6 +153,7 @@ def ddim(
     generator: torch.Generator | None = None,
     mask: Mask = None,
     time_shift: TimeShift | None = None,
+    noise: NoiseFn | None = None,
 ) -> SampleResult:
     """DDIM with stochasticity ``eta`` (0: deterministic; 1: DDPM's posterior variance).
 
@@ -155,6 +161,7 @@ def ddim(
         denoiser, paths, x, grid, mask: as every sampler (see :func:`dpm_solver`).
         eta: DDIM's ``eta >= 0``.
         generator: for the noise when ``eta > 0``.
+        noise: a :data:`~polyfold.core.samplers._core.NoiseFn` for that noise (default i.i.d.).
         time_shift: a :class:`~polyfold.core.samplers.grids.TimeShift` for the Time-Shift
             Sampler (tensor states); the result's ``times`` holds every step's start times.
     """
@@ -171,6 +178,7 @@ def ddim(
         generator=generator,
         mask=mask,
         time_shift=time_shift,
+        noise=noise,
     )
 
 
@@ -184,6 +192,7 @@ def ddpm(
     generator: torch.Generator | None = None,
     mask: Mask = None,
     time_shift: TimeShift | None = None,
+    noise: NoiseFn | None = None,
 ) -> SampleResult:
     """DDPM ancestral sampling with the posterior (``"small"``) or ``beta`` (``"large"``) variance.
 
@@ -202,17 +211,30 @@ def ddpm(
         generator=generator,
         mask=mask,
         time_shift=time_shift,
+        noise=noise,
     )
 
 
-def _sde_coefs(run: Run) -> object:
-    """Per key, the forward SDE's ``(f, g)`` at every grid point."""
+def _sde_run(
+    name: str,
+    denoiser: Denoiser,
+    paths: Paths,
+    x: State,
+    grid: Tensor | Sequence[float],
+    mask: Mask,
+    generator: torch.Generator | None,
+    noise: NoiseFn | None,
+) -> tuple[Run, object]:
+    """A stochastic :class:`Run` and, per key, the forward SDE's ``(f, g)`` at every grid point."""
+    run = Run(
+        name, denoiser, paths, x, grid, mask=mask, generator=generator, noise=noise, stochastic=True
+    )
 
     def one(path: object) -> list[tuple[float, float]]:
         f, g = path.sde(run.grid)  # type: ignore[attr-defined]
         return list(zip(f.tolist(), g.tolist(), strict=True))
 
-    return tmap(one, run.paths)
+    return run, tmap(one, run.paths)
 
 
 def _em_key(
@@ -231,12 +253,13 @@ def euler_maruyama(
     *,
     generator: torch.Generator | None = None,
     mask: Mask = None,
+    noise: NoiseFn | None = None,
 ) -> SampleResult:
-    """Euler-Maruyama on the reverse-time SDE (the noise prediction gives the score)."""
-    run = Run(
-        "euler_maruyama", denoiser, paths, x, grid, mask=mask, generator=generator, stochastic=True
-    )
-    fg = _sde_coefs(run)
+    """Euler-Maruyama on the reverse-time SDE (the noise prediction gives the score).
+
+    ``noise``: as :func:`ddim`.
+    """
+    run, fg = _sde_run("euler_maruyama", denoiser, paths, x, grid, mask, generator, noise)
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
         if run.final(i):
@@ -248,7 +271,14 @@ def euler_maruyama(
 
 
 def _langevin_key(
-    snr: float, x: Tensor, eps: Tensor, z: Tensor, m: Tensor | None, s: Level, nxt: Level
+    snr: float,
+    scale_eps: float,
+    x: Tensor,
+    eps: Tensor,
+    z: Tensor,
+    m: Tensor | None,
+    s: Level,
+    nxt: Level,
 ) -> Tensor:
     """One Langevin corrector step of score_sde for one key (batch-averaged norms)."""
     eps_v, z_v = (eps, z) if m is None else (apply_mask(eps, m), apply_mask(z, m))
@@ -258,7 +288,7 @@ def _langevin_key(
     noise_norm = torch.linalg.vector_norm(z_v.flatten(1), dim=1).mean()
     ratio = (s.alpha / nxt.alpha) ** 2 if nxt.alpha > 0 else 1.0
     step = 2.0 * ratio * (snr * noise_norm / score_norm.clamp_min(1e-30)) ** 2
-    return lincomb(x, 1.0, [-step / s.sigma, torch.sqrt(2.0 * step)], [eps, z])
+    return lincomb(x, 1.0, [-step / s.sigma, scale_eps * torch.sqrt(2.0 * step)], [eps, z])
 
 
 def predictor_corrector(
@@ -270,8 +300,10 @@ def predictor_corrector(
     snr: float = 0.16,
     n_corrector: int = 1,
     predictor: Literal["euler_maruyama", "ancestral"] = "euler_maruyama",
+    scale_eps: float = 1.0,
     generator: torch.Generator | None = None,
     mask: Mask = None,
+    noise: NoiseFn | None = None,
 ) -> SampleResult:
     """score_sde's predictor-corrector sampler with a Langevin corrector.
 
@@ -279,30 +311,25 @@ def predictor_corrector(
         snr: the corrector's signal-to-noise ratio (score_sde's ``snr``).
         n_corrector: Langevin steps per grid time (each one model call).
         predictor: ``"euler_maruyama"`` (reverse SDE) or ``"ancestral"`` (DDPM).
+        scale_eps: scales the corrector's noise, ``x <- x + e score + sqrt(2 e) scale_eps z``
+            (GDSS's ``scale_eps``; 1 is score_sde's Langevin step).
         Others as :func:`euler_maruyama`.
     """
     if not (isinstance(snr, int | float) and snr > 0):
         raise InputError(f"snr: expected a number > 0, got {snr!r}")
+    if not (isinstance(scale_eps, int | float) and scale_eps >= 0):
+        raise InputError(f"scale_eps: expected a number >= 0, got {scale_eps!r}")
     if not (isinstance(n_corrector, int) and n_corrector >= 0):
         raise InputError(f"n_corrector: expected an integer >= 0, got {n_corrector!r}")
     if predictor not in ("euler_maruyama", "ancestral"):
         raise InputError(f"predictor: expected 'euler_maruyama' or 'ancestral', got {predictor!r}")
-    run = Run(
-        "predictor_corrector",
-        denoiser,
-        paths,
-        x,
-        grid,
-        mask=mask,
-        generator=generator,
-        stochastic=True,
-    )
-    fg = _sde_coefs(run)
+    run, fg = _sde_run("predictor_corrector", denoiser, paths, x, grid, mask, generator, noise)
+    langevin = partial(_langevin_key, float(snr), float(scale_eps))
     for i in range(run.steps):
         s, nxt = run.lv(i), run.lv(i + 1)
         for _ in range(n_corrector):
             d = run.denoise(x, run.t[i])
-            new = smap(partial(_langevin_key, float(snr)), x, d.eps, run.noise(x), mask, s, nxt)
+            new = smap(langevin, x, d.eps, run.noise(x), mask, s, nxt)
             x = run.keep(new, x)
         d = run.denoise(x, run.t[i])
         if run.final(i):
