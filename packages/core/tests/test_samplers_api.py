@@ -344,9 +344,9 @@ def test_corrector_noise_is_scaled_by_scale_eps() -> None:
     z = torch.randn(x.shape, generator=_gen(9), dtype=F64)
     grid = torch.tensor([0.6, 0.5], dtype=F64)
 
-    def run(scale: float, noise: Tensor = z) -> Tensor:
+    def run(scale: float) -> Tensor:
         return S.predictor_corrector(
-            den, PATH, x, grid, scale_eps=scale, noise=lambda xi, g: noise.clone()
+            den, PATH, x, grid, scale_eps=scale, noise=lambda xi, g: z.clone()
         ).x
 
     a, b, h = run(0.0), run(1.0), run(0.5)

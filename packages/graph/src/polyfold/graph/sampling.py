@@ -75,7 +75,14 @@ __all__ = [
 ]
 
 GDSS_SAMPLERS = ("pc", "reverse", "euler_langevin", "euler", "s4")
-CORE_SAMPLERS = ("heun", "dpm_solver_pp", "unipc", "deis", "euler_ode", "ddpm", "core_pc")
+_CORE_ODE: dict[str, Callable[..., Any]] = {
+    "heun": heun,
+    "dpm_solver_pp": dpm_solver_pp,
+    "unipc": unipc,
+    "deis": deis,
+    "euler_ode": euler,
+}
+CORE_SAMPLERS = (*_CORE_ODE, "ddpm", "core_pc")
 
 #: GDSS's sampler settings per preset (config/sample_qm9.yaml, config/community_small.yaml).
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -300,16 +307,8 @@ def _run_core(
             generator=generator,
             noise=noise,
         )
-    elif name == "heun":
-        res = heun(den, paths, init, grid, mask=masks)
-    elif name == "euler_ode":
-        res = euler(den, paths, init, grid, mask=masks)
-    elif name == "dpm_solver_pp":
-        res = dpm_solver_pp(den, paths, init, grid, mask=masks)
-    elif name == "unipc":
-        res = unipc(den, paths, init, grid, mask=masks)
     else:
-        res = deis(den, paths, init, grid, mask=masks)
+        res = _CORE_ODE[name](den, paths, init, grid, mask=masks)
     # GDSS's noise removal: the denoised prediction at the last time (one more network call;
     # the VE paths of QM9 end at sigma_min = 0.1, not at the data)
     t = torch.full((mask.shape[0],), float(grid[-1]), device=mask.device)
