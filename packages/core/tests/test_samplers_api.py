@@ -300,7 +300,14 @@ def test_initial_state_is_not_modified_and_dtype_is_kept() -> None:
 
 # -- custom noise --------------------------------------------------------------------------------
 
-NOISY = ["ddim_eta", "ddpm", "euler_maruyama", "predictor_corrector"]
+NOISY = [
+    "ddim_eta",
+    "ddpm",
+    "euler_maruyama",
+    "predictor_corrector",
+    "sde_dpm_solver_pp_2m",
+    "edm_heun",
+]
 SYM = GaussianMixture(
     [[0.5, -1.0, 0.2, -1.0, 1.0, 0.3, 0.2, 0.3, -0.4]], stds=0.6, event_shape=(3, 3)
 )

@@ -5,8 +5,10 @@ a :class:`SampleResult` (final state and number of model calls). ``denoiser`` is
 :class:`~polyfold.core.denoiser.Denoiser` (wrap a network with
 :func:`~polyfold.core.denoiser.as_denoiser`), ``paths`` the path or a dict of paths for dict
 states, ``x`` the state at ``grid[0]`` (e.g. ``path.prior_sample``), ``grid`` decreasing times
-from :mod:`~polyfold.core.samplers.grids`; random draws come from ``generator``; padded entries
-of masked states stay untouched. Samplers work in the half log-SNR through the path's methods
+from :mod:`~polyfold.core.samplers.grids`; random draws come from ``generator`` (stochastic
+samplers also take ``noise``, a :data:`~polyfold.core.samplers._core.NoiseFn` shaping their
+Gaussian noise, e.g. symmetric for adjacency matrices); padded entries of masked states stay
+untouched. Samplers work in the half log-SNR through the path's methods
 and never special-case a schedule.
 """
 

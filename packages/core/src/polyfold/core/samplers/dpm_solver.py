@@ -42,7 +42,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
-from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
+from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import Kind, frame, poly_weights
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State
@@ -235,10 +235,19 @@ def _multistep(
     lower_order_final: bool,
     mask: Mask,
     generator: torch.Generator | None = None,
+    noise: NoiseFn | None = None,
 ) -> SampleResult:
     _check_order(order, (1, 2, 3))
     run = Run(
-        name, denoiser, paths, x, grid, mask=mask, generator=generator, stochastic=kind == "sde"
+        name,
+        denoiser,
+        paths,
+        x,
+        grid,
+        mask=mask,
+        generator=generator,
+        noise=noise,
+        stochastic=kind == "sde",
     )
     _check_alpha(run, kind)
     history: list[tuple[int, State]] = []
@@ -336,10 +345,14 @@ def sde_dpm_solver_pp_2m(
     grid: Tensor | Sequence[float],
     *,
     generator: torch.Generator | None = None,
+    noise: NoiseFn | None = None,
     lower_order_final: bool = True,
     mask: Mask = None,
 ) -> SampleResult:
-    """SDE-DPM-Solver++(2M): the second-order multistep solver of the reverse SDE (x0)."""
+    """SDE-DPM-Solver++(2M): the second-order multistep solver of the reverse SDE (x0).
+
+    ``noise``: a :data:`~polyfold.core.samplers._core.NoiseFn` drawing its noise (default i.i.d.).
+    """
     return _multistep(
         "sde_dpm_solver_pp_2m",
         "sde",
@@ -351,4 +364,5 @@ def sde_dpm_solver_pp_2m(
         lower_order_final,
         mask,
         generator,
+        noise,
     )

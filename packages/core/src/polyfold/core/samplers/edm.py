@@ -21,7 +21,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
-from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
+from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap
 from polyfold.core.samplers.ode import HEUN, rk_step
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State
@@ -45,6 +45,7 @@ def edm_heun(
     s_tmax: float = math.inf,
     s_noise: float = 1.0,
     generator: torch.Generator | None = None,
+    noise: NoiseFn | None = None,
     mask: Mask = None,
 ) -> SampleResult:
     """EDM Heun with stochastic churn; ``s_tmin``/``s_tmax`` are in ``sigma/alpha`` units.
@@ -53,6 +54,7 @@ def edm_heun(
         denoiser, paths, x, grid, mask: as every sampler (see :func:`heun`).
         s_churn, s_tmin, s_tmax, s_noise: EDM's ``S_churn``, ``S_tmin``, ``S_tmax``, ``S_noise``.
         generator: for the churn noise.
+        noise: a :data:`~polyfold.core.samplers._core.NoiseFn` for that noise (default i.i.d.).
     """
     for name, v in (
         ("s_churn", s_churn),
@@ -70,6 +72,7 @@ def edm_heun(
         grid,
         mask=mask,
         generator=generator,
+        noise=noise,
         stochastic=s_churn > 0,
         one_log_snr=True,
     )
