@@ -32,6 +32,13 @@ def test_known_shapes() -> None:
     assert load_dataset("biopsy").X.shape == (683, 9)  # 16 rows with a missing V6 dropped
     assert set(load_dataset("penguins").X.columns) >= {"island", "sex"}
     assert "expenditure" not in load_dataset("credit-card").X.columns  # leaks the target
+    olive = load_dataset("olive")
+    assert olive.X.shape == (572, 8)
+    assert olive.y.nunique() == 9
+    assert "region" not in olive.X.columns  # a coarsening of the target area
+    cells = load_dataset("cells")
+    assert cells.X.shape == (2019, 56)
+    assert "case" not in cells.X.columns
 
 
 def test_unknown_dataset() -> None:

