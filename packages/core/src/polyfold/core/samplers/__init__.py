@@ -31,13 +31,22 @@ from polyfold.core.samplers.grids import (
 )
 from polyfold.core.samplers.ode import euler, heun, midpoint, rk4
 from polyfold.core.samplers.pndm import pndm
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.registry import (
+    SamplerSpec,
+    available_samplers,
+    get_sampler,
+    register_sampler,
+)
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.samplers.stochastic import ddim, ddpm, euler_maruyama, predictor_corrector
 from polyfold.core.samplers.unipc import unipc
 
 __all__ = [
     "SampleResult",
+    "SamplerSpec",
+    "StepCallback",
     "TimeShift",
+    "available_samplers",
     "check_grid",
     "ddim",
     "ddpm",
@@ -47,6 +56,7 @@ __all__ = [
     "edm_heun",
     "euler",
     "euler_maruyama",
+    "get_sampler",
     "heun",
     "karras_grid",
     "log_snr_grid",
@@ -54,6 +64,7 @@ __all__ = [
     "pndm",
     "predictor_corrector",
     "quadratic_grid",
+    "register_sampler",
     "rk4",
     "sde_dpm_solver_pp_2m",
     "singlestep_orders",
