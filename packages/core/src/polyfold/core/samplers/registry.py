@@ -124,7 +124,7 @@ def get_sampler(name: str, kind: SamplerKind | None = None) -> SamplerSpec:
     return spec
 
 
-for _fn in (
+_GAUSSIAN: tuple[Callable[..., Any], ...] = (
     ddim,
     ddpm,
     deis,
@@ -140,12 +140,14 @@ for _fn in (
     rk4,
     sde_dpm_solver_pp_2m,
     unipc,
-):
-    register_sampler(_fn.__name__, _fn, kind="gaussian")
-for _name, _fn in {
+)
+_MASKED: dict[str, Callable[..., Any]] = {
     "ancestral": sample_ancestral,
     "first_hitting": sample_first_hitting,
     "confidence": sample_confidence,
     "blockwise": sample_blockwise,
-}.items():
+}
+for _fn in _GAUSSIAN:
+    register_sampler(_fn.__name__, _fn, kind="gaussian")
+for _name, _fn in _MASKED.items():
     register_sampler(_name, _fn, kind="masked")
