@@ -48,11 +48,11 @@ from torch import Tensor
 
 from polyfold.core import samplers as S
 from polyfold.core.denoiser import as_denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.metrics import sliced_wasserstein
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.testing import GaussianMixture
 
-F64 = torch.float64
 BATCH = 512
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction, check_prediction, to_x0_eps
@@ -39,7 +40,6 @@ __all__ = [
     "map_keys",
 ]
 
-F64 = torch.float64
 Model = Callable[..., State]  # model(x_t, t, cond)
 
 

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser, ModelDenoiser, NFECounter
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers.result import SampleResult
@@ -69,7 +70,6 @@ __all__ = [
     "repaint",
 ]
 
-F64 = torch.float64
 Paths = GaussianPath | Mapping[str, GaussianPath]
 GradFn = Callable[[State, Tensor], State]
 EnergyFn = Callable[[State, Tensor], Tensor]

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers.ode import EULER, HEUN, RK4, Tableau
@@ -49,7 +50,6 @@ __all__ = [
     "uniform_dequantize",
 ]
 
-F64 = torch.float64
 Paths = GaussianPath | Mapping[str, GaussianPath]
 Divergence = Literal["exact", "hutchinson"]
 Probe = Literal["rademacher", "gaussian"]

@@ -15,11 +15,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 
 __all__ = ["frechet_distance", "mmd", "sliced_wasserstein"]
-
-F64 = torch.float64
 
 
 def _pair(a: Tensor, b: Tensor, min_rows: int = 1) -> tuple[Tensor, Tensor]:

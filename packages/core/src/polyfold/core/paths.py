@@ -31,6 +31,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.state import expand_to
 
@@ -46,8 +47,6 @@ __all__ = [
     "VPLinear",
     "ddpm_betas",
 ]
-
-F64 = torch.float64
 
 
 def _as_time(t: Tensor | float) -> Tensor:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction, check_prediction, from_x0_eps
@@ -37,7 +38,6 @@ from polyfold.core.state import expand_to
 
 __all__ = ["NULL_LABEL", "ExactModel", "GaussianMixture", "ks_critical", "ks_statistic"]
 
-F64 = torch.float64
 #: The label meaning "no class": the unconditional mixture (classifier-free guidance's null).
 NULL_LABEL = -1
 

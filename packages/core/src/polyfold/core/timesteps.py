@@ -27,6 +27,7 @@ from typing import TypeAlias
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 
@@ -40,7 +41,6 @@ __all__ = [
     "sinusoidal_embedding",
 ]
 
-F64 = torch.float64
 Generator: TypeAlias = torch.Generator | None
 
 

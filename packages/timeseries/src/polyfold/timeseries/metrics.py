@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
     "vds",
 ]
 
-F64 = torch.float64
 #: PaD-TS's kernel bandwidths (variances ``a`` of ``exp(-d^2 / (2 a))``) for the CC distributions.
 FDDS_BANDWIDTHS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5, 0.7, 1.0)
 #: PaD-TS's bandwidths for the value distributions.

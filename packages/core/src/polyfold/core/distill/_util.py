@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.state import expand_to
 
-F64 = torch.float64
 Reduction = Literal["mean", "none"]
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.losses.weighting import Weighting, target_weight
 from polyfold.core.paths import GaussianPath
@@ -31,7 +32,6 @@ from polyfold.core.timesteps import TimeSampler, get_time_sampler
 __all__ = ["Reduction", "draw_noise", "draw_times", "dsm_loss"]
 
 Reduction = Literal["mean", "none"]
-F64 = torch.float64
 
 
 def _leaves(state: State, name: str = "x0") -> list[Tensor]:

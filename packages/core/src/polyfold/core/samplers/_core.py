@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser, map_keys
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.ops._dispatch import use_triton
 from polyfold.core.ops.multistep import MAX_TERMS, Scalar, multistep_update
@@ -27,7 +28,6 @@ from polyfold.core.state import Mask, State, keep_padding, randn_like
 
 __all__ = ["Level", "NoiseFn", "Paths", "Run", "lincomb", "smap", "tmap"]
 
-F64 = torch.float64
 Paths = GaussianPath | Mapping[str, GaussianPath]
 #: ``noise(x, generator)``: standard normal noise shaped like the state ``x`` (e.g. symmetric
 #: adjacency noise for graphs); the default draws i.i.d. entries.

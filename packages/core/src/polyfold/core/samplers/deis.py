@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap, tmap
@@ -36,7 +37,6 @@ from polyfold.core.state import Mask, State
 
 __all__ = ["deis"]
 
-F64 = torch.float64
 _QUAD = 16
 _LOWER_ORDER_FINAL_STEPS = 15
 

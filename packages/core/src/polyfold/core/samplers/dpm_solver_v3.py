@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers._core import Level, Run
@@ -56,7 +57,6 @@ from polyfold.core.state import Mask, State
 
 __all__ = ["EMS", "compute_ems", "dpm_solver_v3"]
 
-F64 = torch.float64
 _PANEL = 0.025  # largest Simpson panel (in ell) of the step integrals
 
 

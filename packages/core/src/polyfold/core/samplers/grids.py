@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 
@@ -49,7 +50,6 @@ __all__ = [
     "zero_time",
 ]
 
-F64 = torch.float64
 _TOL = 1e-6
 
 

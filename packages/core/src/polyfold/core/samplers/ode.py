@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers.result import SampleResult
@@ -35,7 +36,6 @@ from polyfold.core.state import Mask, State
 
 __all__ = ["EULER", "HEUN", "MIDPOINT", "RK4", "Tableau", "euler", "heun", "midpoint", "rk4"]
 
-F64 = torch.float64
 Variable = Literal["t", "sigma"]
 
 

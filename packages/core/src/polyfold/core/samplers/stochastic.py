@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap, tmap
 from polyfold.core.samplers.grids import TimeShift
@@ -46,7 +47,6 @@ from polyfold.core.state import Mask, State, apply_mask, expand_mask, expand_to
 
 __all__ = ["ddim", "ddpm", "euler_maruyama", "predictor_corrector"]
 
-F64 = torch.float64
 Variance = Literal["small", "large", "eta"]
 
 

@@ -16,14 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.losses import dsm_loss
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.timeseries.metrics import cc_mmd
 
 __all__ = ["population_loss", "same_step_times"]
-
-F64 = torch.float64
 
 
 def same_step_times(
