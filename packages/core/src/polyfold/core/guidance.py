@@ -52,7 +52,7 @@ from torch import Tensor
 from polyfold.core.denoiser import Denoised, Denoiser, ModelDenoiser, NFECounter
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
-from polyfold.core.paths import GaussianPath
+from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State, expand_mask, expand_to, tree_map
 
@@ -70,7 +70,6 @@ __all__ = [
     "repaint",
 ]
 
-Paths = GaussianPath | Mapping[str, GaussianPath]
 GradFn = Callable[[State, Tensor], State]
 EnergyFn = Callable[[State, Tensor], Tensor]
 

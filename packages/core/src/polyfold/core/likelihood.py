@@ -39,7 +39,7 @@ from torch import Tensor
 from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
-from polyfold.core.paths import GaussianPath
+from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.samplers.ode import EULER, HEUN, RK4, Tableau
 from polyfold.core.state import Mask, State, expand_mask
 
@@ -50,7 +50,6 @@ __all__ = [
     "uniform_dequantize",
 ]
 
-Paths = GaussianPath | Mapping[str, GaussianPath]
 Divergence = Literal["exact", "hutchinson"]
 Probe = Literal["rademacher", "gaussian"]
 Solver = Literal["euler", "heun", "rk4", "rk45"]

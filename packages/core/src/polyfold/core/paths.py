@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, Literal, TypeAlias
 
 import torch
 from torch import Tensor
@@ -42,6 +42,7 @@ __all__ = [
     "GaussianPath",
     "LinearInterpolant",
     "PFGMPath",
+    "Paths",
     "TrigInterpolant",
     "VPCosine",
     "VPLinear",
@@ -170,6 +171,10 @@ class GaussianPath(ABC):
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+#: A path, or for dict states one path per key.
+Paths: TypeAlias = "GaussianPath | Mapping[str, GaussianPath]"
 
 
 class _VP(GaussianPath):

@@ -13,19 +13,15 @@ zero: losses exclude it (:func:`masked_mean`) and samplers keep it (:func:`keep_
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError
 
-if TYPE_CHECKING:
-    from polyfold.core.paths import GaussianPath
-
 __all__ = [
     "Mask",
-    "Paths",
     "State",
     "apply_mask",
     "expand_mask",
@@ -40,7 +36,6 @@ __all__ = [
 
 State: TypeAlias = Tensor | dict[str, Tensor]
 Mask: TypeAlias = Tensor | dict[str, Tensor | None] | None
-Paths: TypeAlias = "GaussianPath | dict[str, GaussianPath]"
 
 T = TypeVar("T")
 

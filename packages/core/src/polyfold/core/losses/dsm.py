@@ -24,9 +24,9 @@ from torch import Tensor
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.losses.weighting import Weighting, target_weight
-from polyfold.core.paths import GaussianPath
+from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.predictions import Prediction, check_prediction, from_x0_eps
-from polyfold.core.state import Mask, Paths, State, apply_mask, masked_mean, tree_map
+from polyfold.core.state import Mask, State, apply_mask, masked_mean, tree_map
 from polyfold.core.timesteps import TimeSampler, get_time_sampler
 
 __all__ = ["Reduction", "draw_noise", "draw_times", "dsm_loss"]

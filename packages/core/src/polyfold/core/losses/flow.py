@@ -18,8 +18,8 @@ from torch import Tensor
 from polyfold.core.errors import InputError
 from polyfold.core.losses.dsm import Reduction, draw_noise, dsm_loss
 from polyfold.core.losses.ot import ot_coupling
-from polyfold.core.paths import LinearInterpolant
-from polyfold.core.state import Mask, Paths, State, tree_map
+from polyfold.core.paths import LinearInterpolant, Paths
+from polyfold.core.state import Mask, State, tree_map
 from polyfold.core.timesteps import TimeSampler
 
 __all__ = ["Coupling", "cfm_loss"]

@@ -21,14 +21,13 @@ from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.ops._dispatch import use_triton
 from polyfold.core.ops.multistep import MAX_TERMS, Scalar, multistep_update
-from polyfold.core.paths import GaussianPath
+from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.samplers.grids import check_grid, zero_time
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State, keep_padding, randn_like
 
 __all__ = ["Level", "NoiseFn", "Paths", "Run", "lincomb", "smap", "tmap"]
 
-Paths = GaussianPath | Mapping[str, GaussianPath]
 #: ``noise(x, generator)``: standard normal noise shaped like the state ``x`` (e.g. symmetric
 #: adjacency noise for graphs); the default draws i.i.d. entries.
 NoiseFn = Callable[[State, "torch.Generator | None"], State]
