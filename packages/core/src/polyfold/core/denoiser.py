@@ -29,7 +29,7 @@ from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction, check_prediction, to_x0_eps
-from polyfold.core.state import State
+from polyfold.core.state import State, tree_map
 
 __all__ = [
     "Denoised",
@@ -37,34 +37,9 @@ __all__ = [
     "ModelDenoiser",
     "NFECounter",
     "as_denoiser",
-    "map_keys",
 ]
 
 Model = Callable[..., State]  # model(x_t, t, cond)
-
-
-def map_keys(fn: Callable[..., Any], *trees: Any) -> Any:
-    """:func:`polyfold.core.state.tree_map` for ``dict`` trees, without its ``Mapping`` (ABC)
-    checks, which cost a sampler step more than its arithmetic on small states.
-
-    A ``dict`` first argument maps key by key (other ``dict`` arguments must have its keys;
-    anything else is passed to every key); otherwise ``fn(*trees)``.
-    """
-    first = trees[0]
-    if type(first) is not dict and not isinstance(first, dict):
-        for i, other in enumerate(trees[1:], start=1):
-            if isinstance(other, dict):
-                raise InputError(
-                    f"argument {i} is a dict with keys {sorted(other)} but the state is a single "
-                    "tensor; expected a single value"
-                )
-        return fn(*trees)
-    for i, other in enumerate(trees[1:], start=1):
-        if isinstance(other, dict) and other.keys() != first.keys():
-            raise InputError(
-                f"argument {i} has keys {sorted(other)}, expected the state's keys {sorted(first)}"
-            )
-    return {k: fn(*(t[k] if isinstance(t, dict) else t for t in trees)) for k in first}
 
 
 class Denoised:
@@ -227,9 +202,9 @@ class ModelDenoiser:
             eps = (lambda: oi) if pred == "eps" else (lambda: both()[1])
             return x0, eps
 
-        fns = map_keys(one, x, out, self.paths, self.prediction, levels)
+        fns = tree_map(one, x, out, self.paths, self.prediction, levels)
         return Denoised.lazy(
-            lambda: map_keys(lambda f: f[0](), fns), lambda: map_keys(lambda f: f[1](), fns)
+            lambda: tree_map(lambda f: f[0](), fns), lambda: tree_map(lambda f: f[1](), fns)
         )
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from polyfold.core.denoiser import Denoised, Denoiser, map_keys
+from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.ops._dispatch import use_triton
@@ -25,19 +25,14 @@ from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.samplers.grids import check_grid, zero_time
 from polyfold.core.samplers.result import SampleResult
 from polyfold.core.state import Mask, State, keep_padding, randn_like
+from polyfold.core.state import map_state as smap
+from polyfold.core.state import tree_map as tmap
 
 __all__ = ["Level", "NoiseFn", "Paths", "Run", "lincomb", "smap", "tmap"]
 
 #: ``noise(x, generator)``: standard normal noise shaped like the state ``x`` (e.g. symmetric
 #: adjacency noise for graphs); the default draws i.i.d. entries.
 NoiseFn = Callable[[State, "torch.Generator | None"], State]
-tmap = map_keys
-
-
-def smap(fn: Callable[..., Tensor], *trees: Any) -> State:
-    """:func:`~polyfold.core.denoiser.map_keys` of a function returning tensors: a state."""
-    out: State = map_keys(fn, *trees)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
