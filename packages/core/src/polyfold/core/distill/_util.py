@@ -1,25 +1,21 @@
 """Per-example path arithmetic shared by the distillation losses (tensor states only).
 
 Distillation draws a different time for every example of a batch, so the steps here take
-``(B,)`` times, unlike the samplers (one time per step for the whole batch). The arithmetic is
-the samplers': a DDIM step is ``x_s = alpha_s x0_hat + sigma_s eps_hat`` (its Euler step in the
-EDM variable ``y = x / alpha``, ``s = sigma / alpha``, where ``dy/ds = eps``).
+``(B,)`` times, unlike the samplers (one time per step for the whole batch). The steps
+themselves are the samplers' (:mod:`polyfold.core.samplers.steps`: DDIM with per-example times).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
-from polyfold.core.state import expand_to
 
 Reduction = Literal["mean", "none"]
 
@@ -45,28 +41,6 @@ def times(t: Tensor | float, x: Tensor) -> Tensor:
     if tt.ndim > 1 or tt.numel() not in (1, b):
         raise InputError(f"t: expected a number or shape ({b},), got {tuple(tt.shape)}")
     return tt.reshape(-1).expand(b)
-
-
-def coef(fn: Callable[[Tensor], Tensor], t64: Tensor, x: Tensor) -> Tensor:
-    """A path coefficient at ``(B,)`` float64 times, viewed for ``x`` in its dtype."""
-    return expand_to(fn(t64).to(x.dtype), x)
-
-
-def denoise(denoiser: Denoiser, x: Tensor, t64: Tensor) -> Denoised:
-    """``denoiser(x, t)`` with ``t`` passed in ``x``'s dtype (what networks expect)."""
-    return denoiser(x, t64.to(x.dtype))
-
-
-def ddim_step(
-    denoiser: Denoiser, path: GaussianPath, x: Tensor, t: Tensor, s: Tensor
-) -> tuple[Tensor, Denoised]:
-    """One deterministic DDIM step from times ``t`` to ``s`` (``(B,)``, either direction: ``s > t``
-    is a DDIM-inversion step), and the denoiser's output at ``(x, t)``."""
-    d = denoise(denoiser, x, t)
-    x0, eps = d.x0, d.eps
-    assert isinstance(x0, Tensor)
-    assert isinstance(eps, Tensor)
-    return coef(path.alpha, s, x) * x0 + coef(path.sigma, s, x) * eps, d
 
 
 def t_of_sigma(path: GaussianPath, s: Tensor) -> Tensor:

@@ -28,19 +28,19 @@ from torch import Tensor, nn
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.distill._util import (
-    F64,
     check_finite_positive,
     check_path,
     check_reduction,
     check_tensor,
-    coef,
-    denoise,
     flat_sq,
     reduce,
     t_of_sigma,
 )
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, check_int
-from polyfold.core.paths import GaussianPath
+from polyfold.core.paths import EDM, GaussianPath
+from polyfold.core.samplers.grids import karras_grid
+from polyfold.core.samplers.steps import denoise_at, path_coef
 from polyfold.core.state import expand_to
 
 __all__ = [
@@ -67,7 +67,9 @@ def karras_sigmas(
     n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
 ) -> Tensor:
     """``n`` increasing float64 levels ``(s_min^(1/rho) + i/(n-1) (s_max^(1/rho) -
-    s_min^(1/rho)))^rho``, ``i = 0 .. n-1`` (the consistency-models discretisation)."""
+    s_min^(1/rho)))^rho``, ``i = 0 .. n-1`` (the consistency-models discretisation): the
+    samplers' :func:`~polyfold.core.samplers.grids.karras_grid` of ``n - 1`` steps on the
+    matching :class:`~polyfold.core.paths.EDM` path, as EDM levels, in increasing order."""
     check_int("n", n, 2)
     lo, hi = (
         check_finite_positive(sigma_min, "sigma_min"),
@@ -76,9 +78,8 @@ def karras_sigmas(
     check_finite_positive(rho, "rho")
     if hi <= lo:
         raise InputError(f"sigma_max: expected > sigma_min={lo}, got {hi!r}")
-    i = torch.arange(n, dtype=F64) / (n - 1)
-    out: Tensor = (lo ** (1 / rho) + i * (hi ** (1 / rho) - lo ** (1 / rho))) ** rho
-    return out
+    path = EDM(lo, hi, rho)
+    return path.sigma(karras_grid(path, n - 1, rho=rho).flip(0))
 
 
 def boundary_coefficients(
@@ -188,15 +189,15 @@ def teacher_ode_step(
     if solver not in ("heun", "euler"):
         raise InputError(f"solver: expected 'heun' or 'euler', got {solver!r}")
     with torch.no_grad():
-        a0, a1 = coef(path.alpha, t, x), coef(path.alpha, t_next, x)
-        s0 = coef(path.sigma, t, x) / a0
-        s1 = coef(path.sigma, t_next, x) / a1
+        a0, a1 = path_coef(path.alpha, t, x), path_coef(path.alpha, t_next, x)
+        s0 = path_coef(path.sigma, t, x) / a0
+        s1 = path_coef(path.sigma, t_next, x) / a1
         y = x / a0
-        e0 = denoise(teacher, x, t).eps
+        e0 = denoise_at(teacher, x, t).eps
         assert isinstance(e0, Tensor)
         y1 = y + (s1 - s0) * e0
         if solver == "heun":
-            e1 = denoise(teacher, a1 * y1, t_next).eps
+            e1 = denoise_at(teacher, a1 * y1, t_next).eps
             assert isinstance(e1, Tensor)
             y1 = y + (s1 - s0) * 0.5 * (e0 + e1)
         return a1 * y1
@@ -264,7 +265,7 @@ def consistency_distillation_loss(
             raise InputError(f"index: expected integers in [0, {s.numel() - 2}]")
     z = _draw_noise(x0, noise, generator)
     t_next, t_cur = t_of_sigma(path, s[n + 1]), t_of_sigma(path, s[n])
-    a = coef(path.alpha, t_next, x0)
+    a = path_coef(path.alpha, t_next, x0)
     x_next = a * (x0 + expand_to(s[n + 1].to(x0.dtype), x0) * z)
     x_hat = teacher_ode_step(teacher, x_next, t_next, t_cur, path=path, solver=solver)
     with torch.no_grad():
@@ -334,8 +335,8 @@ def consistency_training_loss(
     i = torch.multinomial(probs, b, replacement=True, generator=generator)
     z = _draw_noise(x0, noise, generator)
     t_i, t_j = t_of_sigma(path, s[i]), t_of_sigma(path, s[i + 1])
-    x_i = coef(path.alpha, t_i, x0) * (x0 + expand_to(s[i].to(x0.dtype), x0) * z)
-    x_j = coef(path.alpha, t_j, x0) * (x0 + expand_to(s[i + 1].to(x0.dtype), x0) * z)
+    x_i = path_coef(path.alpha, t_i, x0) * (x0 + expand_to(s[i].to(x0.dtype), x0) * z)
+    x_j = path_coef(path.alpha, t_j, x0) * (x0 + expand_to(s[i + 1].to(x0.dtype), x0) * z)
     with torch.no_grad():
         tgt = model(x_i, t_i.to(x0.dtype), cond)
     out = model(x_j, t_j.to(x0.dtype), cond)
@@ -374,5 +375,5 @@ def consistency_sample(
                 noise.shape, generator=generator, dtype=noise.dtype, device=noise.device
             )
             y = x0 + z * math.sqrt(float(s[k]) ** 2 - sigma_min**2)
-        x0 = model(coef(path.alpha, t, noise) * y, t.to(noise.dtype), cond)
+        x0 = model(path_coef(path.alpha, t, noise) * y, t.to(noise.dtype), cond)
     return x0

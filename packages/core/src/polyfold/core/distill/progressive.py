@@ -26,20 +26,18 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.distill._util import (
-    F64,
     check_path,
     check_reduction,
     check_tensor,
-    coef,
-    ddim_step,
-    denoise,
     flat_sq,
     reduce,
     times,
 )
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers.grids import zero_time
+from polyfold.core.samplers.steps import ddim_step, denoise_at, path_coef
 
 __all__ = [
     "PDTarget",
@@ -97,8 +95,8 @@ def progressive_distillation_target(
     with torch.no_grad():
         x_mid, _ = ddim_step(teacher, path, x_t, tt, tm)
         x_s, _ = ddim_step(teacher, path, x_mid, tm, ts)
-        a_t, s_t = coef(path.alpha, tt, x_t), coef(path.sigma, tt, x_t)
-        a_s, s_s = coef(path.alpha, ts, x_t), coef(path.sigma, ts, x_t)
+        a_t, s_t = path_coef(path.alpha, tt, x_t), path_coef(path.sigma, tt, x_t)
+        a_s, s_s = path_coef(path.alpha, ts, x_t), path_coef(path.sigma, ts, x_t)
         ratio = s_s / s_t
         x0 = (x_s - ratio * x_t) / (a_s - ratio * a_t)
         if target == "x0":
@@ -188,9 +186,9 @@ def progressive_distillation_loss(
     elif not isinstance(noise, Tensor) or noise.shape != x0.shape:
         raise InputError(f"noise: expected a tensor of shape {tuple(x0.shape)}")
     t, t_mid, s = g[2 * idx], g[2 * idx + 1], g[2 * idx + 2]
-    x_t = coef(path.alpha, t, x0) * x0 + coef(path.sigma, t, x0) * noise
+    x_t = path_coef(path.alpha, t, x0) * x0 + path_coef(path.sigma, t, x0) * noise
     tgt = progressive_distillation_target(teacher, x_t, t, t_mid, s, path=path, target=target)
-    d = denoise(student, x_t, t)
+    d = denoise_at(student, x_t, t)
     if target == "x0":
         pred = d.x0
     elif target == "eps":
@@ -199,7 +197,7 @@ def progressive_distillation_loss(
         e, x0_hat = d.eps, d.x0
         assert isinstance(e, Tensor)
         assert isinstance(x0_hat, Tensor)
-        pred = coef(path.alpha, t, x0) * e - coef(path.sigma, t, x0) * x0_hat
+        pred = path_coef(path.alpha, t, x0) * e - path_coef(path.sigma, t, x0) * x0_hat
     assert isinstance(pred, Tensor)
     w = _weight(weighting, path.log_snr(t)).to(x0.dtype)
     return reduce(w * flat_sq(pred - tgt), reduction)

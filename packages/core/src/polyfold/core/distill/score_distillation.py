@@ -35,19 +35,17 @@ from torch import Tensor, nn
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.distill._util import (
-    F64,
     check_path,
     check_tensor,
-    coef,
-    ddim_step,
-    denoise,
     times,
     uniform_times,
 )
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.losses.dsm import dsm_loss
 from polyfold.core.paths import GaussianPath
 from polyfold.core.predictions import Prediction
+from polyfold.core.samplers.steps import ddim_step, denoise_at, path_coef
 from polyfold.core.state import expand_to
 
 __all__ = [
@@ -144,7 +142,7 @@ def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -
 
 
 def _eps(d: Denoiser, x: Tensor, t: Tensor) -> Tensor:
-    e = denoise(d, x, t).eps
+    e = denoise_at(d, x, t).eps
     assert isinstance(e, Tensor)
     return e
 
@@ -171,7 +169,7 @@ def sds_gradient(
         xd = x.detach()
         tt = _times(xd, path, t, t_range or _default_range(path), generator)
         eps = _noise(xd, noise, generator)
-        x_t = coef(path.alpha, tt, xd) * xd + coef(path.sigma, tt, xd) * eps
+        x_t = path_coef(path.alpha, tt, xd) * xd + path_coef(path.sigma, tt, xd) * eps
         return _weight(weighting, path, tt, xd) * (_eps(prior, x_t, tt) - eps)
 
 
@@ -196,7 +194,7 @@ def vsd_gradient(
         xd = x.detach()
         tt = _times(xd, path, t, t_range or _default_range(path), generator)
         eps = _noise(xd, noise, generator)
-        x_t = coef(path.alpha, tt, xd) * xd + coef(path.sigma, tt, xd) * eps
+        x_t = path_coef(path.alpha, tt, xd) * xd + path_coef(path.sigma, tt, xd) * eps
         diff = _eps(prior, x_t, tt) - _eps(aux, x_t, tt)
         return _weight(weighting, path, tt, xd) * diff
 
@@ -245,7 +243,7 @@ def ddim_invert(
 def _start(path: GaussianPath, x: Tensor) -> tuple[Tensor, Tensor]:
     """The inversion's starting point: ``x`` scaled to ``t_min`` without noise."""
     t0 = times(path.t_min, x)
-    return t0, coef(path.alpha, t0, x) * x
+    return t0, path_coef(path.alpha, t0, x) * x
 
 
 def _interval_times(
