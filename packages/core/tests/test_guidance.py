@@ -17,11 +17,11 @@ from polyfold.core.guidance import (
     classifier_guidance,
     inpaint,
     observation_guidance,
-    repaint,
 )
 from polyfold.core.paths import VPCosine, VPLinear
 from polyfold.core.samplers.dpm_solver import dpm_solver_pp
 from polyfold.core.samplers.grids import log_snr_grid, uniform_t_grid
+from polyfold.core.samplers.repaint import repaint
 from polyfold.core.samplers.stochastic import ddim
 from polyfold.core.testing import NULL_LABEL, GaussianMixture
 
