@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import random
 import shlex
@@ -39,19 +38,27 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from polyfold.core._version import __version__
-from polyfold.core.errors import InputError, is_finite_number, is_int
+from polyfold.core.errors import InputError
+from polyfold.core.train.builders import (
+    build_ema,
+    build_optimizer,
+    build_scheduler,
+    data_source,
+    forward_module,
+    pick_device,
+)
+from polyfold.core.train.builders import model_config as model_config_of
 from polyfold.core.train.checkpoint import (
     join_tree,
     latest_checkpoint,
@@ -59,16 +66,15 @@ from polyfold.core.train.checkpoint import (
     save_checkpoint,
     split_tree,
 )
-from polyfold.core.train.data import IndexBatches, mix_seed
+from polyfold.core.train.config import TrainConfig, resolve_config
+from polyfold.core.train.data import mix_seed
 from polyfold.core.train.distributed import (
     DistInfo,
     barrier,
-    detect_distributed,
     setup_distributed,
 )
-from polyfold.core.train.ema import EMA, EMAWarmup
+from polyfold.core.train.ema import EMA
 from polyfold.core.train.monitor import MetricsLogger, ProgressBar, tensorboard_available
-from polyfold.core.train.schedule import warmup_cosine_schedule
 
 __all__ = ["FitResult", "LossFn", "TrainConfig", "Trainer"]
 
@@ -76,122 +82,6 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], Tensor]
 
 CHECKPOINT_FORMAT = "polyfold-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-
-
-@dataclass
-class TrainConfig:
-    """Trainer hyperparameters (all saved in each checkpoint's ``config.json``).
-
-    - ``max_steps``: optimizer steps to train to (a resumed run continues up to it).
-    - ``batch_size``: global samples per optimizer step, over all ranks and micro-batches
-      (map-style datasets; for an iterable, each item is one micro-batch of one rank).
-    - ``lr``, ``weight_decay``: for the default optimizer, AdamW.
-    - ``lr_schedule``: ``"warmup_cosine"`` (linear warmup over ``warmup_steps``, cosine decay
-      to ``min_lr_ratio * lr`` at ``max_steps``) or ``"constant"``.
-    - ``ema_decay``: the EMA's maximum decay, ``None`` for no EMA; ``ema_warmup``: ``"ratio"``
-      (``min(decay, (1+n)/(10+n))``), ``"power"`` (k-diffusion's ``1-(1+n)^(-2/3)``) or
-      ``"none"``.
-    - ``grad_clip``: maximum global gradient norm, ``None`` to not clip.
-    - ``accumulate``: micro-batches per optimizer step (gradient accumulation).
-    - ``mixed_precision``: bf16 autocast when training on CUDA (CPU always runs float32).
-    - ``compile``: run the forward through ``torch.compile``.
-    - ``checkpoint_every``: save every N steps (and always at the end); ``keep_last``: how many
-      checkpoints to keep (``None``: all).
-    - ``log_every``: metric rows every N steps (and at the end).
-    - ``seed``: seeds the data order and the loss generator.
-    - ``device``: ``"cpu"``, ``"cuda"``, ... (default: ``cuda:LOCAL_RANK`` when available).
-    - ``quiet``: no progress bar; ``tensorboard``: also write TensorBoard events (default:
-      when the ``tensorboard`` package is installed).
-    """
-
-    max_steps: int
-    batch_size: int | None = None
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    lr_schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    ema_decay: float | None = 0.999
-    ema_warmup: EMAWarmup = "ratio"
-    grad_clip: float | None = 1.0
-    accumulate: int = 1
-    mixed_precision: bool = True
-    compile: bool = False
-    shuffle: bool = True
-    seed: int = 0
-    checkpoint_every: int | None = None
-    keep_last: int | None = 3
-    log_every: int = 10
-    num_workers: int = 0
-    device: str | None = None
-    quiet: bool = False
-    tensorboard: bool | None = None
-
-    def __post_init__(self) -> None:
-        def positive_int(name: str, allow_none: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if not is_int(v) or v < 1:
-                extra = " or None" if allow_none else ""
-                raise InputError(f"{name}: expected an integer >= 1{extra}, got {v!r}")
-
-        positive_int("max_steps")
-        positive_int("batch_size", allow_none=True)
-        positive_int("accumulate")
-        positive_int("checkpoint_every", allow_none=True)
-        positive_int("keep_last", allow_none=True)
-        positive_int("log_every")
-        if not is_finite_number(self.lr) or self.lr <= 0:
-            raise InputError(f"lr: expected a positive number, got {self.lr!r}")
-        if not is_finite_number(self.weight_decay) or self.weight_decay < 0:
-            raise InputError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        if self.lr_schedule not in ("warmup_cosine", "constant"):
-            raise InputError(
-                f"lr_schedule: expected 'warmup_cosine' or 'constant', got {self.lr_schedule!r}"
-            )
-        if not is_int(self.warmup_steps) or not 0 <= self.warmup_steps <= self.max_steps:
-            raise InputError(
-                f"warmup_steps: expected an integer in [0, max_steps={self.max_steps}], "
-                f"got {self.warmup_steps!r}"
-            )
-        if not is_finite_number(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
-            raise InputError(
-                f"min_lr_ratio: expected a number in [0, 1], got {self.min_lr_ratio!r}"
-            )
-        if self.ema_decay is not None and (
-            not is_finite_number(self.ema_decay) or not 0 <= self.ema_decay < 1
-        ):
-            raise InputError(
-                f"ema_decay: expected a number in [0, 1) or None, got {self.ema_decay!r}"
-            )
-        if self.ema_warmup not in ("ratio", "power", "none"):
-            raise InputError(
-                f"ema_warmup: expected 'ratio', 'power' or 'none', got {self.ema_warmup!r}"
-            )
-        if self.grad_clip is not None and (
-            not is_finite_number(self.grad_clip) or self.grad_clip <= 0
-        ):
-            raise InputError(
-                f"grad_clip: expected a positive number or None, got {self.grad_clip!r}"
-            )
-        if not is_int(self.seed):
-            raise InputError(f"seed: expected an integer, got {self.seed!r}")
-        if not is_int(self.num_workers) or self.num_workers < 0:
-            raise InputError(f"num_workers: expected an integer >= 0, got {self.num_workers!r}")
-        for name in ("mixed_precision", "compile", "shuffle", "quiet"):
-            if not isinstance(getattr(self, name), bool):
-                raise InputError(f"{name}: expected True or False, got {getattr(self, name)!r}")
-        if self.tensorboard is not None and not isinstance(self.tensorboard, bool):
-            raise InputError(f"tensorboard: expected True, False or None, got {self.tensorboard!r}")
-        if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError):
-                raise InputError(
-                    "device: expected a torch device such as 'cpu' or 'cuda:0', "
-                    f"got {self.device!r}"
-                ) from None
 
 
 @dataclass
@@ -214,24 +104,6 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, list | tuple):
         return type(batch)(_to_device(v, device) for v in batch)
     return batch
-
-
-def _model_config(model: nn.Module, given: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    cfg: Any = given
-    if cfg is None:
-        cfg = getattr(model, "config", None)
-        if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-            cfg = dataclasses.asdict(cfg)
-        if not isinstance(cfg, Mapping):
-            return None
-    elif not isinstance(cfg, Mapping):
-        raise InputError(f"model_config: expected a mapping, got {type(cfg).__name__}")
-    out = dict(cfg)
-    try:
-        json.dumps(out)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"model_config: expected JSON-serialisable values ({err})") from None
-    return out
 
 
 class Trainer:
@@ -278,20 +150,7 @@ class Trainer:
             raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise InputError("loss_fn: expected a callable (model, batch, generator) -> loss")
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(
-                f"{unknown[0]}: not a trainer option; expected one of {', '.join(sorted(known))}"
-            )
-        if config is None:
-            if "max_steps" not in options:
-                raise InputError("max_steps: expected the number of optimizer steps to train")
-            config = TrainConfig(**options)
-        elif not isinstance(config, TrainConfig):
-            raise InputError(f"config: expected a TrainConfig, got {type(config).__name__}")
-        elif options:
-            config = dataclasses.replace(config, **options)
+        config = resolve_config(config, options)
         if not isinstance(out_dir, str | Path) or str(out_dir) == "":
             raise InputError(f"out_dir: expected a folder path, got {out_dir!r}")
         if data_card is not None and not isinstance(data_card, str):
@@ -300,105 +159,27 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.loss_fn = loss_fn
         self.data_card = data_card
-        self.model_config = _model_config(model, model_config)
+        self.model_config = model_config_of(model, model_config)
 
-        if config.device is not None:
-            device = torch.device(config.device)
-        elif torch.cuda.is_available():  # one GPU per process: the torchrun local rank's
-            device = torch.device("cuda", detect_distributed().local_rank)
-        else:
-            device = torch.device("cpu")
+        self.device = pick_device(config)
         self.dist: DistInfo
-        self.dist, self._owns_group = setup_distributed(device)
-        self.device = device
-        self.model = model.to(device)
+        self.dist, self._owns_group = setup_distributed(self.device)
+        self.model = model.to(self.device)
 
-        # data
-        self._dataset: Any = None
-        self._iterable: Iterable[Any] | None = None
+        source = data_source(data, config, self.dist)
+        self._dataset: Any = source.dataset
+        self._iterable: Iterable[Any] | None = source.iterable
+        if source.index_batches is not None:
+            self._index_batches = source.index_batches
         self._collate = collate_fn if collate_fn is not None else default_collate
-        is_map = (
-            hasattr(data, "__getitem__")
-            and hasattr(data, "__len__")
-            and not isinstance(data, DataLoader)
-        )
-        if is_map:
-            if config.batch_size is None:
-                raise InputError(
-                    "batch_size: expected the global batch size when data is a map-style dataset"
-                )
-            self._dataset = data
-            self._index_batches = IndexBatches(
-                len(cast(Any, data)),
-                config.batch_size,
-                self.dist.rank,
-                self.dist.world_size,
-                config.accumulate,
-                config.seed,
-                config.shuffle,
-            )
-        elif isinstance(data, Iterable):
-            self._iterable = data
-        else:
-            raise InputError(
-                f"data: expected a map-style dataset or an iterable of batches, "
-                f"got {type(data).__name__}"
-            )
 
-        # optimizer, schedule, EMA
-        if optimizer is None:
-            self.optimizer: Optimizer = torch.optim.AdamW(
-                self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-            )
-        elif isinstance(optimizer, Optimizer):
-            self.optimizer = optimizer
-        elif callable(optimizer):
-            self.optimizer = optimizer(self.model.parameters())
-            if not isinstance(self.optimizer, Optimizer):
-                raise InputError("optimizer: expected the callable to return a torch Optimizer")
-        else:
-            raise InputError(
-                "optimizer: expected a torch Optimizer or a callable, "
-                f"got {type(optimizer).__name__}"
-            )
-        own = {id(p) for p in self.model.parameters()}
-        if any(id(p) not in own for g in self.optimizer.param_groups for p in g["params"]):
-            raise InputError("optimizer: expected an optimizer over the model's own parameters")
-        if scheduler is None:
-            if config.lr_schedule == "warmup_cosine":
-                self.scheduler: LRScheduler = warmup_cosine_schedule(
-                    self.optimizer,
-                    warmup_steps=config.warmup_steps,
-                    total_steps=config.max_steps,
-                    min_ratio=config.min_lr_ratio,
-                )
-            else:
-                self.scheduler = LambdaLR(self.optimizer, lambda _: 1.0)
-        elif isinstance(scheduler, LRScheduler):
-            self.scheduler = scheduler
-        elif callable(scheduler):
-            self.scheduler = scheduler(self.optimizer)
-        else:
-            raise InputError(
-                f"scheduler: expected an LR scheduler or a callable, got {type(scheduler).__name__}"
-            )
-        self.ema: EMA | None = (
-            EMA(self.model, max_decay=config.ema_decay, warmup=config.ema_warmup)
-            if config.ema_decay is not None
-            else None
+        self.optimizer: Optimizer = build_optimizer(self.model, optimizer, config)
+        self.scheduler: LRScheduler = build_scheduler(self.optimizer, scheduler, config)
+        self.ema: EMA | None = build_ema(self.model, config)
+        self.forward_model, self._ddp = forward_module(
+            self.model, self.dist, self.device, config.compile
         )
-
-        # the module loss_fn calls
-        fwd: nn.Module = self.model
-        if self.dist.enabled:
-            fwd = DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        self._ddp = fwd if isinstance(fwd, DistributedDataParallel) else None
-        if config.compile:
-            fwd = cast(nn.Module, torch.compile(fwd))
-        self.forward_model = fwd
-        self.generator = torch.Generator(device=device)
+        self.generator = torch.Generator(device=self.device)
 
         self.step = 0
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])
