@@ -9,6 +9,11 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from polyfold.core._version import __version__
+
+# torch is imported inside the functions that need it: the umbrella CLI imports this module
+# and should start without loading torch.
+
 __all__ = [
     "PackageInfo",
     "SystemInfo",
@@ -93,8 +98,6 @@ def _devices() -> list[str]:
 def system_info() -> SystemInfo:
     """Probe the environment (imports torch; touches CUDA only to list devices)."""
     import torch
-
-    from polyfold.core._version import __version__
 
     return SystemInfo(
         polyfold_version=__version__,

@@ -94,7 +94,7 @@ class ProgressBar:
         self._task: Any = None
         if not enabled:
             return
-        from rich.progress import (
+        from rich.progress import (  # only when a bar is shown: quiet runs never load rich
             BarColumn,
             MofNCompleteColumn,
             Progress,
