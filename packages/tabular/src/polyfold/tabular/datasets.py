@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import datasets as sklearn_datasets
 
 from polyfold.core.errors import InputError
 from polyfold.tabular.extras import require_extra
@@ -58,9 +59,7 @@ class DatasetInfo:
 
 def _sklearn(name: str, target: str) -> Callable[[], pd.DataFrame]:
     def load() -> pd.DataFrame:
-        from sklearn import datasets
-
-        bunch: Any = getattr(datasets, f"load_{name}")(as_frame=True)
+        bunch: Any = getattr(sklearn_datasets, f"load_{name}")(as_frame=True)
         frame = bunch.data.copy()
         names = list(getattr(bunch, "target_names", []))
         codes = bunch.target.to_numpy()
