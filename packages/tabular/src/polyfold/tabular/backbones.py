@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from polyfold.core.errors import InputError
+from polyfold.tabular.pfn import PFNBackbone, default_checkpoint
 
 __all__ = [
     "BACKBONES",
@@ -260,8 +261,6 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 
 def default_backbone() -> str:
     """``"pfn"`` when the in-house PFN's checkpoint ships with the package, else ``"mlp"``."""
-    from polyfold.tabular.pfn import default_checkpoint
-
     return "pfn" if default_checkpoint() is not None else "mlp"
 
 
@@ -275,8 +274,6 @@ def get_backbone(backbone: str | Backbone, **kwargs: Any) -> Backbone:
             )
         return backbone
     if backbone == "pfn":
-        from polyfold.tabular.pfn import PFNBackbone
-
         return PFNBackbone(**kwargs)
     if backbone not in BACKBONES:
         names = ", ".join([*BACKBONES, "pfn"])

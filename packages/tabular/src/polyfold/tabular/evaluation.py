@@ -30,9 +30,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from polyfold.core.errors import InputError
 from polyfold.tabular.encoding import TableEncoder
+from polyfold.tabular.extras import require_extra
+from polyfold.tabular.splits import stratified_indices
 from polyfold.tabular.tabebm import TabEBM
 
 __all__ = [
@@ -64,45 +75,15 @@ class EvalConfig:
     backbone: str = "mlp"  # TabEBM's default backbone in this run
 
 
-def stratified_indices(
-    y: np.ndarray, n: int, rng: np.random.Generator, *, min_per_class: int = 2
-) -> np.ndarray:
-    """``n`` row indices of ``y``, class proportions kept, at least ``min_per_class`` each."""
-    classes, counts = np.unique(y, return_counts=True)
-    if n > len(y):
-        raise InputError(f"cannot draw {n} rows from {len(y)}")
-    if n < min_per_class * len(classes) or (counts < min_per_class).any():
-        raise InputError(
-            f"{n} rows cannot hold {min_per_class} rows of each of {len(classes)} classes"
-        )
-    alloc = np.maximum(min_per_class, np.floor(n * counts / counts.sum()).astype(int))
-    alloc = np.minimum(alloc, counts)
-    while alloc.sum() > n:  # take back from the largest allocations
-        i = int(np.argmax(np.where(alloc > min_per_class, alloc, -1)))
-        alloc[i] -= 1
-    while alloc.sum() < n:  # hand out the rest by largest remainder of the proportion
-        room = alloc < counts
-        i = int(np.argmax(np.where(room, n * counts / counts.sum() - alloc, -np.inf)))
-        alloc[i] += 1
-    picks = [
-        rng.choice(np.flatnonzero(y == c), size=k, replace=False)
-        for c, k in zip(classes, alloc, strict=True)
-    ]
-    return np.sort(np.concatenate(picks))
-
-
 # --------------------------------------------------------------------------------------------
 # Generators: each returns (X_syn table, y_syn array) of n_syn rows per class
 # --------------------------------------------------------------------------------------------
 
 
 def _smote(Z: np.ndarray, y: np.ndarray, n_syn: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from imblearn.over_sampling import SMOTE
-    except ImportError:
-        raise InputError(
-            "method 'smote' needs imbalanced-learn (pip install 'polyfold-tabular[smote]')"
-        ) from None
+    require_extra("smote", "method 'smote'")
+    from imblearn.over_sampling import SMOTE  # an optional extra: imported only when used
+
     classes, counts = np.unique(y, return_counts=True)
     k = int(min(5, counts.min() - 1))
     strategy = {c: int(n + n_syn) for c, n in zip(classes, counts, strict=True)}
@@ -112,8 +93,6 @@ def _smote(Z: np.ndarray, y: np.ndarray, n_syn: int, seed: int) -> tuple[np.ndar
 
 
 def _gmm(Z: np.ndarray, y: np.ndarray, n_syn: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.mixture import GaussianMixture
-
     parts, labels = [], []
     for c in np.unique(y):
         Zc = Z[y == c]
@@ -159,13 +138,6 @@ def augment(
 
 
 def _classifier(name: str, seed: int, n_train: int, cfg: EvalConfig) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     models: dict[str, Any] = {
         "logreg": LogisticRegression(max_iter=2000),
         "knn": KNeighborsClassifier(n_neighbors=min(5, n_train)),
@@ -187,9 +159,6 @@ def downstream_scores(
     cfg: EvalConfig,
 ) -> dict[str, float]:
     """Balanced accuracy on the test set of each downstream classifier."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import balanced_accuracy_score
-
     scores = {}
     for name in cfg.classifiers:
         clf = _classifier(name, seed, len(y_train), cfg)
@@ -230,8 +199,6 @@ def fidelity(X_real: pd.DataFrame, X_syn: pd.DataFrame, X_train: pd.DataFrame) -
         if numeric:
             ks.append(float(stats.ks_2samp(real.astype(float), syn.astype(float)).statistic))
         ikl.append(_inverse_kl(real, syn, categorical=not numeric))
-    from sklearn.neighbors import NearestNeighbors
-
     nn = NearestNeighbors(n_neighbors=1).fit(encoder.transform(X_train))
     dist = nn.kneighbors(encoder.transform(X_syn))[0][:, 0]
     return {

@@ -15,7 +15,9 @@ new table it then classifies with no training at all, in one forward pass.
   activation and per-node noise; features are a random subset of its nodes, the label is
   another node cut into 2..``max_classes`` classes at random quantiles. A share of the tasks
   are linear ones. Features get random monotone warps and random duplicated columns.
-* **Training** (:func:`train_prior`): Adam with cosine decay, cross-entropy on query rows.
+* **Training** (:func:`train_prior`): core's :class:`~polyfold.core.train.Trainer` (AdamW,
+  warm-up and cosine decay, clipping, atomic checkpoints with exact resume) on
+  :class:`PriorTasks`, cross-entropy on query rows (:func:`prior_loss`).
   ``polyfold-tabular train-prior`` runs it and writes ``pfn.safetensors`` + ``pfn.json``.
 * **Backbone** (:class:`PFNBackbone`): TabEBM's classifier when the checkpoint ships with the
   package (``polyfold/tabular/weights/``). Weights are read with safetensors only.
@@ -23,26 +25,40 @@ new table it then classifies with no training at all, in one forward pass.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
 from torch import nn
+from torch.utils.data import Dataset
 
 from polyfold.core.errors import InputError
+from polyfold.core.train import Trainer, atomic_write, latest_checkpoint
+from polyfold.core.train.data import mix_seed
+from polyfold.tabular.datasets import load_dataset
+from polyfold.tabular.encoding import TableEncoder
+from polyfold.tabular.splits import stratified_indices
 
 __all__ = [
     "PFN",
     "PFNBackbone",
     "PFNConfig",
+    "PriorTasks",
+    "check_resumable",
     "default_checkpoint",
     "heldout_accuracy",
     "load_pfn",
+    "prior_loss",
     "sample_task",
     "save_pfn",
     "train_prior",
@@ -223,9 +239,11 @@ def sample_task(
     return feats, y
 
 
-def _batch(
-    gen: torch.Generator, cfg: PFNConfig, tasks: int, max_rows: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+PriorBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]
+"""``(x_ctx, y_ctx, x_qry, y_qry, n_classes)`` of a batch of prior tasks."""
+
+
+def _batch(gen: torch.Generator, cfg: PFNConfig, tasks: int, max_rows: int) -> PriorBatch:
     n_rows = int(torch.randint(24, max_rows + 1, (1,), generator=gen))
     d = int(torch.randint(1, cfg.max_features + 1, (1,), generator=gen))
     if float(torch.rand(1, generator=gen)) < 0.5:
@@ -241,62 +259,174 @@ def _batch(
     return X[:, :n_ctx], y[:, :n_ctx], X[:, n_ctx:], y[:, n_ctx:], k
 
 
+class PriorTasks(Dataset[PriorBatch]):
+    """The prior as a map-style dataset: item ``i`` is the ``i``-th training batch.
+
+    Batch ``i`` is drawn from a generator seeded by ``(seed, i)`` alone, so any step's batch can
+    be drawn again without the ones before it: what the Trainer's exact resume needs.
+    """
+
+    def __init__(
+        self, cfg: PFNConfig, *, length: int, seed: int, tasks_per_step: int, max_rows: int
+    ) -> None:
+        self.cfg = cfg
+        self.length = length
+        self.seed = seed
+        self.tasks_per_step = tasks_per_step
+        self.max_rows = max_rows
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> PriorBatch:
+        gen = torch.Generator().manual_seed(mix_seed(self.seed, index))
+        return _batch(gen, self.cfg, self.tasks_per_step, self.max_rows)
+
+
+def _only_item(items: list[PriorBatch]) -> PriorBatch:
+    """The Trainer's collate: each step reads one ready-made batch of tasks."""
+    (batch,) = items
+    return batch
+
+
+def prior_loss(model: nn.Module, batch: PriorBatch, generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy on the query rows, logits of classes absent from the task masked out."""
+    x_c, y_c, x_q, y_q, k = batch
+    logits = model(x_c, y_c, x_q)
+    n_logits = logits.shape[-1]
+    absent = torch.arange(n_logits, device=logits.device) >= k
+    logits = logits.masked_fill(absent, float("-inf"))
+    return nn.functional.cross_entropy(logits.reshape(-1, n_logits), y_q.reshape(-1))
+
+
+SETTINGS_FILE = "train_prior.json"
+
+
+def check_resumable(
+    out_dir: Path, settings: dict[str, Any], *, spell: Callable[[str], str] = str
+) -> None:
+    """Refuse to resume a run in ``out_dir`` that was started with other ``settings``.
+
+    ``spell`` turns a setting's name into what the user typed (a CLI option, say).
+    """
+    path = Path(out_dir) / SETTINGS_FILE
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: cannot be read ({err})") from None
+    for name, value in settings.items():
+        if name in saved and saved[name] != value:
+            raise InputError(
+                f"{spell(name)}: the run in {out_dir} was started with {saved[name]!r}, not "
+                f"{value!r}; resume with the same value (it shapes the learning-rate schedule "
+                "and the prior's batches) or choose another folder"
+            )
+
+
+def _history(out_dir: Path) -> list[dict[str, Any]]:
+    """The Trainer's metric rows (``metrics.csv``) as ``{step, loss, seconds}``, the seconds
+    summed from each row's step rate (so they span every session of a resumed run)."""
+    path = out_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    history, seconds, last = [], 0.0, 0
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            step, rate = int(row["step"]), float(row["steps_per_s"])
+            seconds += (step - last) / rate if rate > 0 else 0.0
+            last = step
+            history.append({"step": step, "loss": float(row["loss"]), "seconds": seconds})
+    return history
+
+
 def train_prior(
     cfg: PFNConfig,
     *,
     steps: int,
+    out_dir: str | Path,
     seed: int = 0,
     tasks_per_step: int = 8,
     max_rows: int = 160,
     lr: float = 3e-4,
-    log: Callable[[str], None] | None = None,
     log_every: int = 100,
-    on_checkpoint: Callable[[PFN, int], None] | None = None,
-    checkpoint_every: int = 0,
+    checkpoint_every: int | None = 1000,
+    resume: bool = False,
+    device: str | None = "cpu",
+    quiet: bool = True,
+    log: Callable[[str], None] | None = None,
+    spell: Callable[[str], str] = str,
 ) -> tuple[PFN, dict[str, Any]]:
-    """Train a :class:`PFN` on ``steps`` batches of prior tasks; returns it and a training log."""
+    """Train a :class:`PFN` on ``steps`` batches of prior tasks with core's :class:`Trainer`.
+
+    AdamW (weight decay 1e-4), linear warm-up over ``steps // 50`` steps then cosine decay,
+    gradient norm clipped to 1, no EMA, float32. Checkpoints go to ``out_dir`` every
+    ``checkpoint_every`` steps and at the end; ``resume=True`` continues the newest one there
+    (bit for bit as if never stopped), and refuses a run started with other settings (named
+    through ``spell``, e.g. as CLI options); ``log`` gets "resuming from step N". Returns
+    the model (in eval mode) and ``{"history": [{step, loss, seconds}], "seconds": total}``.
+    """
+    out_dir = Path(out_dir)
+    settings = {
+        "steps": steps,
+        "seed": seed,
+        "tasks_per_step": tasks_per_step,
+        "max_rows": max_rows,
+        "lr": lr,
+        "config": asdict(cfg),
+    }
+    if resume:
+        check_resumable(out_dir, settings, spell=spell)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     model = PFN(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    warmup = max(1, steps // 50)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    start = time.perf_counter()
-    history = []
-    running = 0.0
-    for step in range(steps):
-        x_c, y_c, x_q, y_q, k = _batch(gen, cfg, tasks_per_step, max_rows)
-        logits = model(x_c, y_c, x_q)
-        logits = logits.masked_fill(torch.arange(cfg.max_classes) >= k, float("-inf"))
-        loss = nn.functional.cross_entropy(logits.reshape(-1, cfg.max_classes), y_q.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if (step + 1) % log_every == 0:
-            entry = {
-                "step": step + 1,
-                "loss": running / log_every,
-                "seconds": time.perf_counter() - start,
-            }
-            history.append(entry)
-            running = 0.0
-            if log is not None:
-                log(f"step {entry['step']}: loss {entry['loss']:.4f} ({entry['seconds']:.0f} s)")
-        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-            model.eval()
-            on_checkpoint(model, step + 1)
-            model.train()
+    data = PriorTasks(
+        cfg, length=steps, seed=seed, tasks_per_step=tasks_per_step, max_rows=max_rows
+    )
+    trainer = Trainer(
+        model,
+        prior_loss,
+        data,
+        out_dir=out_dir,
+        collate_fn=_only_item,
+        model_config=asdict(cfg),
+        data_card=None,
+        max_steps=steps,
+        batch_size=1,
+        shuffle=False,
+        seed=seed,
+        lr=lr,
+        weight_decay=1e-4,
+        warmup_steps=max(1, steps // 50),
+        grad_clip=1.0,
+        ema_decay=None,
+        mixed_precision=False,
+        checkpoint_every=checkpoint_every,
+        keep_last=2,
+        log_every=log_every,
+        device=device,
+        quiet=quiet,
+        tensorboard=False,
+    )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"out_dir: cannot create {out_dir} ({err.strerror})") from None
+    found = latest_checkpoint(out_dir) if resume else None
+    if found is not None:
+        trainer.load_checkpoint(found)
+        if log is not None:
+            log(f"resuming from step {trainer.step}")
+    elif not resume and latest_checkpoint(out_dir) is not None:
+        raise InputError(
+            f"out_dir: {str(out_dir)!r} holds a training run already; pass resume=True to "
+            "continue it or choose another folder"
+        )
+    atomic_write(out_dir / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+    trainer.fit(resume=False)
     model.eval()
-    return model, {"history": history, "seconds": time.perf_counter() - start}
+    history = _history(out_dir)
+    return model, {"history": history, "seconds": history[-1]["seconds"] if history else 0.0}
 
 
 def heldout_accuracy(
@@ -304,16 +434,6 @@ def heldout_accuracy(
 ) -> list[dict[str, Any]]:
     """Accuracy on real bundled tables: ``n_ctx`` stratified context rows, the rest (up to
     500) as queries; logistic regression and 5-NN fitted on the same rows for reference."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.preprocessing import StandardScaler
-
-    from polyfold.tabular.datasets import load_dataset
-    from polyfold.tabular.encoding import TableEncoder
-    from polyfold.tabular.evaluation import stratified_indices
-
     rows = []
     for name in names:
         table = load_dataset(name)

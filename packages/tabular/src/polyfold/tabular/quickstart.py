@@ -16,6 +16,11 @@ import numpy as np
 
 from polyfold.core.quickstart import quickstart_run
 from polyfold.core.report import Report
+from polyfold.tabular.datasets import load_dataset
+from polyfold.tabular.evaluation import EvalConfig, evaluate
+from polyfold.tabular.extras import has_extra
+from polyfold.tabular.splits import stratified_indices
+from polyfold.tabular.tabebm import TabEBM
 
 __all__ = ["MARKER", "quickstart"]
 
@@ -28,10 +33,6 @@ FEATURES = 4
 
 def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Augment the wine table with TabEBM; write ``out/report.html`` and return its path."""
-    from polyfold.tabular.datasets import load_dataset
-    from polyfold.tabular.evaluation import EvalConfig, evaluate, stratified_indices
-    from polyfold.tabular.tabebm import TabEBM
-
     out = Path(out)
     with quickstart_run("tabular", out, quiet=quiet, marker=MARKER) as echo:
         table = load_dataset(DATASET)
@@ -46,12 +47,9 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
         syn[table.target] = y_syn.to_numpy()
         syn.to_csv(out / f"{DATASET}_synthetic.csv", index=False)
 
-        try:
-            import imblearn  # noqa: F401
-
-            methods: tuple[str, ...] = ("real", "smote", "gmm", "tabebm")
-        except ImportError:
-            methods = ("real", "gmm", "tabebm")
+        methods: tuple[str, ...] = ("real", "gmm", "tabebm")
+        if has_extra("smote"):
+            methods = ("real", "smote", "gmm", "tabebm")
         echo(f"downstream classifiers on real vs augmented training sets ({', '.join(methods)})")
         cfg = EvalConfig(
             sizes=(N_TRAIN,),

@@ -10,12 +10,12 @@ For each class c, in standardised space (see :mod:`polyfold.tabular.encoding`):
    fitted to that task gives ``E_c(x) = -logsumexp(f_c(x))``: low where the classifier is
    confident, i.e. near the class's rows, high in between.
 3. **Sampling.** SGLD chains start at random rows of the class plus N(0, 0.01²) noise and run
-   :func:`polyfold.core.langevin.tabebm_sgld` with the reference defaults (200 steps, step 0.1 on
+   :func:`polyfold.tabular.sgld.tabebm_sgld` with the reference defaults (200 steps, step 0.1 on
    the gradient of the mean energy, noise std 0.01). The final states are decoded back to the
    original columns, categories and dtypes.
 
 Defaults are the reference implementation's: ``alpha = 5``, the ``TABEBM_*`` constants of
-:mod:`polyfold.core.langevin`.
+:mod:`polyfold.tabular.sgld`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,6 @@ import pandas as pd
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.core.langevin import (
-    TABEBM_SGLD_NOISE_STD,
-    TABEBM_SGLD_STEP_SIZE,
-    TABEBM_SGLD_STEPS,
-    TABEBM_START_NOISE_STD,
-    tabebm_sgld,
-)
 from polyfold.tabular.backbones import (
     Backbone,
     LogitsFn,
@@ -44,6 +37,13 @@ from polyfold.tabular.backbones import (
     get_backbone,
 )
 from polyfold.tabular.encoding import TableEncoder, check_table, check_target, to_frame
+from polyfold.tabular.sgld import (
+    TABEBM_SGLD_NOISE_STD,
+    TABEBM_SGLD_STEP_SIZE,
+    TABEBM_SGLD_STEPS,
+    TABEBM_START_NOISE_STD,
+    tabebm_sgld,
+)
 
 __all__ = ["TABEBM_ALPHA", "TabEBM", "surrogate_negatives"]
 
