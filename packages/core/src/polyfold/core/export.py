@@ -343,9 +343,9 @@ def load_model(
     weights, card_path = model_files(path)
     record = read_card(path)
     cls = _model_class(record.get("model_class"), card_path)
+    model = _build(cls, record["config"], card_path)
     state = _read_weights(weights, record["weights_sha256"])
     extra = {k[len("extra.") :]: state.pop(k) for k in list(state) if k.startswith("extra.")}
-    model = _build(cls, record["config"], card_path)
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
