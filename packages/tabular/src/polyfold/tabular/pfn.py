@@ -424,7 +424,8 @@ def write_model_card(config_path: Path) -> Path:
     lines += [
         "",
         "- **format**: `pfn.safetensors` (weights, read with safetensors only, never unpickled) "
-        "and `pfn.json` (model class, hyperparameters, training record).",
+        "and `pfn.json` (a `polyfold.core.export` card: model class, hyperparameters, "
+        "training record).",
         "- **licence**: Apache-2.0, like polyfold-tabular.",
         "",
     ]
