@@ -132,6 +132,11 @@ def test_entry_point_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "plugin.FromPlugin" in export.registered_models()
 
 
+def test_save_refuses_a_name_of_another_class(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"'test\.Configured' names Configured, not the Tiny"):
+        save_model(_tiny(), tmp_path / "m", config={"width": 4}, name="test.Configured")
+
+
 def test_register_model_rejects_a_second_class_under_a_taken_name() -> None:
     with pytest.raises(ValueError, match="already names Tiny"):
         register_model("test.Tiny")(Configured)
@@ -263,3 +268,19 @@ def test_nothing_is_unpickled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(pickle, "loads", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
     assert type(load_model(tmp_path / "m").model) is Tiny
+
+
+def test_broken_entry_point_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_model(_tiny(), tmp_path / "m", config={"width": 4, "depth": 2})
+    record = json.loads((tmp_path / "m.json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**record, "model_class": "gone.Net"}))
+
+    def load() -> type:
+        raise ImportError("No module named 'gone'")
+
+    ep = SimpleNamespace(name="gone.Net", value="gone:Net", load=load)
+    monkeypatch.setattr(export.importlib.metadata, "entry_points", lambda *, group: [ep])
+    with pytest.raises(InputError, match=r"polyfold\.models:gone\.Net = 'gone:Net' cannot be"):
+        load_model(tmp_path / "m")

@@ -127,7 +127,13 @@ def _entry_point_class(name: str) -> type | None:
     """The class an installed package declares for ``name`` in ``polyfold.models``, if any."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            cls = ep.load()
+            try:
+                cls = ep.load()
+            except (ImportError, AttributeError) as err:
+                raise InputError(
+                    f"entry point {ENTRY_POINT_GROUP}:{name} = {ep.value!r} cannot be "
+                    f"loaded ({err}); reinstall the package that declares it"
+                ) from None
             if not isinstance(cls, type):
                 raise InputError(
                     f"entry point {ENTRY_POINT_GROUP}:{name} = {ep.value!r}: expected a class"
@@ -241,6 +247,11 @@ def save_model(
             f"model: {type(model).__qualname__} is not registered with "
             "polyfold.core.export.register_model (or pass name=...)"
         )
+    if not isinstance(model, _REGISTRY[cls_name]):
+        raise InputError(
+            f"name: {cls_name!r} names {_REGISTRY[cls_name].__qualname__}, "
+            f"not the {type(model).__qualname__} given"
+        )
     if not isinstance(config, Mapping):
         raise InputError(f"config: expected a mapping, got a {type(config).__name__}")
     _check_json(config, "config")
@@ -272,10 +283,14 @@ def save_model(
     except BaseException:
         tmp_w.unlink(missing_ok=True)
         raise
-    os.chmod(tmp_w, 0o644)
-    os.chmod(tmp_c, 0o644)
-    os.replace(tmp_w, weights)
-    os.replace(tmp_c, card_path)  # last: the pair is complete once the card is in place
+    try:
+        os.chmod(tmp_w, 0o644)  # readable like any file the user writes (mkstemp-free)
+        os.chmod(tmp_c, 0o644)
+        os.replace(tmp_w, weights)
+        os.replace(tmp_c, card_path)  # last: the pair is complete once the card is in place
+    finally:
+        tmp_w.unlink(missing_ok=True)
+        tmp_c.unlink(missing_ok=True)
     _fsync_dir(weights.parent)
     return weights
 
