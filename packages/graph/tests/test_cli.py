@@ -42,11 +42,11 @@ def test_train_exports_a_loadable_model_card(tmp_path: Path) -> None:
         "--quiet",
     ]
     assert _run(args) == 0
-    card = json.loads(export.with_suffix(".json").read_text())
+    card = json.loads(export.with_suffix(".json").read_text())["card"]
     assert card["steps"] == 2
     assert card["preset"] == "community_small"
     assert card["data_card"] == "community-small"
-    assert isinstance(card["training_command"], str)
+    assert isinstance(card["command"], str)
     assert sum(card["node_counts"]) == 8
     gm = load_model(export)
     assert gm.kind == "graph"
@@ -54,7 +54,7 @@ def test_train_exports_a_loadable_model_card(tmp_path: Path) -> None:
     assert gm.n_features == 10
     # resuming the finished run to more steps continues from its checkpoint
     assert _run([*args[:6], "3", *args[7:]]) == 0
-    assert json.loads(export.with_suffix(".json").read_text())["steps"] == 3
+    assert load_model(export).meta["steps"] == 3
 
     # a new run initialised from the exported weights counts their steps too
     init_export = tmp_path / "model" / "cs_init"
@@ -64,7 +64,7 @@ def test_train_exports_a_loadable_model_card(tmp_path: Path) -> None:
         "--export", str(init_export), "--quiet",
     ]  # fmt: skip
     assert _run(init_args) == 0
-    card2 = json.loads(init_export.with_suffix(".json").read_text())
+    card2 = load_model(init_export).meta
     assert card2["steps"] == 4
     assert card2["init"]["steps"] == 3
 

@@ -299,6 +299,6 @@ def test_train_prior_stopped_then_resumed_matches_an_uninterrupted_run(
     assert _run([*args, "--resume", *TINY_PRIOR[:-1]]) == 0
     assert "resuming from step 2" in capsys.readouterr().out
     assert (run / "pfn.safetensors").read_bytes() == (ref / "pfn.safetensors").read_bytes()
-    card = json.loads((run / "pfn.json").read_text())
+    card = json.loads((run / "pfn.json").read_text())["card"]
     assert [h["step"] for h in card["history"]] == [4]
     assert {r["dataset"] for r in card["heldout"]} == {"iris"}

@@ -73,7 +73,7 @@ def test_checkpoint_round_trip_and_tabebm_backbone(tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="must both exist"):
+    with pytest.raises(InputError, match=r"none\.json: missing; expected a polyfold model card"):
         load_pfn(tmp_path / "none.safetensors")
 
 

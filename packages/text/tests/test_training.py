@@ -140,5 +140,5 @@ def test_load_checkpoint_errors(tmp_path: Path) -> None:
         load_checkpoint("no-such-model")
     bad = tmp_path / "m.json"
     bad.write_text("{}")
-    with pytest.raises(InputError, match="not a polyfold-text model config"):
+    with pytest.raises(InputError, match=r"m\.json: not a polyfold model card"):
         load_checkpoint(bad)

@@ -36,7 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_writes_model(trained: Path) -> None:
     assert (trained / "tsdiff.safetensors").is_file()
     meta = json.loads((trained / "tsdiff.json").read_text())
-    assert meta["trained_steps"] == 20
+    assert meta["card"]["trained_steps"] == 20
     assert meta["config"]["prediction_length"] == 12
 
 

@@ -144,7 +144,8 @@ def test_save_load_round_trip_gives_identical_samples(trained: PaDTS, tmp_path: 
     folder = trained.save(tmp_path / "ckpt", meta={"note": "test"})
     record = json.loads((folder / "padts.json").read_text())
     assert record["config"]["alpha"] == 0.5
-    assert record["meta"] == {"note": "test"}
+    assert record["card"]["meta"] == {"note": "test"}
+    assert record["model_class"] == "timeseries.PaDTS"
     loaded = PaDTS.load(folder)
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
@@ -195,7 +196,9 @@ def test_bad_windows_and_arguments(windows: np.ndarray, trained: PaDTS, tmp_path
         trained.sample(2, sampler="heun")
     with pytest.raises(InputError, match=r"padts\.json"):
         PaDTS.load(tmp_path)
-    (tmp_path / "padts.json").write_text('{"format": "polyfold-padts", "config": {"x": 1}}')
+    card = {"format": "polyfold-model", "format_version": 1, "model_class": "timeseries.PaDTS"}
+    card.update(config={"x": 1}, card={}, weights_sha256="0")
+    (tmp_path / "padts.json").write_text(json.dumps(card))
     (tmp_path / "padts.safetensors").write_bytes(b"")
     with pytest.raises(InputError, match="unknown PaD-TS setting"):
         PaDTS.load(tmp_path)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polyfold.core.errors import InputError
+from polyfold.core.export import register_model
 from polyfold.graph.sde import mask_adj, mask_x
 
 __all__ = [
@@ -270,11 +271,17 @@ PRESET_MODELS: dict[str, GDSSConfig] = {
 }
 
 
+@register_model("graph.GDSSScore")
 class GDSSScore(nn.Module):
     """Both score networks as one ``model(state, t, cond) -> state``; ``cond`` is the node mask.
 
     ``t`` is accepted and unused: GDSS's networks are not time-conditioned.
     """
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> GDSSScore:
+        """Build from :meth:`GDSSConfig.to_dict`'s output (how model files rebuild it)."""
+        return cls(GDSSConfig(**config))
 
     def __init__(self, config: GDSSConfig) -> None:
         super().__init__()

@@ -9,9 +9,9 @@ key (network output read as the noise), ``sigma^2 ||score_hat - score||^2`` for 
 (network output read as the score). Padding is excluded from the mean (GDSS sums over entries;
 the per-entry mean only rescales each key's loss).
 
-A shipped model is a pair ``<name>.safetensors`` (the EMA weights) + ``<name>.json`` (the network
-and SDE configs, the node-count histogram of the training graphs for sampling masks, the
-training command, steps, data card and metrics).
+A shipped model is a :mod:`polyfold.core.export` pair ``<name>.safetensors`` (the EMA weights)
++ ``<name>.json`` (config: the network; card: the SDE, the node-count histogram of the training
+graphs for sampling masks, the training command, steps, data card and metrics).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from polyfold.core import export
 from polyfold.core.errors import InputError
 from polyfold.core.losses import dsm_loss
 from polyfold.core.timesteps import Uniform
@@ -228,7 +228,8 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Export a training run's EMA weights as ``<out>.safetensors`` + ``<out>.json``."""
+    """Export a training run's EMA weights as ``<out>.safetensors`` + ``<out>.json``
+    (:func:`polyfold.core.export.save_model`; the SDE, node counts and record go in the card)."""
     run = Path(run_dir)
     cfg_path = run / "latest"
     if not cfg_path.is_file():
@@ -238,59 +239,40 @@ def save_model(
     mcfg = cfg.get("model_config")
     if not isinstance(mcfg, dict) or "model" not in mcfg or "sde" not in mcfg:
         raise InputError(f"run_dir: {str(step_dir)!r} is not a GDSS training checkpoint")
-    weights = load_weights(step_dir)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(
-        {k: v.contiguous() for k, v in weights.items()}, str(out.with_suffix(".safetensors"))
-    )
+    model = GDSSScore.from_config(mcfg["model"])
+    model.load_state_dict(load_weights(step_dir))
     card = {
-        "format": "polyfold-graph-gdss",
         "polyfold_graph_version": __version__,
-        "model": mcfg["model"],
         "sde": mcfg["sde"],
         "preset": mcfg.get("preset"),
         "kind": kind,
-        "node_counts": list(node_counts),
+        "node_counts": [int(c) for c in node_counts],
         "data_card": data_card,
         "steps": int(cfg.get("step", 0)) + int((mcfg.get("init") or {}).get("steps", 0)),
         "init": mcfg.get("init"),
-        "training_command": cfg.get("command"),
+        "command": cfg.get("command"),
         "hyperparameters": cfg.get("hyperparameters"),
         "metrics": metrics or {},
         **(extra or {}),
     }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    out.with_suffix(".safetensors").chmod(0o644)  # safetensors writes owner-only files
-    return out.with_suffix(".safetensors")
+    return export.save_model(model, out, config=mcfg["model"], card=card)
 
 
 def load_model(path: str | Path) -> GraphModel:
-    """Load ``<name>.safetensors`` + ``<name>.json`` (safetensors and JSON only)."""
-    p = Path(path)
-    weights_path, card_path = p.with_suffix(".safetensors"), p.with_suffix(".json")
-    for f in (weights_path, card_path):
-        if not f.is_file():
-            raise InputError(f"checkpoint: {str(f)!r} does not exist")
+    """Load a GDSS model pair ``<name>.safetensors`` + ``<name>.json`` (safetensors and JSON
+    only, through :func:`polyfold.core.export.load_model`)."""
+    loaded = export.load_model(path)
+    if not isinstance(loaded.model, GDSSScore):
+        raise InputError(f"checkpoint: {str(path)!r} holds a {type(loaded.model).__name__}")
+    card = loaded.card
     try:
-        card = json.loads(card_path.read_text())
-        config = GDSSConfig(**card["model"])
         sde = GraphSDE.from_dict(card["sde"])
     except (ValueError, KeyError, TypeError) as err:
-        raise InputError(
-            f"checkpoint: {str(card_path)!r} is not a GDSS model card ({err})"
-        ) from None
-    model = GDSSScore(config)
-    try:
-        state = safetensors.torch.load_file(str(weights_path), device="cpu")
-        model.load_state_dict(state)
-    except Exception as err:  # safetensors raises its own error types
-        raise InputError(f"checkpoint: cannot load {str(weights_path)!r}: {err}") from None
-    model.eval()
+        raise InputError(f"checkpoint: {str(path)!r} has no valid GDSS SDE ({err})") from None
     counts = [int(c) for c in card.get("node_counts", [])]
     if sum(counts) <= 0:
-        counts = [0] * config.max_nodes + [1]
-    return GraphModel(model, sde, counts, card)
+        counts = [0] * loaded.model.config.max_nodes + [1]
+    return GraphModel(loaded.model, sde, counts, card)
 
 
 def command_line() -> str:

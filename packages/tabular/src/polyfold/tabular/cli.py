@@ -319,7 +319,7 @@ def train_prior(
     command = "polyfold-tabular " + " ".join(sys.argv[1:]) if sys.argv[1:] else "train-prior"
     meta: dict[str, Any] = {
         "polyfold_tabular_version": __version__,
-        "training_command": command,
+        "command": command,
         "steps": steps,
         "seed": seed,
         "tasks_per_step": tasks_per_step,

@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from polyfold.core.errors import InputError
+from polyfold.core.export import load_model, read_card, register_model, save_model
 from polyfold.core.train import Trainer, atomic_write, latest_checkpoint
 from polyfold.core.train.data import mix_seed
 from polyfold.tabular.datasets import load_dataset
@@ -116,6 +117,11 @@ class PFN(nn.Module):
         self.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.max_classes)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PFN:
+        """Build from ``asdict(cfg)`` (how :func:`polyfold.core.export.load_model` rebuilds it)."""
+        return cls(PFNConfig(**config))
 
     def _features(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         d = x.shape[-1]
@@ -476,24 +482,20 @@ def heldout_accuracy(
 # --------------------------------------------------------------------------------------------
 
 
-def save_pfn(model: PFN, out_dir: Path, meta: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``pfn.safetensors`` and ``pfn.json`` (config + ``meta``) into ``out_dir``."""
-    from safetensors.torch import save_file
+register_model(PFN, name="tabular.PFN")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = out_dir / "pfn.safetensors"
-    config = out_dir / "pfn.json"
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights))
-    payload = {"model_class": "polyfold.tabular.pfn.PFN", "config": asdict(model.cfg), **meta}
-    config.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return weights, config
+
+def save_pfn(model: PFN, out_dir: Path, meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``pfn.safetensors`` and ``pfn.json`` (core model card: config, and ``meta`` as
+    the card) into ``out_dir`` through :func:`polyfold.core.export.save_model`."""
+    weights = save_model(model, Path(out_dir) / "pfn", config=asdict(model.cfg), card=meta)
+    return weights, weights.with_suffix(".json")
 
 
 def write_model_card(config_path: Path) -> Path:
     """Write ``MODEL_CARD.md`` beside a checkpoint's ``pfn.json`` from what that JSON records."""
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
-    cfg = meta["config"]
+    record = read_card(config_path)
+    meta, cfg = record["card"], record["config"]
     params = sum(v.numel() for v in PFN(PFNConfig(**cfg)).state_dict().values())
     history = meta.get("history", [])
     last = history[-1]["loss"] if history else float("nan")
@@ -508,7 +510,7 @@ def write_model_card(config_path: Path) -> Path:
         f"- **architecture**: {cfg['n_layers']} layers, d_model {cfg['d_model']}, "
         f"{cfg['n_heads']} heads, feed-forward {cfg['d_ff']}; up to {cfg['max_features']} "
         f"features and {cfg['max_classes']} classes; {params:,} parameters (float32).",
-        f"- **training command**: `{meta.get('training_command')}` "
+        f"- **training command**: `{meta.get('command')}` "
         f"(polyfold-tabular {meta.get('polyfold_tabular_version')}, one CPU thread)",
         f"- **steps**: {meta.get('steps')} AdamW steps of {meta.get('tasks_per_step')} tasks "
         f"(up to {meta.get('max_rows')} rows each), lr 3e-4 with warm-up and cosine decay, "
@@ -543,7 +545,8 @@ def write_model_card(config_path: Path) -> Path:
     lines += [
         "",
         "- **format**: `pfn.safetensors` (weights, read with safetensors only, never unpickled) "
-        "and `pfn.json` (model class, hyperparameters, training record).",
+        "and `pfn.json` (a `polyfold.core.export` card: model class, hyperparameters, "
+        "training record).",
         "- **licence**: Apache-2.0, like polyfold-tabular.",
         "",
     ]
@@ -559,25 +562,17 @@ def default_checkpoint() -> Path | None:
 
 
 def load_pfn(weights: Path | None = None) -> PFN:
-    """A :class:`PFN` from ``weights`` (``pfn.safetensors`` with ``pfn.json`` beside it)."""
+    """A :class:`PFN` from ``weights`` (``pfn.safetensors`` with ``pfn.json`` beside it), read
+    by :func:`polyfold.core.export.load_model` (safetensors and JSON only)."""
     weights = weights or default_checkpoint()
     if weights is None:
         raise InputError(
             "backbone 'pfn': no checkpoint ships with this polyfold-tabular; train one with "
             "`polyfold-tabular train-prior` and pass its path, or use backbone='mlp'"
         )
-    weights = Path(weights)
-    config_path = weights.with_suffix(".json")
-    if not weights.is_file() or not config_path.is_file():
-        raise InputError(f"PFN checkpoint: {weights} and {config_path} must both exist")
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise InputError("backbone 'pfn' needs safetensors (pip install safetensors)") from None
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
-    model = PFN(PFNConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(weights)))
-    model.eval()
+    model = load_model(weights).model
+    if not isinstance(model, PFN):
+        raise InputError(f"PFN checkpoint: {weights} holds a {type(model).__name__}, not a PFN")
     model.requires_grad_(False)
     return model
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polyfold.core.errors import InputError
+from polyfold.core.export import register_model
 from polyfold.core.ops import adaln_modulate, gated_residual
 from polyfold.core.timesteps import sinusoidal_embedding
 
@@ -145,6 +146,11 @@ class _Backbone(nn.Module):
         """The JSON hyperparameters (the trainer saves them with each checkpoint)."""
         return self.cfg.to_dict()
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> _Backbone:
+        """Build from :attr:`config` (how :func:`polyfold.core.export.load_model` rebuilds it)."""
+        return cls(TransformerConfig(**config))
+
     def _check(self, tokens: Tensor, mask: Tensor | None) -> Tensor:
         if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
             got = tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__
@@ -192,6 +198,7 @@ class _Backbone(nn.Module):
         raise NotImplementedError
 
 
+@register_model("text.DiffusionTransformer")
 class DiffusionTransformer(_Backbone):
     """Bidirectional DiT: ``model(tokens, t, mask=None) -> logits (B, L, V)``.
 
@@ -226,6 +233,7 @@ class DiffusionTransformer(_Backbone):
         return self._run(tokens, cond, valid)
 
 
+@register_model("text.CausalTransformer")
 class CausalTransformer(_Backbone):
     """Causal LM on the same blocks: ``model(tokens, mask=None) -> logits (B, L, V)`` where
     ``logits[:, i]`` is the distribution of ``tokens[:, i + 1]``. No time conditioning: one

@@ -29,6 +29,7 @@ __all__ = [
     "CharTokenizer",
     "Tokenizer",
     "load_tokenizer",
+    "tokenizer_from_json",
 ]
 
 SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[BOS]", "[EOS]", "[UNK]", "[NULL]")
@@ -190,6 +191,11 @@ class BPETokenizer(_Specials):
             out.append(self._tok.decode(run, skip_special_tokens=False))
         return "".join(out)
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``tokenizers`` JSON of this tokenizer, as a dict."""
+        data: dict[str, Any] = json.loads(self._tok.to_str())
+        return data
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         self._tok.save(str(path))
@@ -207,9 +213,14 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise InputError(f"tokenizer: cannot read {path} as JSON: {err}") from None
+    return tokenizer_from_json(data, source=str(path))
+
+
+def tokenizer_from_json(data: object, *, source: str = "tokenizer") -> CharTokenizer | BPETokenizer:
+    """A tokenizer from its ``to_json()`` dict (either kind); ``source`` names it in errors."""
     if isinstance(data, dict) and data.get("type") == "polyfold-char":
         if list(data.get("special_tokens", [])) != list(SPECIAL_TOKENS):
-            raise InputError(f"tokenizer: {path} has special tokens {data.get('special_tokens')}")
+            raise InputError(f"tokenizer: {source} has special tokens {data.get('special_tokens')}")
         return CharTokenizer(data["chars"])
     if isinstance(data, dict) and "model" in data:
         from tokenizers import Tokenizer as HFTokenizer
@@ -217,5 +228,5 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         try:
             return BPETokenizer(HFTokenizer.from_str(json.dumps(data)))
         except Exception as err:  # tokenizers raises its own exception types
-            raise InputError(f"tokenizer: {path} is not a tokenizers JSON file: {err}") from None
-    raise InputError(f"tokenizer: {path} is neither a character nor a BPE tokenizer file")
+            raise InputError(f"tokenizer: {source} is not a tokenizers JSON file: {err}") from None
+    raise InputError(f"tokenizer: {source} is neither a character nor a BPE tokenizer")

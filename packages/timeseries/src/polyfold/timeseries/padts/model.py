@@ -11,7 +11,6 @@ ancestral, DDIM, DPM-Solver++) on the x0-predicting network and maps back to the
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ from torch.utils.data import Dataset
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError
+from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.samplers import ddim, ddpm, dpm_solver_pp, uniform_t_grid
-from polyfold.core.train import Trainer, atomic_write
+from polyfold.core.train import Trainer
 from polyfold.timeseries._version import __version__
 from polyfold.timeseries.padts.config import SAMPLERS, PaDTSConfig
 from polyfold.timeseries.padts.loss import population_loss
@@ -33,9 +33,9 @@ from polyfold.timeseries.padts.network import DualChannelEncoder
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "PaDTS", "train_padts"]
 
-WEIGHTS_FILE = "padts.safetensors"
-CONFIG_FILE = "padts.json"
-FORMAT = "polyfold-padts"
+STEM = "padts"  # the model pair is padts.safetensors + padts.json (polyfold.core.export)
+WEIGHTS_FILE = f"{STEM}.safetensors"
+CONFIG_FILE = f"{STEM}.json"
 
 
 def as_windows(windows: object, name: str = "windows") -> Tensor:
@@ -188,60 +188,36 @@ class PaDTS(nn.Module):
 
     # --- checkpoints ------------------------------------------------------------------------------
 
-    def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
-        """Write ``padts.safetensors`` (weights and scaling) and ``padts.json`` (config, format,
-        versions, ``meta``) into ``directory``, each atomically; returns the folder."""
-        import safetensors.torch
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PaDTS:
+        """An untrained model from :meth:`PaDTSConfig.to_dict`'s output (validated)."""
+        return cls(PaDTSConfig.from_dict(config))
 
+    def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+        """Write ``padts.safetensors`` (weights and the data scaling buffers) and ``padts.json``
+        (config; ``meta`` and versions in the card) into ``directory`` through
+        :func:`polyfold.core.export.save_model` (atomic); returns the folder."""
         folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        record = {
-            "format": FORMAT,
-            "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
+        card = {
+            "data_card": self.config.data_card,
             "polyfold_timeseries_version": __version__,
             "torch_version": torch.__version__,
-            "config": self.config.to_dict(),
-            "data_card": self.config.data_card,
             "meta": meta or {},
         }
-        try:
-            text = json.dumps(record, indent=2, sort_keys=True)
-        except TypeError as err:
-            raise InputError(f"meta: expected JSON-serialisable values ({err})") from None
-        atomic_write(folder / WEIGHTS_FILE, bytes(safetensors.torch.save(state)))
-        atomic_write(folder / CONFIG_FILE, (text + "\n").encode())
+        save_model(self, folder / STEM, config=self.config.to_dict(), card=card)
         return folder
 
     @classmethod
     def load(cls, directory: str | Path) -> PaDTS:
         """A model from a folder written by :meth:`save` (safetensors and JSON only)."""
-        import safetensors.torch
-
         folder = Path(directory)
-        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        if not cfg_path.is_file() or not w_path.is_file():
-            raise InputError(
-                f"directory: expected a PaD-TS checkpoint folder with {CONFIG_FILE} and "
-                f"{WEIGHTS_FILE}, got {str(folder)!r}"
-            )
-        try:
-            record = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"{cfg_path}: cannot read the PaD-TS config: {err}") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise InputError(f"{cfg_path}: not a PaD-TS checkpoint config (format {FORMAT!r})")
-        model = cls(PaDTSConfig.from_dict(record.get("config"), source=str(cfg_path)))
-        try:
-            state = safetensors.torch.load_file(str(w_path), device="cpu")
-        except Exception as err:  # safetensors raises its own error types
-            raise InputError(f"{w_path}: cannot read the weights: {err}") from None
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(f"{w_path}: the weights do not fit the config: {err}") from None
-        model.eval()
+        model = load_model(folder / STEM).model
+        if not isinstance(model, PaDTS):
+            raise InputError(f"directory: {str(folder)!r} holds a {type(model).__name__}")
         return model
+
+
+register_model(PaDTS, name="timeseries.PaDTS")
 
 
 def train_padts(

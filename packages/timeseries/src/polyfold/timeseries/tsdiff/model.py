@@ -20,7 +20,6 @@ over mean-scaled windows with lag channels (:mod:`.features`). At inference:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError
+from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.guidance import observation_guidance
 from polyfold.core.langevin import langevin
 from polyfold.core.losses import dsm_loss
@@ -396,41 +396,40 @@ class TSDiff:
         return (self.sample_windows(n, generator=generator)[..., 0] * scale + loc).numpy()
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """``tsdiff.safetensors`` + ``tsdiff.json`` (config, steps, metrics) in ``directory``."""
-        from safetensors.torch import save_file
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TSDiff:
+        """An untrained model from ``dataclasses.asdict(config)`` (how model files rebuild it)."""
+        return cls(TSDiffConfig(**config))
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The network's weights (what :meth:`save` writes)."""
+        return self.net.state_dict()
+
+    def load_state_dict(self, state: Any, strict: bool = True) -> Any:
+        return self.net.load_state_dict(state, strict=strict)
+
+    def save(self, directory: str | Path) -> Path:
+        """``tsdiff.safetensors`` + ``tsdiff.json`` (config; steps and metrics in the card) in
+        ``directory``, written atomically by :func:`polyfold.core.export.save_model`."""
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(d / "tsdiff.safetensors"))
-        meta = {
-            "config": dataclasses.asdict(self.config),
-            "trained_steps": self.trained_steps,
-            "metrics": self.metrics,
-        }
-        (d / "tsdiff.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        card = {"trained_steps": self.trained_steps, "metrics": self.metrics}
+        save_model(self, d / "tsdiff", config=dataclasses.asdict(self.config), card=card)
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> TSDiff:
         """A model saved by :meth:`save` (safetensors + JSON; nothing is unpickled)."""
-        from safetensors.torch import load_file
-
-        d = Path(directory)
-        meta_p, w_p = d / "tsdiff.json", d / "tsdiff.safetensors"
-        if not meta_p.is_file() or not w_p.is_file():
-            raise InputError(f"{d}: expected tsdiff.json and tsdiff.safetensors (from `train`)")
-        try:
-            meta = json.loads(meta_p.read_text(encoding="utf-8"))
-            model = cls(TSDiffConfig(**meta["config"]))
-        except (KeyError, TypeError, json.JSONDecodeError) as err:
-            raise InputError(f"{meta_p}: not a TSDiff model description ({err})") from None
-        model.net.load_state_dict(load_file(str(w_p)))
+        loaded = load_model(Path(directory) / "tsdiff")
+        model = loaded.model
+        if not isinstance(model, TSDiff):
+            raise InputError(f"{directory}: holds a {type(model).__name__}, not a TSDiff model")
         model.net.eval()
-        model.trained_steps = int(meta.get("trained_steps", 0))
-        model.metrics = dict(meta.get("metrics", {}))
+        model.trained_steps = int(loaded.card.get("trained_steps", 0))
+        model.metrics = dict(loaded.card.get("metrics", {}))
         return model
+
+
+register_model(TSDiff, name="timeseries.TSDiff")
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
