@@ -48,6 +48,7 @@ from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops import sample_categorical
 from polyfold.core.samplers import StepCallback
 from polyfold.core.train import Trainer
+from polyfold.text.model import DiffusionTransformer, TransformerConfig
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -200,8 +201,6 @@ class EnergyTransformer(nn.Module):
 
     def __init__(self, vocab_size: int, mask_id: int, **transformer: Any) -> None:
         super().__init__()
-        from polyfold.text.model import DiffusionTransformer, TransformerConfig
-
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
             raise InputError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
         if not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
