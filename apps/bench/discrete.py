@@ -41,7 +41,7 @@ from torch import nn
 from polyfold.core.discrete import (
     LinearSchedule,
     MaskedProcess,
-    SampleResult,
+    TokenSample,
     sample_ancestral,
     sample_first_hitting,
 )
@@ -51,7 +51,7 @@ VOCAB = 1000  # data tokens; the mask token is id VOCAB
 RARE_GAP = 17.5
 
 
-class TinyDenoiser(nn.Module):
+class TinyLogitsModel(nn.Module):
     """A small bidirectional transformer ``model(x_t, t, cond) -> logits``; ignores ``t``."""
 
     def __init__(self, length: int, width: int = 64, depth: int = 2, seed: int = 0) -> None:
@@ -74,8 +74,8 @@ class TinyDenoiser(nn.Module):
 
 
 def mdlm_joint_ancestral(
-    model: TinyDenoiser, process: MaskedProcess, x: torch.Tensor, *, steps: int, generator: Any
-) -> SampleResult:
+    model: TinyLogitsModel, process: MaskedProcess, x: torch.Tensor, *, steps: int, generator: Any
+) -> TokenSample:
     """Peer: MDLM's reference step, one float64 categorical over the V + 1 outcomes (each token
     and "stay masked") at every position and every step. Same law as ``sample_ancestral``, which
     draws a float64 Bernoulli and then a categorical for the revealed positions only."""
@@ -94,13 +94,13 @@ def mdlm_joint_ancestral(
         joint += math.log((mask_prob[i] - mask_prob[i + 1]) / mask_prob[i])
         joint[..., process.mask_id] = torch.log(mask_prob[i + 1] / mask_prob[i])
         x_t = torch.where(masked, sample_categorical(joint, generator=generator), x_t)
-    return SampleResult(tokens=x_t, nfe=nfe)
+    return TokenSample(tokens=x_t, nfe=nfe)
 
 
-def timed(run: Any) -> tuple[SampleResult, float, float]:
+def timed(run: Any) -> tuple[TokenSample, float, float]:
     """One timed call (runs take seconds to minutes; the model is warm): the result, the wall
     time and the process CPU time (less sensitive to other load on a shared machine)."""
-    out: list[SampleResult] = []
+    out: list[TokenSample] = []
 
     def call() -> None:
         with torch.inference_mode():
@@ -112,7 +112,7 @@ def timed(run: Any) -> tuple[SampleResult, float, float]:
 
 
 def sampler_rows(batch: int, length: int) -> list[dict[str, Any]]:
-    model = TinyDenoiser(length)
+    model = TinyLogitsModel(length)
     process = MaskedProcess(LinearSchedule(), mask_id=VOCAB)
     x = torch.zeros(batch, length, dtype=torch.long)
     with torch.inference_mode():

@@ -40,9 +40,9 @@ from polyfold.text.checkpoint import DEFAULT_AR, DEFAULT_JSON_MDLM, DEFAULT_MDLM
 from polyfold.text.data import chunk_documents, shakespeare_corpus
 from polyfold.text.edlm import DEFAULT_WINDOW, compare_genppl
 from polyfold.text.generate import NoSpecialTokens, generate
-from polyfold.text.json_records import json_records, json_records_slot_lengths
+from polyfold.text.json_records import json_records, json_records_schema, json_records_slot_lengths
 from polyfold.text.metrics import generative_perplexity, mdlm_bpc, mdlm_process, unigram_entropy
-from polyfold.text.s3 import evaluate_schema_adherence, json_records_schema
+from polyfold.text.s3 import evaluate_schema_adherence
 
 LENGTH = 127  # the AR model (context 128) scores [BOS] + 127 characters
 S3_K = 1  # S^3: slot tokens revealed per top-K confidence remasking step (summary rows)

@@ -15,7 +15,7 @@ from polyfold.core.discrete import (
     LinearSchedule,
     LogLinearSchedule,
     MaskedProcess,
-    SampleResult,
+    TokenSample,
     sample_ancestral,
     sample_blockwise,
     sample_confidence,
@@ -168,7 +168,7 @@ def test_fixed_tokens_never_change(name: str, pattern: str) -> None:
     out = SAMPLERS[name](
         model, process, x, generator=torch.Generator().manual_seed(13), fixed=fixed
     )
-    assert isinstance(out, SampleResult)
+    assert isinstance(out, TokenSample)
     assert torch.equal(out.tokens[fixed], x[fixed])
     assert (out.tokens[~fixed] != 9).all()
     assert out.nfe == len(model.inputs) > 0

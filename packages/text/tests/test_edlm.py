@@ -12,6 +12,7 @@ from polyfold.core.discrete import LinearSchedule, MaskedProcess, sample_ancestr
 from polyfold.core.errors import InputError
 from polyfold.text.edlm import (
     EnergyTransformer,
+    ImportanceResampling,
     ar_energy,
     ar_token_log_probs,
     compare_genppl,
@@ -206,6 +207,35 @@ def test_window_outside_the_grid_is_plain_mdlm(joint: Joint, process: MaskedProc
     )  # grid 1, .75, .5, .25: no step starts inside [0.1, 0.2]
     assert out.is_steps == 0
     assert torch.equal(out.tokens, ref.tokens)
+
+
+def test_edlm_is_core_ancestral_with_its_proposal(joint: Joint, process: MaskedProcess) -> None:
+    energy = ar_energy(joint.ar, bos_id=BOS)
+    kw = {"steps": 5, "window": (0.5, 1.0)}
+    out = edlm_sample(
+        joint.denoiser,
+        energy,
+        process,
+        all_masked(16),
+        k_candidates=3,
+        generator=torch.Generator().manual_seed(8),
+        **kw,
+    )
+    proposal = ImportanceResampling(process, energy, k=3, window=kw["window"])
+    seen: list[tuple[int, float]] = []
+    ref = sample_ancestral(
+        joint.denoiser,
+        process,
+        all_masked(16),
+        steps=5,
+        proposal=proposal,
+        generator=torch.Generator().manual_seed(8),
+        callback=lambda step, t, x, x0: seen.append((step, t)),
+    )
+    assert torch.equal(out.tokens, ref.tokens)
+    assert out.denoiser_calls == ref.nfe
+    assert out.energy_calls == proposal.counter.count == out.is_steps == 3  # t = 1, .8, .6
+    assert [s for s, _ in seen] == list(range(5))
 
 
 def test_ar_energy_of_an_exact_conditional_is_constant(

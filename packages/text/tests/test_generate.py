@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.text.generate import SAMPLERS, build_template, generate
+from polyfold.text.generate import (
+    SAMPLERS,
+    build_sampler,
+    build_template,
+    generate,
+    planned_steps,
+    sampler_name,
+)
 from polyfold.text.tokenizer import CharTokenizer
 
 
@@ -98,3 +105,42 @@ def test_build_template() -> None:
     assert tok.decode(x.tolist(), mask_char="_") == "a_b__"
     assert fixed.tolist() == [True, False, True, False, False]
     assert torch.equal(x[fixed], torch.tensor(tok.encode("ab")))
+
+
+@pytest.mark.parametrize(
+    ("sampler", "extra"),
+    [
+        ("ancestral", {}),
+        ("fhs", {}),
+        ("confidence", {}),
+        ("blockwise", {"inner": "first-hitting"}),
+        ("blockwise", {"inner": "confidence"}),
+    ],
+)
+def test_callback_steps_match_the_plan(sampler, extra, tiny_mdlm, char_tokenizer) -> None:
+    kw = {"num_samples": 2, "infill": "RO___:\nBut __ft", "sampler": sampler, "steps": 6}
+    kw |= {"block_length": 5, "seed": 4, **extra}
+    seen: list[tuple[int, float]] = []
+    last: list[torch.Tensor] = []
+
+    def callback(step: int, t: float, x: torch.Tensor, x0: object) -> None:
+        seen.append((step, t))
+        last[:] = [x.cpu()]
+
+    gen = generate(tiny_mdlm, char_tokenizer, callback=callback, **kw)
+    plain = generate(tiny_mdlm, char_tokenizer, **kw)
+    assert torch.equal(gen.tokens, plain.tokens)  # the callback changes no draw
+    assert torch.equal(last[0], gen.tokens)
+    want = planned_steps(gen.fixed[0], sampler, steps=6, block_length=5, **extra)
+    assert [s for s, _ in seen] == list(range(want))
+    assert seen[-1][1] == 0.0
+    assert want == {"ancestral": 6, "fhs": 5, "confidence": 6}.get(sampler, want)
+
+
+def test_sampler_names_come_from_core_registry() -> None:
+    assert set(SAMPLERS) == {"ancestral", "blockwise", "confidence", "first-hitting"}
+    assert sampler_name("first-hitting") == sampler_name("FHS") == "first_hitting"
+    with pytest.raises(InputError, match=r"one of ancestral, blockwise, confidence, first-hitting"):
+        sampler_name("beam")
+    with pytest.raises(InputError, match="inner: a blockwise sampler cannot nest"):
+        build_sampler("blockwise", steps=4, length=8, inner="blockwise")

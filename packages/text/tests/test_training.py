@@ -17,7 +17,15 @@ from polyfold.text.data import (
     shakespeare_corpus,
 )
 from polyfold.text.metrics import ar_bpc, mdlm_bpc, unigram_entropy
-from polyfold.text.training import TextTrainConfig, ar_loss, train_text_model
+from polyfold.text.tokenizer import CharTokenizer
+from polyfold.text.training import (
+    TextTrainConfig,
+    ar_loss,
+    json_records_config,
+    json_records_data,
+    train_json_records_mdlm,
+    train_text_model,
+)
 
 
 def test_chunking_pads_and_masks(char_tokenizer) -> None:
@@ -133,6 +141,42 @@ def test_train_resume_export_reload(tmp_path: Path, kind: str, monkeypatch) -> N
     again, _, cfg2 = load_checkpoint(run)  # the run folder itself loads too
     assert cfg2["steps"] == 4
     assert tok.vocab_size == again.config["vocab_size"]
+
+
+def test_json_records_layout_and_preset(tmp_path: Path) -> None:
+    cfg = json_records_config(copies=2, max_nulls=3, length=190)
+    assert (cfg.corpus, cfg.length, cfg.d_model, cfg.steps) == ("json-records", 190, 128, 3000)
+    assert cfg.extra == {"copies": 2, "max_nulls": 3}
+    data = json_records_data(cfg)
+    tok = CharTokenizer.train(data.tokenizer_docs)
+    tokens, mask = data.chunks(tok)
+    assert tokens.shape == (2 * 300, 190)  # two copies of the 300 training records
+    assert mask.all()
+    assert int((tokens[:300] == tok.null_id).sum()) == 0  # the first copy has no nulls
+    assert int((tokens[300:] == tok.null_id).sum()) > 0
+    assert data.validation(tok)[0].shape == (33, 190)
+    assert data.card == "json-records"
+
+
+def test_json_records_preset_trains_through_train_text_model(tmp_path: Path) -> None:
+    small = {"d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 4, "warmup_steps": 0}
+    out = train_json_records_mdlm(
+        tmp_path / "run",
+        export=(tmp_path / "w", "records"),
+        steps=2,
+        copies=1,
+        max_nulls=2,
+        val_chunks=4,
+        checkpoint_every=1,
+        command="cmd",
+        **small,
+    )
+    assert out.steps == 2
+    assert math.isfinite(out.metrics["val_bpc"])
+    _, _, config = load_checkpoint(tmp_path / "w" / "records.json")
+    assert config["data_card"] == "json-records"
+    assert config["training"]["extra"] == {"copies": 1, "max_nulls": 2}
+    assert config["validation"].startswith("json-records validation split")
 
 
 def test_load_checkpoint_errors(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError
+from polyfold.text.json_records import JSON_RECORDS_CARD, json_records_corpus
 from polyfold.text.tokenizer import Tokenizer
 
 __all__ = [
@@ -154,10 +155,8 @@ def load_corpus(name_or_path: str, split: str = "train") -> tuple[list[str], str
     ``.txt``/folder/``.jsonl`` path (card ``None``)."""
     if name_or_path == "shakespeare":
         return shakespeare_corpus(split), SHAKESPEARE_CARD
-    if name_or_path == "json-records":
-        from polyfold.text.s3 import json_records_corpus
-
-        return json_records_corpus(split), "json-records"
+    if name_or_path == JSON_RECORDS_CARD:
+        return json_records_corpus(split), JSON_RECORDS_CARD
     path = Path(name_or_path)
     if path.suffix in (".jsonl", ".ndjson"):
         return load_jsonl_corpus(path), None

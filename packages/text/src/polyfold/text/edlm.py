@@ -42,19 +42,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from polyfold.core.denoiser import NFECounter
 from polyfold.core.discrete import MaskedProcess, sample_ancestral
-from polyfold.core.discrete.sampling import (
-    CountedModel,
-    check_precision,
-    start_state,
-)
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops import sample_categorical
+from polyfold.core.samplers import StepCallback
+from polyfold.core.train import Trainer
+from polyfold.text.model import DiffusionTransformer, TransformerConfig
 
 __all__ = [
     "DEFAULT_WINDOW",
     "EDLMResult",
     "EnergyTransformer",
+    "ImportanceResampling",
     "NCEResult",
     "ResidualEnergy",
     "ar_energy",
@@ -201,8 +201,6 @@ class EnergyTransformer(nn.Module):
 
     def __init__(self, vocab_size: int, mask_id: int, **transformer: Any) -> None:
         super().__init__()
-        from polyfold.text.model import DiffusionTransformer, TransformerConfig
-
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
             raise InputError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
         if not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
@@ -300,6 +298,62 @@ def _draw_candidates(
     return out
 
 
+class ImportanceResampling:
+    """EDLM's :class:`~polyfold.core.discrete.Proposal` for core's ancestral sampler: in the
+    steps starting inside ``window``, ``k`` candidates ``x0 ~ mu(. | x_t)`` drawn in one batch,
+    one of them resampled per sequence with weights ``exp(-energy)``. ``counter`` counts the
+    (batched) energy calls."""
+
+    def __init__(
+        self,
+        process: MaskedProcess,
+        energy: ResidualEnergy,
+        *,
+        k: int,
+        window: tuple[float, float] = DEFAULT_WINDOW,
+        mask: Tensor | None = None,
+        precision: torch.dtype = torch.float64,
+    ) -> None:
+        check_int("k_candidates", k)
+        if not callable(energy):
+            raise InputError(f"energy: expected a callable residual energy, got {energy!r}")
+        self.process, self.energy, self.k, self.mask = process, energy, k, mask
+        self.window, self.precision = _check_window(window), precision
+        self.counter = NFECounter()
+
+    def active(self, t: float) -> bool:
+        """Importance sampling at the steps starting at ``t_lo <= t <= t_hi`` (with ``k > 1``)."""
+        lo, hi = self.window
+        return self.k > 1 and lo <= t <= hi
+
+    def __call__(
+        self, logits: Tensor, x_t: Tensor, t: Tensor, generator: torch.Generator
+    ) -> Tensor:
+        """One resampled ``x0 (B, L)`` per sequence out of ``k`` denoiser candidates."""
+        batch, length, k = x_t.shape[0], x_t.shape[1], self.k
+        candidates = _draw_candidates(
+            self.process, logits, x_t, k, generator, self.precision
+        )  # (k, B, L)
+        flat = candidates.reshape(k * batch, length)
+        x_rep = x_t.repeat(k, 1)
+        log_q = denoiser_log_probs(self.process, logits.repeat(k, 1, 1), x_rep, flat)
+        m_rep = None if self.mask is None else self.mask.repeat(k, 1)
+        with torch.no_grad():
+            e = self.energy(flat, x_rep, t.to(torch.float32).repeat(k), log_q, m_rep)
+        self.counter.add()
+        if not isinstance(e, Tensor) or e.shape != (k * batch,):
+            got = tuple(e.shape) if isinstance(e, Tensor) else type(e).__name__
+            raise InputError(f"energy: expected a tensor of shape ({k * batch},), got {got}")
+        log_w = (-e.double()).reshape(k, batch).T  # (B, k)
+        # a candidate with infinite energy (e.g. probability 0 under the AR model) gets weight 0;
+        # if all do, fall back to uniform weights
+        log_w = torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, float("-inf")))
+        dead = torch.isinf(log_w).all(dim=1, keepdim=True)
+        log_w = torch.where(dead, torch.zeros_like(log_w), log_w)
+        choice = sample_categorical(log_w, generator=generator, precision=torch.float64)  # (B,)
+        return candidates[choice, torch.arange(batch, device=x_t.device)]
+
+
 def edlm_sample(
     denoiser: Callable[..., Tensor],
     energy: ResidualEnergy,
@@ -314,104 +368,46 @@ def edlm_sample(
     mask: Tensor | None = None,
     cache: bool = True,
     precision: torch.dtype = torch.float64,
+    callback: StepCallback | None = None,
 ) -> EDLMResult:
-    """EDLM sampling: MDLM ancestral steps with parallel importance sampling inside ``window``.
+    """EDLM sampling: core's MDLM ancestral steps with :class:`ImportanceResampling` inside
+    ``window``.
 
     Same grid and conventions as :func:`polyfold.core.discrete.sample_ancestral` (``x`` holds the
     given tokens, ``fixed`` the positions kept, ``mask`` the validity mask handed to the denoiser
-    as its third argument and to the energy). A step from ``t`` to ``s`` with
-    ``t_lo <= t <= t_hi`` draws ``k_candidates`` full ``x0`` from the denoiser, resamples one with
-    weights ``exp(-energy)`` and reveals the positions chosen by the usual Bernoulli draws with the
-    resampled tokens. With ``k_candidates = 1`` resampling is the identity and the sampler is
-    exactly :func:`~polyfold.core.discrete.sample_ancestral` (same draws from ``generator``).
-    ``cache`` reuses logits after a step that revealed nothing, outside the window only.
+    as its third argument and to the energy, ``callback`` called at every step). A step from
+    ``t`` to ``s`` with ``t_lo <= t <= t_hi`` draws ``k_candidates`` full ``x0`` from the
+    denoiser, resamples one with weights ``exp(-energy)`` and reveals the positions chosen by the
+    usual Bernoulli draws with the resampled tokens. With ``k_candidates = 1`` resampling is the
+    identity and the sampler is exactly :func:`~polyfold.core.discrete.sample_ancestral` (same
+    draws from ``generator``). ``cache`` reuses logits after a step that revealed nothing,
+    outside the window only.
     """
     check_int("steps", steps)
-    check_int("k_candidates", k_candidates)
-    check_precision(precision)
-    lo, hi = _check_window(window)
-    if not callable(energy):
-        raise InputError(f"energy: expected a callable residual energy, got {energy!r}")
-    x_t, fixed = start_state(process, x, fixed, generator)
-    call = CountedModel(denoiser, process, mask)
-    batch = x_t.shape[0]
-    times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=x_t.device)
-    mask_prob = process.schedule.mask_prob(times)
-    disallowed = None
-    logits: Tensor | None = None
-    energy_calls = is_steps = 0
-    for i in range(steps):
-        masked = (x_t == process.mask_id) & ~fixed
-        if not bool(masked.any()):
-            break
-        use_is = k_candidates > 1 and lo <= float(times[i]) <= hi
-        if logits is None or not cache or use_is:
-            logits = call(x_t, times[i].expand(batch))
-        reveal_prob = (mask_prob[i] - mask_prob[i + 1]) / mask_prob[i]
-        if use_is:
-            x0 = _importance_resample(
-                process, energy, logits, x_t, times[i], k_candidates, generator, mask, precision
-            )
-            energy_calls += 1
-            is_steps += 1
-            u = torch.rand(x_t.shape, generator=generator, dtype=torch.float64, device=x_t.device)
-            reveal = masked & (u < reveal_prob)
-            x_t = torch.where(reveal, x0, x_t)
-            logits = None
-            continue
-        u = torch.rand(x_t.shape, generator=generator, dtype=torch.float64, device=x_t.device)
-        reveal = masked & (u < reveal_prob)
-        if bool(reveal.any()):
-            if disallowed is None:
-                disallowed = process.mask_onehot(logits.shape[-1], logits.device)
-            x_t = x_t.masked_scatter(
-                reveal,
-                sample_categorical(
-                    logits[reveal], generator=generator, disallowed=disallowed, precision=precision
-                ),
-            )
-            logits = None
-    return EDLMResult(
-        tokens=x_t,
-        nfe=call.calls + energy_calls,
-        denoiser_calls=call.calls,
-        energy_calls=energy_calls,
-        is_steps=is_steps,
+    proposal = ImportanceResampling(
+        process, energy, k=k_candidates, window=window, mask=mask, precision=precision
     )
-
-
-def _importance_resample(
-    process: MaskedProcess,
-    energy: ResidualEnergy,
-    logits: Tensor,
-    x_t: Tensor,
-    t: Tensor,
-    k: int,
-    generator: torch.Generator,
-    mask: Tensor | None,
-    precision: torch.dtype,
-) -> Tensor:
-    """One resampled ``x0 (B, L)`` per sequence out of ``k`` denoiser candidates."""
-    batch, length = x_t.shape
-    candidates = _draw_candidates(process, logits, x_t, k, generator, precision)  # (k, B, L)
-    flat = candidates.reshape(k * batch, length)
-    x_rep = x_t.repeat(k, 1)
-    log_q = denoiser_log_probs(process, logits.repeat(k, 1, 1), x_rep, flat)
-    m_rep = None if mask is None else mask.repeat(k, 1)
-    t_rep = t.to(torch.float32).expand(k * batch)
-    with torch.no_grad():
-        e = energy(flat, x_rep, t_rep, log_q, m_rep)
-    if not isinstance(e, Tensor) or e.shape != (k * batch,):
-        got = tuple(e.shape) if isinstance(e, Tensor) else type(e).__name__
-        raise InputError(f"energy: expected a tensor of shape ({k * batch},), got {got}")
-    log_w = (-e.double()).reshape(k, batch).T  # (B, k)
-    # a candidate with infinite energy (e.g. probability 0 under the AR model) gets weight 0;
-    # if all do, fall back to uniform weights
-    log_w = torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, float("-inf")))
-    dead = torch.isinf(log_w).all(dim=1, keepdim=True)
-    log_w = torch.where(dead, torch.zeros_like(log_w), log_w)
-    choice = sample_categorical(log_w, generator=generator, precision=torch.float64)  # (B,)
-    return candidates[choice, torch.arange(batch, device=x_t.device)]
+    result = sample_ancestral(
+        denoiser,
+        process,
+        x,
+        steps=steps,
+        generator=generator,
+        fixed=fixed,
+        cond=mask,
+        callback=callback,
+        cache=cache,
+        precision=precision,
+        proposal=proposal,
+    )
+    energy_calls = proposal.counter.count
+    return EDLMResult(
+        tokens=result.tokens,
+        nfe=result.nfe + energy_calls,
+        denoiser_calls=result.nfe,
+        energy_calls=energy_calls,
+        is_steps=energy_calls,
+    )
 
 
 # --- NCE training --------------------------------------------------------------------------------
@@ -479,8 +475,6 @@ def train_nce_energy(
     ``out_dir``. The denoiser is put in eval mode and never updated. Extra keyword options go to
     :class:`polyfold.core.train.TrainConfig` (default: no EMA, constant LR).
     """
-    from polyfold.core.train import Trainer
-
     if not isinstance(data, Tensor) or data.dim() != 2 or data.is_floating_point():
         raise InputError("data: expected a LongTensor of token ids (N, L)")
     if valid is not None and (valid.dtype != torch.bool or valid.shape != data.shape):

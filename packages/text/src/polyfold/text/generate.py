@@ -16,32 +16,32 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from polyfold.core.discrete import (
-    SampleResult,
-    sample_ancestral,
-    sample_blockwise,
-    sample_confidence,
-    sample_first_hitting,
-)
+from polyfold.core.discrete import TokenSample
 from polyfold.core.errors import InputError
+from polyfold.core.samplers import StepCallback, available_samplers, get_sampler
 from polyfold.text.metrics import mdlm_process
 
 __all__ = [
     "SAMPLERS",
     "Generation",
     "NoSpecialTokens",
+    "build_sampler",
     "build_template",
     "generate",
-    "run_sampler",
+    "planned_steps",
+    "sampler_name",
 ]
 
-SAMPLERS = ("ancestral", "first-hitting", "confidence", "blockwise")
+_ALIASES = {"fhs": "first_hitting", "first_hit": "first_hitting"}
+SAMPLERS = tuple(n.replace("_", "-") for n in available_samplers("masked"))
+"""The user-facing names of core's masked samplers (``fhs`` is an alias of ``first-hitting``)."""
 _PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -90,13 +90,18 @@ class NoSpecialTokens(nn.Module):
         return logits
 
 
-def _sampler_name(sampler: str) -> str:
-    name = str(sampler).replace("_", "-").lower()
-    if name in ("fhs", "first-hit"):
-        name = "first-hitting"
-    if name not in SAMPLERS:
-        raise InputError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
+def sampler_name(sampler: str) -> str:
+    """The registry name of a user-facing sampler name (``first-hitting``, ``fhs``, ...)."""
+    name = str(sampler).replace("-", "_").lower()
+    name = _ALIASES.get(name, name)
+    if name not in available_samplers("masked"):
+        choices = ", ".join(_user_name(n) for n in available_samplers("masked"))
+        raise InputError(f"sampler: expected one of {choices}, got {sampler!r}")
     return name
+
+
+def _user_name(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def _precision(precision: str | torch.dtype) -> torch.dtype:
@@ -107,59 +112,64 @@ def _precision(precision: str | torch.dtype) -> torch.dtype:
     raise InputError(f"precision: expected 'float32' or 'float64', got {precision!r}")
 
 
-def run_sampler(
-    model: nn.Module,
-    process: Any,
-    x: Tensor,
-    fixed: Tensor,
-    *,
+def _block_count(length: int, block_length: int) -> int:
+    if isinstance(block_length, bool) or not isinstance(block_length, int) or block_length < 1:
+        raise InputError(f"block_length: expected an int >= 1, got {block_length!r}")
+    return -(-length // block_length)
+
+
+def build_sampler(
     sampler: str,
+    *,
     steps: int,
-    generator: torch.Generator,
+    length: int,
     precision: str | torch.dtype = "float64",
-    cache: bool = True,
     block_length: int = 32,
     inner: str = "ancestral",
-    temperature: float = 1.0,
-    cond: Any = None,
-) -> SampleResult:
-    """Dispatch to core's sampler ``sampler`` (see the module docstring)."""
-    name = _sampler_name(sampler)
-    dtype = _precision(precision)
+    **options: Any,
+) -> Callable[..., TokenSample]:
+    """Core's masked sampler ``sampler`` (by name, :func:`polyfold.core.samplers.get_sampler`)
+    with ``steps``, the categorical ``precision`` and those ``options`` it takes (``cache``,
+    ``temperature``) bound: call it as ``(model, process, x, *, generator, fixed, cond,
+    callback)``. ``blockwise`` decodes blocks of ``block_length`` of the ``length`` positions,
+    each with ``inner`` and ``steps // blocks`` steps (at least one)."""
+    name = sampler_name(sampler)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"steps: expected an int >= 1, got {steps!r}")
-    common: dict[str, Any] = {"generator": generator, "fixed": fixed, "cond": cond}
-    if name == "ancestral":
-        return sample_ancestral(
-            model, process, x, steps=steps, cache=cache, precision=dtype, **common
-        )
-    if name == "first-hitting":
-        return sample_first_hitting(model, process, x, precision=dtype, **common)
-    if name == "confidence":
-        return sample_confidence(
-            model, process, x, steps=steps, temperature=temperature, precision=dtype, **common
-        )
-    inner_name = _sampler_name(inner)
-    if inner_name == "blockwise":
-        raise InputError("inner: a blockwise sampler cannot nest another blockwise sampler")
-    n_blocks = -(-x.shape[1] // block_length)
-    per_block = max(1, steps // n_blocks)
-    inner_fn = functools.partial(
-        run_sampler,
-        sampler=inner_name,
-        steps=per_block,
-        precision=dtype,
-        cache=cache,
-        temperature=temperature,
-    )
+    options["precision"] = _precision(precision)
+    if name == "blockwise":
+        if sampler_name(inner) == "blockwise":
+            raise InputError("inner: a blockwise sampler cannot nest another blockwise sampler")
+        per_block = max(1, steps // _block_count(length, block_length))
+        block = build_sampler(inner, steps=per_block, length=block_length, **options)
+        options = {"block_length": block_length, "sampler": block}
+    spec = get_sampler(name, kind="masked")
+    taken = {k: v for k, v in options.items() if k in spec.options}
+    return functools.partial(spec, steps=steps, **taken)
 
-    def block_sampler(
-        model: Any, process: Any, x: Tensor, *, generator: Any, fixed: Any, cond: Any
-    ) -> SampleResult:
-        return inner_fn(model, process, x, fixed, generator=generator, cond=cond)
 
-    return sample_blockwise(
-        model, process, x, block_length=block_length, sampler=block_sampler, **common
+def planned_steps(
+    fixed: Tensor,
+    sampler: str,
+    *,
+    steps: int,
+    block_length: int = 32,
+    inner: str = "ancestral",
+) -> int:
+    """How many times the sampler built by :func:`build_sampler` calls its ``callback`` on a
+    template with this ``fixed (L,)`` mask: ``steps`` (ancestral, confidence), the number of
+    positions to generate (first-hitting), the sum over blocks (blockwise)."""
+    name = sampler_name(sampler)
+    free = int((~fixed).sum())
+    if name == "first_hitting":
+        return free
+    if name != "blockwise":
+        return steps
+    length = fixed.shape[-1]
+    per_block = max(1, steps // _block_count(length, block_length))
+    return sum(
+        planned_steps(fixed[i : i + block_length], inner, steps=per_block)
+        for i in range(0, length, block_length)
     )
 
 
@@ -249,11 +259,15 @@ def generate(
     inner: str = "ancestral",
     temperature: float = 1.0,
     allow_special: bool = False,
+    callback: StepCallback | None = None,
 ) -> Generation:
     """Draw ``num_samples`` texts from the MDLM ``model`` (see the module docstring).
 
     ``steps`` defaults to the number of positions to generate; unless ``allow_special``, the
-    generated positions hold text tokens only (:class:`NoSpecialTokens`).
+    generated positions hold text tokens only (:class:`NoSpecialTokens`). ``callback(step, t,
+    x, x0)`` is the sampler's, called once per step with the tokens ``x (B, L)`` (and the step's
+    clean estimate ``x0`` or ``None``): :func:`planned_steps` calls in all, ``t`` falling to 0
+    (a progress bar can count steps or show ``1 - t``).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise InputError(f"num_samples: expected an int >= 1, got {num_samples!r}")
@@ -272,27 +286,24 @@ def generate(
     model.eval()
     net = model if allow_special else NoSpecialTokens(model, tokenizer)
     start, cpu_start = time.perf_counter(), time.process_time()
+    run = build_sampler(
+        sampler,
+        steps=steps,
+        length=x.shape[1],
+        precision=precision,
+        block_length=block_length,
+        inner=inner,
+        cache=cache,
+        temperature=temperature,
+    )
     try:
-        result = run_sampler(
-            net,
-            process,
-            x,
-            fixed,
-            sampler=sampler,
-            steps=steps,
-            generator=generator,
-            precision=precision,
-            cache=cache,
-            block_length=block_length,
-            inner=inner,
-            temperature=temperature,
-        )
+        result = run(net, process, x, generator=generator, fixed=fixed, callback=callback)
     finally:
         model.train(was)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     tokens = result.tokens.cpu()
     texts = [tokenizer.decode(row.tolist()) for row in tokens]
-    name = _sampler_name(sampler)
+    name = _user_name(sampler_name(sampler))
     return Generation(
         texts=texts,
         tokens=tokens,

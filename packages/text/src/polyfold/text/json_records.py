@@ -10,24 +10,22 @@ the matching JSON schema. Every 10th record (``i % 10 == 9``) is the validation 
 :func:`null_augmented_chunks` lays records out as S^3 scaffolds are (each value followed by a
 random number of ``[NULL]`` tokens, the sequence filled with ``[EOS]``) so that a masked
 diffusion model learns the null filler that lets a value be shorter than its slot;
-:func:`train_json_records_mdlm` trains such a model with the package's transformer, core's MDLM
-loss and core's trainer.
+:func:`polyfold.text.training.train_json_records_mdlm` trains such a model (the package's one
+training function on this layout).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError
+from polyfold.text.s3 import build_scaffold, render_with_nulls
 
 __all__ = [
     "JSON_RECORDS_CARD",
@@ -37,7 +35,6 @@ __all__ = [
     "json_records_schema",
     "json_records_slot_lengths",
     "null_augmented_chunks",
-    "train_json_records_mdlm",
 ]
 
 JSON_RECORDS_CARD = "json-records"
@@ -137,8 +134,6 @@ def null_augmented_chunks(
     """``(tokens (N, length), mask (N, length))``: ``copies`` layouts of every record, each value
     followed by ``U{0..max_nulls}`` ``[NULL]`` tokens, then ``[EOS]`` to the end (all valid, as
     LLaDA pads its answers with EOS, so the model also learns where a record ends)."""
-    from polyfold.text.s3 import build_scaffold, render_with_nulls
-
     if isinstance(length, bool) or not isinstance(length, int) or length < 2:
         raise InputError(f"length: expected an int >= 2, got {length!r}")
     g = torch.Generator().manual_seed(seed)
@@ -160,112 +155,3 @@ def null_augmented_chunks(
             rows.append(ids + [tokenizer.eos_id] * (length - len(ids)))
     tokens = torch.tensor(rows, dtype=torch.long)
     return tokens, torch.ones_like(tokens, dtype=torch.bool)
-
-
-def train_json_records_mdlm(
-    run_dir: str | Path,
-    *,
-    export: tuple[Path, str] | None = None,
-    steps: int = 3000,
-    length: int = 208,
-    d_model: int = 128,
-    n_layers: int = 4,
-    n_heads: int = 4,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    copies: int = 16,
-    max_nulls: int = 6,
-    seed: int = 0,
-    device: str | None = None,
-    quiet: bool = True,
-) -> tuple[Any, Any, dict[str, float]]:
-    """Train a character-level MDLM on the null-augmented training records (core's MDLM loss
-    and trainer, the package's :class:`DiffusionTransformer`); return ``(model, tokenizer,
-    metrics)`` and, with ``export = (folder, name)``, save it like the other shipped models."""
-    from polyfold.core.train import Trainer, load_weights
-    from polyfold.text.checkpoint import save_model
-    from polyfold.text.data import TokenChunks
-    from polyfold.text.metrics import mdlm_bpc, mdlm_process
-    from polyfold.text.model import DiffusionTransformer, TransformerConfig
-    from polyfold.text.tokenizer import CharTokenizer
-    from polyfold.text.training import mdlm_loss_fn
-
-    run_dir = Path(run_dir)
-    schema = json_records_schema()
-    tokenizer = CharTokenizer.train(json_records_corpus("all"))
-    tokens, mask = null_augmented_chunks(
-        json_records("train"),
-        schema,
-        tokenizer,
-        length=length,
-        copies=copies,
-        max_nulls=max_nulls,
-        seed=seed,
-    )
-    cfg = TransformerConfig(
-        vocab_size=tokenizer.vocab_size,
-        d_model=d_model,
-        n_layers=n_layers,
-        n_heads=n_heads,
-        max_length=length,
-    )
-    model = DiffusionTransformer(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(run_dir / "tokenizer.json")  # load_checkpoint(run_dir) reads it
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    trainer = Trainer(
-        model,
-        mdlm_loss_fn(mdlm_process(tokenizer)),
-        TokenChunks(tokens, mask),
-        out_dir=run_dir,
-        max_steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_steps=min(100, steps),
-        ema_decay=0.999,
-        seed=seed,
-        checkpoint_every=250,
-        data_card=JSON_RECORDS_CARD,
-        quiet=quiet,
-        device=device,
-        min_lr_ratio=0.1,
-    )
-    trainer.command = command
-    result = trainer.fit(resume=True)
-    model = model.cpu()
-    if result.checkpoint is not None:
-        load_weights(result.checkpoint, model)
-    model.eval()
-    val_tokens, val_mask = null_augmented_chunks(
-        json_records("validation"), schema, tokenizer, length=length, copies=1, seed=seed
-    )
-    bpc = mdlm_bpc(model, tokenizer, val_tokens, val_mask)
-    metrics = {"val_bpc_with_eos": bpc["bpc"], "val_nats_per_token": bpc["nats_per_token"]}
-    if export is not None:
-        folder, name = export
-        save_model(
-            model,
-            tokenizer,
-            folder,
-            name,
-            data_card=JSON_RECORDS_CARD,
-            command=command,
-            steps=result.step,
-            metrics=metrics,
-            training={
-                "kind": "mdlm",
-                "corpus": "json-records (train split, null-augmented)",
-                "length": length,
-                "copies": copies,
-                "max_nulls": max_nulls,
-                "steps": steps,
-                "batch_size": batch_size,
-                "lr": lr,
-                "d_model": d_model,
-                "n_layers": n_layers,
-                "n_heads": n_heads,
-                "seed": seed,
-            },
-            validation="json-records validation split (33 records, no nulls, [EOS]-filled)",
-        )
-    return model, tokenizer, metrics

@@ -9,7 +9,7 @@ Signatures (the contract with :mod:`polyfold.core.discrete` and the EDLM / S^3 m
     logits = ar(tokens, mask=None)           # logits[:, i] predicts tokens[:, i + 1]
 
 The third positional argument of :class:`DiffusionTransformer` is the padding mask, so the model
-*is* a core :data:`~polyfold.core.discrete.Denoiser` ``model(x_t, t, cond)`` with ``cond`` the
+*is* a core :data:`~polyfold.core.discrete.LogitsModel` ``model(x_t, t, cond)`` with ``cond`` the
 ``(B, L)`` validity mask (or ``None``): pass ``cond=mask`` to the core loss and samplers.
 
 Both share one block: pre-norm attention and MLP sublayers, each with DiT's adaptive LayerNorm

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from polyfold.core.discrete import MaskedProcess, sample_confidence
 from polyfold.core.errors import InputError
+from polyfold.text.metrics import mdlm_process
 
 __all__ = [
     "DEFAULT_SLOT_LEN",
@@ -48,8 +49,6 @@ __all__ = [
     "content_fidelity",
     "evaluate_schema_adherence",
     "extract_json",
-    "json_records_corpus",
-    "json_records_schema",
     "load_schema",
     "render_with_nulls",
     "s3_generate",
@@ -445,11 +444,7 @@ def content_fidelity(
 
 
 def _process(tokenizer: Any, process: MaskedProcess | None) -> MaskedProcess:
-    if process is not None:
-        return process
-    from polyfold.text.metrics import mdlm_process
-
-    return mdlm_process(tokenizer)
+    return mdlm_process(tokenizer) if process is None else process
 
 
 def _context(model: Any, length: int | None) -> int | None:
@@ -747,17 +742,3 @@ def evaluate_schema_adherence(
         for key, value in content_fidelity(texts, reference).items():
             out[f"{name}_{key}"] = value
     return out
-
-
-def json_records_corpus(*args: Any, **kwargs: Any) -> list[str]:
-    """The JSON-records corpus (see :func:`polyfold.text.json_records.json_records_corpus`)."""
-    from polyfold.text.json_records import json_records_corpus as corpus
-
-    return corpus(*args, **kwargs)
-
-
-def json_records_schema() -> dict[str, Any]:
-    """The JSON schema of the JSON-records corpus (see :mod:`polyfold.text.json_records`)."""
-    from polyfold.text.json_records import json_records_schema as schema
-
-    return schema()

@@ -2,17 +2,23 @@
 (next-token cross-entropy), both through core's :class:`~polyfold.core.train.Trainer` (EMA,
 safetensors checkpoints, exact resume).
 
-:func:`train_text_model` builds the tokenizer (saved as ``tokenizer.json`` in the run folder),
-the chunked corpus and the model, trains (resuming the run folder when it holds a checkpoint),
-evaluates on the validation split and, when ``export`` names a folder, writes the EMA model
-there with its JSON config (command, steps, data card, validation numbers).
+:func:`train_text_model` is the one training function: it builds the tokenizer (saved as
+``tokenizer.json`` in the run folder), the training chunks and the model, trains (resuming the
+run folder when it holds a checkpoint), evaluates on the validation chunks and, when ``export``
+names a folder, writes the EMA model there with its JSON config (command, steps, data card,
+validation numbers). What it trains on is a :class:`TrainingData`: by default
+:func:`corpus_data` (a corpus cut into chunks); :func:`json_records_data` is S^3's null-augmented
+JSON-records layout, and :func:`train_json_records_mdlm` the preset of the shipped
+``json-records-char-mdlm``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,11 +32,32 @@ from polyfold.core.errors import InputError
 from polyfold.core.train import Trainer, load_weights
 from polyfold.text.checkpoint import RUN_TOKENIZER, save_model
 from polyfold.text.data import TokenChunks, chunk_documents, load_corpus
+from polyfold.text.json_records import (
+    JSON_RECORDS_CARD,
+    json_records,
+    json_records_corpus,
+    json_records_schema,
+    null_augmented_chunks,
+)
 from polyfold.text.metrics import ar_bpc, mdlm_bpc, mdlm_process
 from polyfold.text.model import CausalTransformer, DiffusionTransformer, TransformerConfig
-from polyfold.text.tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
+from polyfold.text.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
 
-__all__ = ["TextTrainConfig", "TrainOutcome", "ar_loss", "mdlm_loss_fn", "train_text_model"]
+__all__ = [
+    "TextTrainConfig",
+    "TrainOutcome",
+    "TrainingData",
+    "ar_loss",
+    "corpus_data",
+    "json_records_config",
+    "json_records_data",
+    "mdlm_loss_fn",
+    "train_json_records_mdlm",
+    "train_text_model",
+]
+
+Chunks = Callable[[Tokenizer], tuple[Tensor, Tensor]]
+"""``chunks(tokenizer) -> (tokens (N, L), mask (N, L))``."""
 
 
 @dataclass
@@ -57,6 +84,7 @@ class TextTrainConfig:
     val_chunks: int = 256
     device: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    """Settings of a non-default :class:`TrainingData` (saved with the model)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("mdlm", "ar"):
@@ -65,8 +93,71 @@ class TextTrainConfig:
             raise InputError(f"tokenizer: expected 'char' or 'bpe', got {self.tokenizer!r}")
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains and validates on: ``chunks`` and ``validation`` cut the data with the
+    run's tokenizer, a new tokenizer is trained on ``tokenizer_docs``; ``card`` (data card id)
+    and ``description`` (of the validation chunks) are saved with the model."""
+
+    chunks: Chunks
+    validation: Chunks
+    tokenizer_docs: Sequence[str]
+    card: str | None
+    description: str
+
+
+def corpus_data(cfg: TextTrainConfig) -> TrainingData:
+    """``cfg.corpus`` (:func:`~polyfold.text.data.load_corpus`) cut into ``cfg.length`` chunks
+    (with ``[BOS]`` for the AR model; each document on its own, ``[EOS]``-terminated, with
+    ``cfg.separate_documents``)."""
+    train_docs, card = load_corpus(cfg.corpus, "train")
+    val_docs, _ = load_corpus(cfg.corpus, "validation")
+    bos, separate = cfg.kind == "ar", cfg.separate_documents
+
+    def chunks(tok: Tokenizer) -> tuple[Tensor, Tensor]:
+        return chunk_documents(
+            train_docs, tok, cfg.length, bos=bos, separate=separate, eos=separate
+        )
+
+    def validation(tok: Tokenizer) -> tuple[Tensor, Tensor]:
+        return chunk_documents(val_docs, tok, cfg.length, bos=bos, separate=separate)
+
+    note = f"{cfg.corpus} validation split, first {cfg.val_chunks} chunks of {cfg.length}"
+    return TrainingData(chunks, validation, train_docs, card, note)
+
+
+def json_records_data(cfg: TextTrainConfig) -> TrainingData:
+    """S^3's layout of the JSON-records corpus (:func:`~polyfold.text.json_records.
+    null_augmented_chunks`): ``cfg.extra["copies"]`` copies of each training record with up to
+    ``cfg.extra["max_nulls"]`` ``[NULL]`` after every value; validation one copy without nulls;
+    the tokenizer sees every record."""
+    schema = json_records_schema()
+    copies, max_nulls = int(cfg.extra.get("copies", 16)), int(cfg.extra.get("max_nulls", 6))
+
+    def chunks(tok: Tokenizer) -> tuple[Tensor, Tensor]:
+        return null_augmented_chunks(
+            json_records("train"),
+            schema,
+            tok,
+            length=cfg.length,
+            copies=copies,
+            max_nulls=max_nulls,
+            seed=cfg.seed,
+        )
+
+    def validation(tok: Tokenizer) -> tuple[Tensor, Tensor]:
+        return null_augmented_chunks(
+            json_records("validation"), schema, tok, length=cfg.length, copies=1, seed=cfg.seed
+        )
+
+    note = "json-records validation split (33 records, no nulls, [EOS]-filled)"
+    return TrainingData(chunks, validation, json_records_corpus("all"), JSON_RECORDS_CARD, note)
+
+
 @dataclass
 class TrainOutcome:
+    """What :func:`train_text_model` returns."""
+
     model: nn.Module
     tokenizer: Any
     run_dir: Path
@@ -127,19 +218,14 @@ def evaluate_model(
     model: nn.Module,
     tokenizer: Any,
     kind: str,
-    docs: list[str],
-    length: int,
+    tokens: Tensor,
+    mask: Tensor,
     max_chunks: int,
-    *,
-    separate: bool = False,
 ) -> dict[str, float]:
     """Validation bits per character (MDLM bound or AR NLL) on up to ``max_chunks`` chunks."""
-    tokens, mask = chunk_documents(docs, tokenizer, length, bos=kind == "ar", separate=separate)
     tokens, mask = tokens[:max_chunks], mask[:max_chunks]
-    if kind == "mdlm":
-        out = mdlm_bpc(model, tokenizer, tokens, mask)
-        return {"val_bpc": out["bpc"], "val_nats_per_token": out["nats_per_token"]}
-    out = ar_bpc(model, tokenizer, tokens, mask)
+    bpc = mdlm_bpc if kind == "mdlm" else ar_bpc
+    out = bpc(model, tokenizer, tokens, mask)
     return {"val_bpc": out["bpc"], "val_nats_per_token": out["nats_per_token"]}
 
 
@@ -147,25 +233,18 @@ def train_text_model(
     cfg: TextTrainConfig,
     run_dir: str | Path,
     *,
+    data: TrainingData | None = None,
     export: tuple[Path, str] | None = None,
     resume: bool = True,
     quiet: bool = False,
     command: str | None = None,
 ) -> TrainOutcome:
-    """Train per ``cfg`` in ``run_dir``; export to ``export = (folder, name)`` when given."""
+    """Train per ``cfg`` on ``data`` (default :func:`corpus_data`) in ``run_dir``; export to
+    ``export = (folder, name)`` when given."""
     run_dir = Path(run_dir)
-    train_docs, card = load_corpus(cfg.corpus, "train")
-    val_docs, _ = load_corpus(cfg.corpus, "validation")
-    tokenizer = _tokenizer(cfg, train_docs, run_dir)
-    bos = cfg.kind == "ar"
-    tokens, mask = chunk_documents(
-        train_docs,
-        tokenizer,
-        cfg.length,
-        bos=bos,
-        separate=cfg.separate_documents,
-        eos=cfg.separate_documents,
-    )
+    data = corpus_data(cfg) if data is None else data
+    tokenizer = _tokenizer(cfg, list(data.tokenizer_docs), run_dir)
+    tokens, mask = data.chunks(tokenizer)
     mcfg = TransformerConfig(
         vocab_size=tokenizer.vocab_size,
         d_model=cfg.d_model,
@@ -189,7 +268,7 @@ def train_text_model(
         ema_decay=cfg.ema_decay,
         seed=cfg.seed,
         checkpoint_every=cfg.checkpoint_every,
-        data_card=card,
+        data_card=data.card,
         quiet=quiet,
         device=cfg.device,
         min_lr_ratio=0.1,
@@ -203,13 +282,7 @@ def train_text_model(
         load_weights(result.checkpoint, model)  # the EMA weights
     model.eval()
     metrics = evaluate_model(
-        model,
-        tokenizer,
-        cfg.kind,
-        val_docs,
-        cfg.length,
-        cfg.val_chunks,
-        separate=cfg.separate_documents,
+        model, tokenizer, cfg.kind, *data.validation(tokenizer), cfg.val_chunks
     )
     last = _last_logged_loss(run_dir) if result.loss is None else float(result.loss)
     if last is not None:
@@ -224,14 +297,46 @@ def train_text_model(
             tokenizer,
             folder,
             name,
-            data_card=card,
+            data_card=data.card,
             command=command,
             steps=result.step,
             training=asdict(cfg),
             metrics=metrics,
             corpus_chunks=int(tokens.shape[0]),
-            validation=(
-                f"{cfg.corpus} validation split, first {cfg.val_chunks} chunks of {cfg.length}"
-            ),
+            validation=data.description,
         )
     return TrainOutcome(model, tokenizer, run_dir, result.step, metrics, exported)
+
+
+def json_records_config(**overrides: Any) -> TextTrainConfig:
+    """The settings of the shipped ``json-records-char-mdlm`` (a character MDLM, 4 blocks of
+    width 128, context 208, 3000 steps; 16 null-augmented copies with up to 6 nulls), with
+    ``overrides`` (fields of :class:`TextTrainConfig`; ``copies``/``max_nulls`` go to
+    ``extra``)."""
+    extra = {"copies": overrides.pop("copies", 16), "max_nulls": overrides.pop("max_nulls", 6)}
+    base = TextTrainConfig(
+        kind="mdlm",
+        corpus="json-records",
+        length=208,
+        d_model=128,
+        steps=3000,
+        checkpoint_every=250,
+        extra=extra,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def train_json_records_mdlm(
+    run_dir: str | Path,
+    *,
+    export: tuple[Path, str] | None = None,
+    quiet: bool = True,
+    command: str | None = None,
+    **overrides: Any,
+) -> TrainOutcome:
+    """:func:`train_text_model` with :func:`json_records_config` on :func:`json_records_data`
+    (S^3's model; ``overrides`` as in :func:`json_records_config`)."""
+    cfg = json_records_config(**overrides)
+    return train_text_model(
+        cfg, run_dir, data=json_records_data(cfg), export=export, quiet=quiet, command=command
+    )

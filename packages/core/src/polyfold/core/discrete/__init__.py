@@ -1,20 +1,23 @@
 """Masked (absorbing-state) discrete diffusion: schedules, the MDLM loss and its samplers.
 
 * :mod:`~polyfold.core.discrete.schedules`: linear, cosine, log-linear ``alpha(t)``.
-* :mod:`~polyfold.core.discrete.process`: :class:`MaskedProcess` (forward masking, SUBS).
+* :mod:`~polyfold.core.discrete.process`: :class:`MaskedProcess` (forward masking, SUBS) and
+  :data:`LogitsModel`, the network ``model(x_t, t, cond) -> logits`` the samplers call.
 * :mod:`~polyfold.core.discrete.loss`: :func:`masked_diffusion_loss` (NELBO in nats per token).
-* samplers returning :class:`SampleResult` (tokens and NFE): :func:`sample_ancestral` (with the
-  time-agnostic cache), :func:`sample_first_hitting`, :func:`sample_confidence` and
-  :func:`sample_blockwise`; all condition on fixed tokens.
+* samplers returning :class:`TokenSample` (tokens and NFE): :func:`sample_ancestral` (with the
+  time-agnostic cache and a :class:`Proposal` hook), :func:`sample_first_hitting`,
+  :func:`sample_confidence` and :func:`sample_blockwise`; all condition on fixed tokens and
+  report every step to an optional ``callback(step, t, x, x0)``. Also by name through
+  :func:`polyfold.core.samplers.get_sampler` (``kind="masked"``).
 """
 
-from polyfold.core.discrete.ancestral import sample_ancestral
+from polyfold.core.discrete.ancestral import Proposal, sample_ancestral
 from polyfold.core.discrete.blockwise import sample_blockwise
 from polyfold.core.discrete.confidence import sample_confidence
 from polyfold.core.discrete.first_hitting import sample_first_hitting
 from polyfold.core.discrete.loss import MaskedDiffusionLoss, masked_diffusion_loss, sample_times
-from polyfold.core.discrete.process import Denoiser, MaskedProcess
-from polyfold.core.discrete.sampling import SampleResult
+from polyfold.core.discrete.process import LogitsModel, MaskedProcess
+from polyfold.core.discrete.sampling import TokenSample
 from polyfold.core.discrete.schedules import (
     CosineSchedule,
     LinearSchedule,
@@ -24,13 +27,14 @@ from polyfold.core.discrete.schedules import (
 
 __all__ = [
     "CosineSchedule",
-    "Denoiser",
     "LinearSchedule",
     "LogLinearSchedule",
+    "LogitsModel",
     "MaskSchedule",
     "MaskedDiffusionLoss",
     "MaskedProcess",
-    "SampleResult",
+    "Proposal",
+    "TokenSample",
     "masked_diffusion_loss",
     "sample_ancestral",
     "sample_blockwise",

@@ -9,25 +9,29 @@ generate are still masked (uniform counts for the linear schedule, as in LLaDA),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from polyfold.core.discrete.process import Denoiser, MaskedProcess
+from polyfold.core.denoiser import NFECounter
+from polyfold.core.discrete.process import LogitsModel, MaskedProcess
 from polyfold.core.discrete.sampling import (
-    CountedModel,
-    SampleResult,
+    TokenSample,
     check_precision,
+    counted_logits,
     start_state,
 )
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops.categorical import sample_categorical
 
+if TYPE_CHECKING:  # polyfold.core.samplers imports this module (its registry)
+    from polyfold.core.samplers.result import StepCallback
+
 __all__ = ["sample_confidence"]
 
 
 def sample_confidence(
-    model: Denoiser,
+    model: LogitsModel,
     process: MaskedProcess,
     x: torch.Tensor,
     *,
@@ -35,20 +39,25 @@ def sample_confidence(
     generator: torch.Generator,
     fixed: torch.Tensor | None = None,
     cond: Any = None,
+    callback: StepCallback | None = None,
     temperature: float = 1.0,
     precision: torch.dtype = torch.float64,
-) -> SampleResult:
+) -> TokenSample:
     """Low-confidence remasking in ``steps`` steps (fewer model calls if a step reveals nothing).
 
     Candidates are drawn at ``temperature`` (``0``: the argmax, LLaDA's default); a candidate's
-    confidence is its probability under the model's untempered prediction.
+    confidence is its probability under the model's untempered prediction. ``callback`` is
+    called at every step (``steps`` calls, the ``i``-th with ``t = 1 - (i + 1) / steps``) with
+    ``x0`` the step's candidates in every masked position (``None`` in a step that revealed
+    nothing and called no model).
     """
     check_int("steps", steps)
     check_precision(precision)
     if not isinstance(temperature, int | float) or temperature < 0:
         raise InputError(f"temperature: expected a number >= 0, got {temperature!r}")
     x_t, fixed = start_state(process, x, fixed, generator)
-    call = CountedModel(model, process, cond)
+    counter = NFECounter()
+    call = counted_logits(model, process, cond, counter)
     batch, length = x_t.shape
     times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=x_t.device)
     mask_prob = process.schedule.mask_prob(times)
@@ -59,6 +68,8 @@ def sample_confidence(
         left_after = torch.round(total * (mask_prob[i + 1] / mask_prob[0])).long()
         reveal_count = masked.sum(dim=1) - left_after
         if not bool((reveal_count > 0).any()):
+            if callback is not None:
+                callback(i, float(times[i + 1]), x_t, None)
             continue
         logits = call(x_t, times[i].expand(batch))
         scores = logits[masked].double()
@@ -78,4 +89,6 @@ def sample_confidence(
         proposal = x_t.masked_scatter(masked, candidates)
         x_t = torch.where(reveal, proposal, x_t)
         masked &= ~reveal
-    return SampleResult(tokens=x_t, nfe=call.calls)
+        if callback is not None:
+            callback(i, float(times[i + 1]), x_t, proposal)
+    return TokenSample(tokens=x_t, nfe=counter.count)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from polyfold.core.discrete.process import (
-    Denoiser,
+    LogitsModel,
     MaskedProcess,
     check_mask,
     check_times,
@@ -74,7 +74,7 @@ def sample_times(
 
 
 def masked_diffusion_loss(
-    model: Denoiser,
+    model: LogitsModel,
     process: MaskedProcess,
     x0: torch.Tensor,
     *,

@@ -19,9 +19,9 @@ import torch
 from polyfold.core.discrete.schedules import MaskSchedule
 from polyfold.core.errors import InputError
 
-__all__ = ["Denoiser", "MaskedProcess"]
+__all__ = ["LogitsModel", "MaskedProcess"]
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+LogitsModel = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 """``model(x_t: LongTensor (B, L), t: Tensor (B,), cond) -> logits (B, L, V)``."""
 
 

@@ -1,44 +1,64 @@
-"""What the masked-diffusion samplers share: the result, the starting state, counted model calls.
+"""What the masked-diffusion samplers share: the result, the starting state, the counted model
+call and the clean estimate they report per step.
 
 Every sampler takes ``(model, process, x)`` where ``x (B, L)`` holds the given tokens, an optional
 ``fixed (B, L)`` bool mask of positions that are never masked and never changed (prefix, suffix,
-infilling, padding; a fixed position keeps whatever it holds), a required ``torch.Generator`` and
-``cond`` passed to the model. Positions not fixed start masked and end unmasked.
+infilling, padding; a fixed position keeps whatever it holds), a required ``torch.Generator``,
+``cond`` passed to the model and an optional ``callback(step, t, x, x0)``
+(:data:`~polyfold.core.samplers.result.StepCallback`), called once per step after step ``step``
+moved the tokens ``x`` to time ``t``, with ``x0`` the clean estimate of that step (or ``None``).
+Positions not fixed start masked and end unmasked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from polyfold.core.discrete.process import Denoiser, MaskedProcess, check_mask, check_tokens
+from polyfold.core.denoiser import NFECounter
+from polyfold.core.discrete.process import LogitsModel, MaskedProcess, check_mask, check_tokens
 from polyfold.core.errors import InputError
 
-__all__ = ["SampleResult"]
+__all__ = ["TokenSample"]
+
+LogitsCall = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``call(x_t (B, L), t (B,)) -> logits (B, L, V)``: a model with its ``cond`` bound."""
 
 
 @dataclass(frozen=True)
-class SampleResult:
+class TokenSample:
     """Generated tokens ``(B, L)`` and the number of model calls (NFE) it took."""
 
     tokens: torch.Tensor
     nfe: int
 
 
-class CountedModel:
-    """Calls ``model(x_t, t, cond)``, checks the logits' shape and counts the calls."""
+def counted_logits(
+    model: LogitsModel, process: MaskedProcess, cond: Any, counter: NFECounter
+) -> LogitsCall:
+    """``model(x_t, t, cond)`` with ``t`` cast to float32, its logits' shape checked, every call
+    counted in ``counter``."""
 
-    def __init__(self, model: Denoiser, process: MaskedProcess, cond: Any) -> None:
-        self.model, self.process, self.cond = model, process, cond
-        self.calls = 0
-
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x_t, t.float(), self.cond)
-        self.calls += 1
-        self.process.check_logits(logits, x_t)
+    def call(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = model(x_t, t.float(), cond)
+        counter.add()
+        process.check_logits(logits, x_t)
         return logits
+
+    return call
+
+
+def greedy_estimate(
+    process: MaskedProcess, logits: torch.Tensor, x_t: torch.Tensor, fixed: torch.Tensor
+) -> torch.Tensor:
+    """``x_t`` with every masked, non-fixed position set to its most likely token under
+    ``logits`` (never the mask): the clean estimate a step reports to its callback."""
+    masked = (x_t == process.mask_id) & ~fixed
+    best = logits.masked_fill(process.mask_onehot(logits.shape[-1], logits.device), float("-inf"))
+    return torch.where(masked, best.argmax(dim=-1), x_t)
 
 
 def start_state(
