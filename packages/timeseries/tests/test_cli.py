@@ -333,7 +333,7 @@ def test_diverging_guidance_is_an_error(
     out = tmp_path / "fc"
     args = [str(trained), str(csv_file), "--out", str(out), "--samples", "2", "--quiet"]
     assert _run("forecast", *args, "--guidance", "mse", "--scale", "1e6") == 2
-    assert "sampling diverged" in capsys.readouterr().err
+    assert "error: --scale: sampling diverged" in capsys.readouterr().err
     assert not (out / "quantiles.csv").exists()
 
 

@@ -78,6 +78,16 @@ def _positive_float(value: float, option: str) -> float:
     return value
 
 
+def _as_options(err: InputError, options: dict[str, str]) -> InputError:
+    """The model's error with its argument name replaced by the CLI option (``scale`` ->
+    ``--scale``)."""
+    text = str(err)
+    for arg, option in options.items():
+        if text.startswith(f"{arg}:"):
+            return InputError(option + text[len(arg) :])
+    return err
+
+
 def _series(
     data: Path | None, dataset: str | None, freq: str | None, model_freq: str | None = None
 ) -> Any:
@@ -356,9 +366,12 @@ def forecast(
     with Progress(len(d.values) * per_item, "forecast", quiet=quiet) as bar:
         for y in d.values:
             cb = bar.step_callback() if per_step else None
-            out_s.append(
-                model.predict(y, n, guidance=guidance, scale=scale, generator=g, callback=cb)
-            )
+            try:
+                out_s.append(
+                    model.predict(y, n, guidance=guidance, scale=scale, generator=g, callback=cb)
+                )
+            except InputError as err:
+                raise _as_options(err, {"scale": "--scale"}) from None
             bar.update(len(out_s) * per_item)
     _write_forecasts(out, d, out_s, "TSDiff forecasts")
     typer.echo(f"wrote {out / 'quantiles.csv'}, {out / 'samples.csv'}, {out / 'report.html'}")
@@ -413,9 +426,12 @@ def refine(
     outs = []
     with Progress(len(d.values), "refine", quiet=quiet) as bar:
         for y, b in zip(d.values, bases, strict=True):
-            outs.append(
-                model.refine(y, b, method=method, steps=steps, step_size=step_size, generator=g)  # type: ignore[arg-type]
-            )
+            try:
+                outs.append(
+                    model.refine(y, b, method=method, steps=steps, step_size=step_size, generator=g)  # type: ignore[arg-type]
+                )
+            except InputError as err:
+                raise _as_options(err, {"step_size": "--step-size"}) from None
             bar.advance()
     _write_forecasts(out, d, outs, f"TSDiff-refined forecasts ({method})")
     typer.echo(f"wrote {out / 'samples.csv'}, {out / 'quantiles.csv'}, {out / 'report.html'}")
