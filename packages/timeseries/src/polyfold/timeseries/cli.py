@@ -658,8 +658,9 @@ def _padts_run(
             {"real": w[0, :, c], "synthetic": fake[0, :, c]},
             x_label="step in window",
         )
+        rep.heading(f"{columns[c]}: value distribution", level=3)
         rep.histogram(
-            f"{columns[c]}: value distribution",
+            "",
             {
                 "real": w[:m, :, c].ravel().tolist()[:5000],
                 "synthetic": fake[:m, :, c].ravel().tolist()[:5000],

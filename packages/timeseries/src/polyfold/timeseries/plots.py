@@ -36,7 +36,8 @@ def plot_series(
     lines = {k: np.asarray(v, dtype=float) for k, v in series.items()}
     n = max((len(v) for v in lines.values()), default=0)
     _titled(report, title, f"x: {x_label} (0 to {max(n - 1, 0)}); y: {y_label}.")
-    return report.lines(title, {k: _points(np.arange(len(v)), v) for k, v in lines.items()})
+    # the chart's own title stays empty: inside the SVG it would share a band with the legend
+    return report.lines("", {k: _points(np.arange(len(v)), v) for k, v in lines.items()})
 
 
 def plot_forecast(
@@ -69,4 +70,4 @@ def plot_forecast(
         f"x: time, {span} ({len(h)} periods of history, {s.shape[1]} forecast); y: {y_label}; "
         f"shaded: the {label} forecast quantiles.",
     )
-    return report.lines(title, lines, bands={label: band_points})
+    return report.lines("", lines, bands={label: band_points})

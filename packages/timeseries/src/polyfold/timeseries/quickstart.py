@@ -126,8 +126,9 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
                     **{f"synthetic {i}": fake[i, :, c] for i in range(3)},
                 },
             )
+        report.heading("values, all channels (min-max scaled)", level=3)
         report.histogram(
-            "values, all channels",
+            "",
             {"real": w.ravel()[:5000].tolist(), "synthetic": fake.ravel()[:5000].tolist()},
         )
         seconds = time.perf_counter() - t_start
