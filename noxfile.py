@@ -92,7 +92,14 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
     "text": ["polyfold-text generate --prompt ROMEO: --length 32"],
     "timeseries": [
         "polyfold-timeseries generate --dataset sines --seq-len 8 --steps 5 --n 8 "
-        "--out {tmp}/padts --quiet"
+        "--out {tmp}/padts --quiet",
+        # a CSV of a user's series through gluonts (its undeclared imports surface here)
+        "python -c \"import numpy as np, pandas as pd; pd.DataFrame({{'date': pd.date_range("
+        "'2000-01', periods=96, freq='MS'), 'y': 10 + np.sin(np.arange(96) / 2)}})"
+        ".to_csv('{tmp}/series.csv', index=False)\"",
+        "polyfold-timeseries train {tmp}/series.csv --prediction-length 6 --holdout 1 "
+        "--steps 5 --hidden 8 --blocks 1 --out {tmp}/tsdiff --quiet",
+        "polyfold-timeseries evaluate {tmp}/tsdiff {tmp}/series.csv --samples 2",
     ],
 }
 
