@@ -1,7 +1,9 @@
 """polyfold's sessions; each runs in its own virtual environment.
 
-    nox                          lint, tests(<every package>), integration (the test suite)
+    nox                          lint, tests(<every package>), integration, smoke(<every package>)
     nox -s quickstart            every package's quickstart on its embedded data
+    nox -s "smoke(timeseries)"   a plain install of one package: CLI --help, a main command,
+                                 its quickstart
     nox -s bench                 every apps/bench/*.py --quick
     nox -s bench -- TOPIC ARGS   apps/bench/TOPIC.py ARGS only
     nox -s "tests(core)"         one package alone, installed with only its own dependencies
@@ -13,6 +15,8 @@ build; with a torch in place, packages' ``torch>=...`` requirements install noth
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -23,7 +27,7 @@ PACKAGES_DIR = ROOT / "packages"
 TORCH = "torch==2.13.0"
 PACKAGES = sorted(p.name for p in PACKAGES_DIR.iterdir() if (p / "pyproject.toml").is_file())
 
-nox.options.sessions = ["lint", "tests", "integration"]
+nox.options.sessions = ["lint", "tests", "integration", "smoke"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -72,6 +76,60 @@ def tests(session: nox.Session, package: str) -> None:
     """One package alone: only it, its dependencies and its test extras are installed."""
     _install(session, [package])
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+#: per package, the main subcommands it must run on embedded data with no optional extra
+#: (shell words; ``{tmp}`` is a fresh temporary folder)
+SMOKE_COMMANDS: dict[str, list[str]] = {
+    "core": ["polyfold info"],
+    "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
+    "tabular": [
+        'python -c "from sklearn.datasets import load_wine; '
+        "load_wine(as_frame=True).frame.to_csv('{tmp}/wine.csv', index=False)\"",
+        "polyfold-tabular augment {tmp}/wine.csv --target target --n-per-class 4 "
+        "--out {tmp}/synthetic.csv",
+    ],
+    "text": ["polyfold-text generate --prompt ROMEO: --length 32"],
+    "timeseries": [
+        "polyfold-timeseries generate --dataset sines --seq-len 8 --steps 5 --n 8 "
+        "--out {tmp}/padts --quiet",
+        # a CSV of a user's series through gluonts (its undeclared imports surface here)
+        "python -c \"import numpy as np, pandas as pd; pd.DataFrame({{'date': pd.date_range("
+        "'2000-01', periods=96, freq='MS'), 'y': 10 + np.sin(np.arange(96) / 2)}})"
+        ".to_csv('{tmp}/series.csv', index=False)\"",
+        "polyfold-timeseries train {tmp}/series.csv --prediction-length 6 --holdout 1 "
+        "--steps 5 --hidden 8 --blocks 1 --out {tmp}/tsdiff --quiet",
+        "polyfold-timeseries evaluate {tmp}/tsdiff {tmp}/series.csv --samples 2",
+    ],
+}
+
+
+def _command(package: str) -> str:
+    """The package's console script (``polyfold-<name>``; ``polyfold`` for core)."""
+    meta = tomllib.loads((PACKAGES_DIR / package / "pyproject.toml").read_text())["project"]
+    return next(iter(meta.get("scripts", {})))
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES, ids=PACKAGES)
+def smoke(session: nox.Session, package: str) -> None:
+    """A plain install works: the package alone without test extras in a fresh environment,
+    its CLI's ``--help``, one main subcommand on embedded data, then its quickstart (after
+    adding its ``quickstart-extras``, only if it declares any)."""
+    _install(session, [package], extras="")
+    tmp = Path(session.create_tmp()) / f"smoke-{package}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cli = _command(package)
+    session.run(cli, "--help", silent=True)
+    for command in SMOKE_COMMANDS.get(package, []):
+        session.run(*shlex.split(command.format(tmp=tmp)))
+    extras = _tool(package).get("quickstart-extras", [])
+    if extras:  # the extras' own requirements: the polyfold wheels are not rebuilt
+        optional = tomllib.loads((PACKAGES_DIR / package / "pyproject.toml").read_text())
+        groups = optional["project"].get("optional-dependencies", {})
+        session.install(*(req for extra in extras for req in groups.get(extra, [])))
+    session.run(cli, "quickstart", "--out", str(tmp / "quickstart"), "--quiet")
 
 
 @nox.session

@@ -1,4 +1,5 @@
 import io
+import json
 import subprocess
 import sys
 
@@ -6,7 +7,14 @@ import pytest
 import typer
 
 from polyfold.core.cli import run_app
-from polyfold.core.errors import EXIT_INPUT_ERROR, InputError, PolyfoldError, exit_on_input_error
+from polyfold.core.errors import (
+    EXIT_INPUT_ERROR,
+    EXIT_INTERRUPTED,
+    InputError,
+    PolyfoldError,
+    exit_on_input_error,
+    reading,
+)
 
 
 def test_input_error_is_a_value_error_and_a_polyfold_error():
@@ -77,3 +85,73 @@ def test_argument_predicates_reject_bools_and_non_finite_numbers():
     assert not is_finite_number(float("nan"))
     assert not is_finite_number(float("inf"))
     assert not is_finite_number("1")
+
+
+def test_os_error_names_the_path_and_exits_2():
+    stream = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, exit_on_input_error(stream):
+        open("/nonexistent-polyfold-dir/out.csv", "w").close()
+    assert exit_info.value.code == 2
+    assert stream.getvalue().startswith("error: /nonexistent-polyfold-dir/out.csv: ")
+
+
+def test_keyboard_interrupt_prints_interrupted_and_exits_130():
+    stream = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, exit_on_input_error(stream):
+        raise KeyboardInterrupt
+    assert exit_info.value.code == EXIT_INTERRUPTED == 130
+    assert stream.getvalue() == "interrupted\n"
+
+
+def test_reading_turns_unreadable_files_into_input_errors(tmp_path):
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage")
+    with (
+        pytest.raises(InputError, match=r"data .*b\.csv: not a UTF-8 text file"),
+        reading(binary, "data"),
+    ):
+        binary.read_text(encoding="utf-8")
+    with pytest.raises(InputError, match=r"x\.json: not valid JSON"), reading("x.json"):
+        json.loads("{")
+    # an InputError passes through unchanged
+    with pytest.raises(InputError, match="--n"), reading("x.json"):
+        raise InputError("--n: bad")
+
+
+def _app_script(tmp_path, body: str):
+    script = tmp_path / "cli.py"
+    script.write_text(
+        "import typer\n"
+        "from polyfold.core.cli import run_app\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "def go(n: int) -> None:\n" + body + "\n"
+        "run_app(app)\n"
+    )
+    return script
+
+
+def test_run_app_os_error_and_interrupt_and_bug(tmp_path):
+    script = _app_script(
+        tmp_path,
+        "    if n == 0:\n"
+        "        open('/nonexistent-polyfold-dir/x', 'w')\n"
+        "    if n == 1:\n"
+        "        raise KeyboardInterrupt\n"
+        "    raise KeyError('bug')\n",
+    )
+
+    def run(n: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), n], capture_output=True, text=True)
+
+    os_err, interrupted, bug, usage = run("0"), run("1"), run("2"), run("x")
+    assert os_err.returncode == 2
+    assert os_err.stderr.startswith("error: /nonexistent-polyfold-dir/x: ")
+    assert "Traceback" not in os_err.stderr
+    assert interrupted.returncode == 130
+    assert interrupted.stderr.strip() == "interrupted"
+    assert bug.returncode == 1
+    assert "Traceback" in bug.stderr
+    assert "KeyError" in bug.stderr
+    assert usage.returncode == 2  # click's usage error keeps its message and status
+    assert "Invalid value" in usage.stderr

@@ -22,6 +22,9 @@ from polyfold.timeseries.data import (
     read_csv,
     read_jsonl,
     read_series,
+    read_table,
+    same_freq,
+    season_length_of,
     to_list_dataset,
     to_pandas_dataset,
     windows,
@@ -176,3 +179,50 @@ def test_unknown_dataset() -> None:
         load_dataset("nope")
     with pytest.raises(InputError, match="eustocks"):
         load_multivariate("nope")
+
+
+@pytest.mark.parametrize(
+    ("freq", "season"),
+    [
+        ("30min", 48),
+        ("h", 24),
+        ("2h", 12),
+        ("D", 7),
+        ("W", 52),
+        ("M", 12),
+        ("MS", 12),
+        ("Q", 4),
+        ("Y", 1),
+        ("7min", 1),
+    ],
+)
+def test_season_length_follows_the_frequency(freq: str, season: int) -> None:
+    assert season_length_of(freq) == season
+
+
+def test_same_freq_compares_period_frequencies() -> None:
+    assert same_freq("MS", "M")
+    assert not same_freq("D", "h")
+
+
+def test_read_table_keeps_names_drops_timestamps_and_names_bad_cells(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("when,load,temp\n2024-01-01,1,2\n2024-01-02,3,4\n")
+    arr, cols = read_table(p)
+    assert cols == ["load", "temp"]
+    np.testing.assert_array_equal(arr, [[1, 2], [3, 4]])
+    p.write_text("load,temp\n1,2\n3,warm\n")
+    with pytest.raises(InputError, match=r"line 3, column 'temp': 'warm' is not a number"):
+        read_table(p)
+    p.write_text("load,temp\n1,2\n3,\n")
+    with pytest.raises(InputError, match=r"line 3, column 'temp': missing value"):
+        read_table(p)
+
+
+def test_jsonl_text_in_target_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "d.jsonl"
+    p.write_text(
+        '{"start": "2000-01", "target": [1, 2, 3]}\n{"start": "2000-01", "target": [1, "x"]}\n'
+    )
+    with pytest.raises(InputError, match=r"d\.jsonl:2: target\[1\] = 'x' is not a number"):
+        read_jsonl(p, "M")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -17,12 +18,17 @@ from typing import Annotated
 import typer
 
 from polyfold.core import quickstart as qs
-from polyfold.core.errors import InputError, exit_on_input_error
+from polyfold.core.errors import EXIT_INTERRUPTED, InputError, exit_on_input_error
 from polyfold.core.system import system_info
 
 __all__ = ["DOMAINS_GROUP", "app", "domain_app", "main", "run_app"]
 
 DOMAINS_GROUP = "polyfold.domains"
+
+# click's usage-error base class, whether typer uses click or its own vendored copy of it
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 
 def domain_app(name: str, help: str) -> typer.Typer:
@@ -42,9 +48,25 @@ app = domain_app("polyfold", "polyfold: generative models for data that is not i
 def run_app(
     cli: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None
 ) -> None:
-    """Run a typer app the polyfold way: an InputError prints its message and exits 2."""
+    """Run a typer app the polyfold way (see :func:`~polyfold.core.errors.exit_on_input_error`):
+    bad input and OS errors print ``error: ...`` and exit 2, Ctrl-C prints ``interrupted`` and
+    exits 130, usage errors keep click's message and status; bugs keep their traceback. Ends
+    with ``SystemExit`` carrying the exit status, like a standalone click program."""
     with exit_on_input_error():
-        cli(args=list(args) if args is not None else None, prog_name=prog_name)
+        try:
+            code = cli(
+                args=list(args) if args is not None else None,
+                prog_name=prog_name,
+                standalone_mode=False,
+            )
+        except typer.Abort:  # older typers' wrapping of Ctrl-C (and of EOF at a prompt)
+            raise KeyboardInterrupt from None
+        except _CLICK_ERROR as err:
+            err.show()  # type: ignore[attr-defined]
+            raise SystemExit(err.exit_code) from None  # type: ignore[attr-defined]
+    if code == EXIT_INTERRUPTED:  # newer typers turn Ctrl-C into a silent exit 130
+        print("interrupted", file=sys.stderr)
+    raise SystemExit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 @app.command()

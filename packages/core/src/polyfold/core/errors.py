@@ -2,29 +2,41 @@
 
 Bad user input (a file, a field, an argument) raises :class:`InputError` whose message names
 what was wrong and what was expected. Every polyfold CLI runs its commands inside
-:func:`exit_on_input_error`: the message is printed on stderr without a traceback and the
-process exits with status :data:`EXIT_INPUT_ERROR` (2, the status of a usage error).
+:func:`exit_on_input_error`: an InputError, or an ``OSError`` (a missing or unwritable path, a
+full disk), is printed on stderr as ``error: ...`` without a traceback and the process exits
+with status :data:`EXIT_INPUT_ERROR` (2, the status of a usage error); Ctrl-C prints
+``interrupted`` and exits :data:`EXIT_INTERRUPTED` (130). Anything else is a bug and keeps its
+traceback. Code that reads a user's file wraps the read in :func:`reading` so that undecodable
+or unparsable content becomes an InputError naming the file.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TextIO
 
 __all__ = [
     "EXIT_INPUT_ERROR",
+    "EXIT_INTERRUPTED",
     "InputError",
     "PolyfoldError",
     "check_int",
     "exit_on_input_error",
     "is_finite_number",
     "is_int",
+    "os_error_message",
+    "reading",
 ]
 
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 class PolyfoldError(Exception):
@@ -53,11 +65,57 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def os_error_message(err: OSError) -> str:
+    """``<path>: <reason>`` for an OSError (both paths for a rename), else its text."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return reason
+    paths = [os.fsdecode(err.filename)]
+    if err.filename2 is not None:
+        paths.append(os.fsdecode(err.filename2))
+    return f"{' -> '.join(paths)}: {reason}"
+
+
+@contextmanager
+def reading(path: str | Path, what: str = "") -> Iterator[None]:
+    """Turn the ways a user's file can be unreadable into an :class:`InputError` naming it.
+
+    Inside the block, a ``UnicodeDecodeError`` (a binary file), a ``csv.Error`` or
+    ``json.JSONDecodeError``, a parser's ``ValueError`` (pandas' ``ParserError`` and
+    ``EmptyDataError`` are ValueErrors) or an ``OSError`` becomes ``<what> <path>: ...``.
+    InputErrors raised inside pass through unchanged.
+    """
+    label = f"{what} {path}".strip()
+    try:
+        yield
+    except InputError:
+        raise
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{label}: not a UTF-8 text file (undecodable byte at position {err.start})"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{label}: not valid JSON ({err})") from None
+    except (csv.Error, ValueError) as err:
+        raise InputError(f"{label}: cannot parse it ({err})") from None
+    except OSError as err:
+        raise InputError(f"{label}: cannot read it ({err.strerror or err})") from None
+
+
 @contextmanager
 def exit_on_input_error(stream: TextIO | None = None) -> Iterator[None]:
-    """Turn an :class:`InputError` raised inside the block into ``error: <message>``, exit 2."""
+    """Report what a user can cause without a traceback: an :class:`InputError` or ``OSError``
+    prints ``error: <message>`` and exits 2, ``KeyboardInterrupt`` prints ``interrupted`` and
+    exits 130. Other exceptions (bugs) pass through with their traceback."""
+    out = stream if stream is not None else sys.stderr
     try:
         yield
     except InputError as err:
-        print(f"error: {err}", file=stream if stream is not None else sys.stderr)
+        print(f"error: {err}", file=out)
+        raise SystemExit(EXIT_INPUT_ERROR) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=out)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except OSError as err:
+        print(f"error: {os_error_message(err)}", file=out)
         raise SystemExit(EXIT_INPUT_ERROR) from None

@@ -1,7 +1,7 @@
 """``polyfold-timeseries``: TSDiff forecasting (train, forecast, refine, evaluate), PaD-TS
 generation, quickstart.
 
-    polyfold-timeseries train --dataset airline --steps 2000 --out runs/tsdiff
+    polyfold-timeseries train --dataset airline --holdout 2 --steps 2000 --out runs/tsdiff
     polyfold-timeseries forecast runs/tsdiff data.csv --out runs/forecast
     polyfold-timeseries refine runs/tsdiff data.csv --base snaive --out runs/refined
     polyfold-timeseries evaluate runs/tsdiff --dataset airline --windows 2
@@ -9,12 +9,16 @@ generation, quickstart.
     polyfold-timeseries quickstart --out runs/timeseries
 
 Input series: a CSV (a timestamp column and one value column per series) or gluonts JSON lines
-(``{"start", "target"}`` per line; pass ``--freq``). Also reachable as ``polyfold timeseries``.
+(``{"start", "target"}`` per line; pass ``--freq``). Outputs are never overwritten without
+``--force``; ``train`` and ``generate`` checkpoint their run and continue it with ``--resume``.
+Also reachable as ``polyfold timeseries``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +27,15 @@ import typer
 
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError
+from polyfold.core.outputs import (
+    Force,
+    check_output_file,
+    prepare_output_dir,
+    probe_writable,
+    write_report,
+    write_text,
+)
+from polyfold.core.progress import Progress, checkpoint_step, resuming_line
 
 __all__ = ["app", "main"]
 
@@ -31,6 +44,20 @@ app = domain_app(
 )
 
 QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: what each reported metric means; every table and JSON file says it
+DIRECTIONS = {
+    "CRPS": "lower is better (mean weighted quantile loss, scale-free)",
+    "MASE": "lower is better (1 = the in-sample seasonal-naive error)",
+    "sMAPE": "lower is better (symmetric percentage error, 0..2)",
+    "ND": "lower is better (absolute error / absolute target)",
+    "fdds": "lower is better (0 = same cross-channel correlations; data floor: real vs real)",
+    "vds": "lower is better (0 = same value distribution; data floor: real vs real)",
+}
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
+]
 
 
 def _single_thread() -> None:
@@ -39,20 +66,60 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _series(data: Path | None, dataset: str | None, freq: str | None) -> Any:
-    from polyfold.timeseries.data import check_freq, load_dataset, read_series
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise InputError(f"{option}: expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(value: float, option: str) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{option}: expected a finite number > 0, got {value}")
+    return value
+
+
+def _as_options(err: InputError, options: dict[str, str]) -> InputError:
+    """The model's error with its argument name replaced by the CLI option (``scale`` ->
+    ``--scale``)."""
+    text = str(err)
+    for arg, option in options.items():
+        if text.startswith(f"{arg}:"):
+            return InputError(option + text[len(arg) :])
+    return err
+
+
+def _series(
+    data: Path | None, dataset: str | None, freq: str | None, model_freq: str | None = None
+) -> Any:
+    """The input series; with ``model_freq`` (a trained model's), a different frequency is an
+    error rather than a silent reinterpretation."""
+    from polyfold.timeseries.data import check_freq, load_dataset, read_series, same_freq
 
     if (data is None) == (dataset is None):
         raise InputError("DATA / --dataset: give exactly one of a data file or --dataset NAME")
     if freq is not None:
-        check_freq(freq)
+        freq = check_freq(freq)
     if dataset is not None:
         d = load_dataset(dataset)
-        if freq is not None and check_freq(freq) != d.freq:
+        if freq is not None and not same_freq(freq, d.freq):
             raise InputError(f"--freq: dataset {dataset!r} has frequency {d.freq!r}, got {freq!r}")
-        return d
-    assert data is not None
-    return read_series(data, freq, allow_nan=True)
+        source = f"--dataset {dataset}"
+    else:
+        assert data is not None
+        is_json = data.suffix.lower() in (".json", ".jsonl")
+        d = read_series(data, freq or (model_freq if is_json else None), allow_nan=True)
+        source = str(data)
+    if model_freq is not None and not same_freq(d.freq, model_freq):
+        raise InputError(
+            f"{source}: the series have frequency {d.freq!r} but the model was trained on "
+            f"{model_freq!r} data; use a model trained at this frequency"
+        )
+    return d
+
+
+def _source_id(data: Path | None, dataset: str | None) -> str:
+    """What the training data was, recorded with the model (``evaluate`` checks overlap)."""
+    return f"dataset:{dataset}" if dataset is not None else f"file:{Path(str(data)).resolve()}"
 
 
 def _load_model(model_dir: Path) -> Any:
@@ -61,41 +128,99 @@ def _load_model(model_dir: Path) -> Any:
     return TSDiff.load(model_dir)
 
 
-def _positive(value: int, option: str) -> int:
-    if value < 1:
-        raise InputError(f"{option}: expected an integer >= 1, got {value}")
-    return value
+def _prepare_run(out: Path, *, resume: bool, force: bool) -> int | None:
+    """Check a training command's ``--out`` before any work: a fresh run needs a new or empty
+    folder (or ``--force``), ``--resume`` needs a checkpoint there. Returns the step resumed."""
+    run = out / "run"
+    done = checkpoint_step(run) if run.is_dir() else None
+    if resume:
+        if done is None:
+            raise InputError(
+                f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
+            )
+        probe_writable(out)
+        typer.echo(resuming_line(done, None, run), err=True)
+        return done
+    if done is not None:
+        raise InputError(
+            f"--out {out}: holds a training run at step {done}; pass --resume to continue it, "
+            "or choose another folder"
+        )
+    prepare_output_dir(out, force=force)
+    return None
+
+
+def _saved_model_config(run: Path) -> dict[str, Any]:
+    from polyfold.core.train import latest_checkpoint
+
+    found = latest_checkpoint(run)
+    assert found is not None
+    cfg = json.loads((found / "config.json").read_text(encoding="utf-8")).get("model_config")
+    if not isinstance(cfg, dict):
+        raise InputError(f"--resume: {found} does not record the model's settings")
+    return cfg
+
+
+def _sampler_reports_steps() -> bool:
+    """Whether core's DDPM sampler takes a step ``callback`` (then progress is per step)."""
+    from polyfold.core.samplers import ddpm
+
+    return "callback" in inspect.signature(ddpm).parameters
+
+
+def _horizon_stamps(data: Any, index: int, length: int, horizon: int) -> list[str]:
+    """The timestamps of the ``horizon`` periods after a series of ``length`` points."""
+    start = data.starts[index] + length
+    return [str(start + k) for k in range(horizon)]
 
 
 def _write_forecasts(out: Path, data: Any, samples: list[np.ndarray], title: str) -> None:
     from polyfold.core.report import Report
     from polyfold.timeseries.plots import plot_forecast
 
-    out.mkdir(parents=True, exist_ok=True)
-    q_lines = ["item_id,step," + ",".join(f"q{q}" for q in QUANTILES) + ",mean"]
-    s_lines = ["item_id,sample," + ",".join(f"h{i}" for i in range(samples[0].shape[1]))]
+    horizon = samples[0].shape[1]
+    q_lines = ["item_id,timestamp," + ",".join(f"q{q}" for q in QUANTILES) + ",mean"]
+    s_lines = ["item_id,sample," + ",".join(f"h{i}" for i in range(horizon))]
     report = Report(title)
-    for item, y, s in zip(data.item_ids, data.values, samples, strict=True):
+    report.paragraph(
+        f"{len(data.item_ids)} series, {samples[0].shape[0]} samples each, horizon {horizon} "
+        f"periods of frequency {data.freq!r}; the band is the 10%-90% quantile range."
+    )
+    for i, (item, y, s) in enumerate(zip(data.item_ids, data.values, samples, strict=True)):
         qs = np.quantile(s, QUANTILES, axis=0)
-        for k in range(s.shape[1]):
+        stamps = _horizon_stamps(data, i, len(y), horizon)
+        for k in range(horizon):
             q_lines.append(
-                f"{item},{k}," + ",".join(f"{v:.6g}" for v in qs[:, k]) + f",{s[:, k].mean():.6g}"
+                f"{item},{stamps[k]},"
+                + ",".join(f"{v:.6g}" for v in qs[:, k])
+                + f",{s[:, k].mean():.6g}"
             )
         for j, row in enumerate(s):
             s_lines.append(f"{item},{j}," + ",".join(f"{v:.6g}" for v in row))
-        plot_forecast(report, str(item), y[-4 * s.shape[1] :], s)
-    (out / "quantiles.csv").write_text("\n".join(q_lines) + "\n", encoding="utf-8")
-    (out / "samples.csv").write_text("\n".join(s_lines) + "\n", encoding="utf-8")
-    report.write(out / "report.html")
+        shown = min(len(y), 4 * horizon)
+        plot_forecast(
+            report,
+            str(item),
+            y[-shown:],
+            s,
+            first=str(data.starts[i] + (len(y) - shown)),
+            last=stamps[-1],
+        )
+    write_text(out / "quantiles.csv", "\n".join(q_lines) + "\n")
+    write_text(out / "samples.csv", "\n".join(s_lines) + "\n")
+    write_report(report, out / "report.html")
 
 
 def _read_samples(path: Path, data: Any, horizon: int) -> list[np.ndarray]:
     """Base samples from a ``samples.csv`` as written by ``forecast``."""
     import pandas as pd
 
+    from polyfold.core.errors import reading
+
     if not path.is_file():
         raise InputError(f"--base {path}: file not found")
-    df = pd.read_csv(path)
+    with reading(path, "--base"):
+        df = pd.read_csv(path)
     cols = [f"h{i}" for i in range(horizon)]
     if "item_id" not in df.columns or any(c not in df.columns for c in cols):
         raise InputError(f"--base {path}: expected columns item_id, sample, h0..h{horizon - 1}")
@@ -104,7 +229,10 @@ def _read_samples(path: Path, data: Any, horizon: int) -> list[np.ndarray]:
         rows = df[df["item_id"].astype(str) == str(item)]
         if rows.empty:
             raise InputError(f"--base {path}: no samples for item {item!r}")
-        out.append(rows[cols].to_numpy(dtype=np.float32))
+        values = rows[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise InputError(f"--base {path}: item {item!r} has non-numeric or missing samples")
+        out.append(values)
     return out
 
 
@@ -116,32 +244,88 @@ def train(
     freq: Annotated[str | None, typer.Option(help="Frequency (e.g. h, 30min, M).")] = None,
     prediction_length: Annotated[int | None, typer.Option(help="Horizon.")] = None,
     context_length: Annotated[int | None, typer.Option(help="Context (3 horizons).")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
+    holdout: Annotated[
+        int, typer.Option(help="Horizons at the end of each series kept out of training.")
+    ] = 0,
+    steps: Annotated[int | None, typer.Option(help="Training steps [default: 2000].")] = None,
     hidden: Annotated[int, typer.Option(help="Backbone width.")] = 64,
     blocks: Annotated[int, typer.Option(help="Residual S4 blocks.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every N steps [default: steps / 10].")
+    ] = None,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Train TSDiff (unconditional diffusion over context + horizon windows)."""
+    """Train TSDiff (unconditional diffusion over context + horizon windows).
+
+    The run (checkpoints, metrics.csv) is kept in OUT/run; after an interruption, the same
+    command with --resume continues it (with the saved model settings; --steps may raise the
+    target).
+    """
     _single_thread()
     from polyfold.timeseries.tsdiff import TSDiff, TSDiffConfig
 
     d = _series(data, dataset, freq)
-    h = prediction_length or d.prediction_length
-    cfg = TSDiffConfig(
-        context_length=context_length or 3 * _positive(h, "--prediction-length"),
-        prediction_length=h,
-        freq=d.freq,
-        steps=_positive(steps, "--steps"),
-        hidden=hidden,
-        n_blocks=blocks,
-        seed=seed,
-    )
+    if holdout < 0:
+        raise InputError(f"--holdout: expected an integer >= 0, got {holdout}")
+    for value, option in (
+        (prediction_length, "--prediction-length"),
+        (context_length, "--context-length"),
+        (steps, "--steps"),
+        (hidden, "--hidden"),
+        (blocks, "--blocks"),
+        (checkpoint_every, "--checkpoint-every"),
+    ):
+        if value is not None:
+            _positive(value, option)
+    resumed = _prepare_run(out, resume=resume, force=force)
+    if resumed is not None:
+        cfg = TSDiffConfig(**_saved_model_config(out / "run"))
+        cfg.steps = cfg.steps if steps is None else steps
+        if resumed >= cfg.steps:
+            raise InputError(
+                f"--resume: the run in {out} already reached step {resumed} of {cfg.steps}; "
+                "pass a larger --steps to train further"
+            )
+    else:
+        h = d.prediction_length if prediction_length is None else prediction_length
+        cfg = TSDiffConfig(
+            context_length=3 * h if context_length is None else context_length,
+            prediction_length=h,
+            freq=d.freq,
+            steps=2000 if steps is None else steps,
+            hidden=hidden,
+            n_blocks=blocks,
+            seed=seed,
+        )
+    h = cfg.prediction_length
+    series = []
     for i, y in zip(d.item_ids, d.values, strict=True):
         if np.isnan(y).any():
             raise InputError(f"{data or dataset}: series {i!r} has NaN; training needs full series")
-    run = out / "run"
-    model = TSDiff(cfg).fit(d.values, out_dir=run, quiet=quiet, data_card=dataset)
+        kept = y[: len(y) - holdout * h]
+        if len(kept) < cfg.context_length + h:
+            raise InputError(
+                f"--holdout {holdout}: series {i!r} keeps {len(kept)} of {len(y)} points, fewer "
+                f"than one training window ({cfg.context_length + h})"
+            )
+        series.append(kept)
+    cfg.extra = {
+        **cfg.extra,
+        "train_source": _source_id(data, dataset),
+        "train_lengths": {str(i): len(y) for i, y in zip(d.item_ids, series, strict=True)},
+    }
+    every = checkpoint_every if checkpoint_every is not None else max(1, cfg.steps // 10)
+    model = TSDiff(cfg).fit(
+        series,
+        out_dir=out / "run",
+        quiet=quiet,
+        data_card=dataset,
+        checkpoint_every=every,
+        resume=resumed is not None,
+    )
     model.save(out)
     typer.echo(
         f"trained {model.trained_steps} steps, loss {model.metrics['train_loss']:.4f}; saved {out}"
@@ -159,18 +343,36 @@ def forecast(
     guidance: Annotated[str | None, typer.Option(help="mse or quantile.")] = None,
     scale: Annotated[float | None, typer.Option(help="Guidance scale.")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Self-guided forecasts after each series: quantiles.csv, samples.csv and report.html."""
+    """Self-guided forecasts after each series: quantiles.csv (per timestamp), samples.csv and
+    report.html. A diverging run (too large --scale) is an error, not a file of huge values."""
     _single_thread()
     import torch
 
     model = _load_model(model_dir)
-    d = _series(data, dataset, freq or model.config.freq)
+    d = _series(data, dataset, freq, model.config.freq)
     if guidance not in (None, "mse", "quantile"):
         raise InputError(f"--guidance: expected 'mse' or 'quantile', got {guidance!r}")
-    g = torch.Generator().manual_seed(seed)
+    if scale is not None and (not math.isfinite(scale) or scale < 0):
+        raise InputError(f"--scale: expected a finite number >= 0, got {scale}")
     n = _positive(samples, "--samples")
-    out_s = [model.predict(y, n, guidance=guidance, scale=scale, generator=g) for y in d.values]
+    prepare_output_dir(out, force=force)
+    g = torch.Generator().manual_seed(seed)
+    per_step = _sampler_reports_steps()
+    per_item = model.config.diffusion_steps if per_step else 1
+    out_s = []
+    with Progress(len(d.values) * per_item, "forecast", quiet=quiet) as bar:
+        for y in d.values:
+            cb = bar.step_callback() if per_step else None
+            try:
+                out_s.append(
+                    model.predict(y, n, guidance=guidance, scale=scale, generator=g, callback=cb)
+                )
+            except InputError as err:
+                raise _as_options(err, {"scale": "--scale"}) from None
+            bar.update(len(out_s) * per_item)
     _write_forecasts(out, d, out_s, "TSDiff forecasts")
     typer.echo(f"wrote {out / 'quantiles.csv'}, {out / 'samples.csv'}, {out / 'report.html'}")
 
@@ -185,38 +387,74 @@ def refine(
     base: Annotated[
         str, typer.Option(help="'snaive' or a samples.csv from `forecast`.")
     ] = "snaive",
-    season: Annotated[int | None, typer.Option(help="Season length of 'snaive'.")] = None,
+    season: Annotated[
+        int | None,
+        typer.Option(help="Season of 'snaive' [default: from the frequency, e.g. h -> 24]."),
+    ] = None,
     method: Annotated[str, typer.Option(help="energy (Langevin) or ml (gradient).")] = "energy",
     steps: Annotated[int, typer.Option(help="Refinement steps.")] = 20,
-    step_size: Annotated[float, typer.Option(help="Step size.")] = 1e-2,
+    step_size: Annotated[float, typer.Option(help="Step size (> 0).")] = 1e-2,
     samples: Annotated[int, typer.Option(help="Samples per series.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
     """Refine a base forecaster's samples with TSDiff's implicit density."""
     _single_thread()
     import torch
 
     model = _load_model(model_dir)
-    d = _series(data, dataset, freq or model.config.freq)
+    d = _series(data, dataset, freq, model.config.freq)
     h = model.config.prediction_length
     n = _positive(samples, "--samples")
+    if method not in ("energy", "ml"):
+        raise InputError(f"--method: expected 'energy' or 'ml', got {method!r}")
+    _positive(steps, "--steps")
+    _positive_float(step_size, "--step-size")
     if base == "snaive":
-        m = season or getattr(d, "season_length", 1) or 1
+        m = d.season_length if season is None else _positive(season, "--season")
         bases = []
         for item, y in zip(d.item_ids, d.values, strict=True):
             if len(y) < m:
-                raise InputError(f"series {item!r}: shorter than the season {m}")
+                raise InputError(f"--season {m}: series {item!r} is shorter than the season")
             idx = len(y) - m + (np.arange(h) % m)
             bases.append(np.tile(y[idx], (n, 1)))
     else:
         bases = _read_samples(Path(base), d, h)
+    prepare_output_dir(out, force=force)
     g = torch.Generator().manual_seed(seed)
-    outs = [
-        model.refine(y, b, method=method, steps=steps, step_size=step_size, generator=g)  # type: ignore[arg-type]
-        for y, b in zip(d.values, bases, strict=True)
-    ]
+    outs = []
+    with Progress(len(d.values), "refine", quiet=quiet) as bar:
+        for y, b in zip(d.values, bases, strict=True):
+            try:
+                outs.append(
+                    model.refine(y, b, method=method, steps=steps, step_size=step_size, generator=g)  # type: ignore[arg-type]
+                )
+            except InputError as err:
+                raise _as_options(err, {"step_size": "--step-size"}) from None
+            bar.advance()
     _write_forecasts(out, d, outs, f"TSDiff-refined forecasts ({method})")
     typer.echo(f"wrote {out / 'samples.csv'}, {out / 'quantiles.csv'}, {out / 'report.html'}")
+
+
+def _check_not_trained_on(
+    model: Any, data: Path | None, dataset: str | None, d: Any, k: int
+) -> None:
+    """Refuse test windows that fall inside the points the model was trained on."""
+    extra = model.config.extra or {}
+    if extra.get("train_source") != _source_id(data, dataset):
+        return
+    lengths = extra.get("train_lengths", {})
+    h = d.prediction_length
+    for item, y in zip(d.item_ids, d.values, strict=True):
+        seen = lengths.get(str(item))
+        first_scored = len(y) - k * h
+        if seen is not None and first_scored < seen:
+            raise InputError(
+                f"--windows {k}: would score points {first_scored + 1}..{len(y)} of {item!r}, "
+                f"but the model trained on its first {seen} points; train with "
+                f"--holdout {k} (or more) to keep the test windows out, or evaluate other data"
+            )
 
 
 @app.command()
@@ -226,10 +464,19 @@ def evaluate(
     dataset: Annotated[str | None, typer.Option(help="An embedded dataset instead.")] = None,
     freq: Annotated[str | None, typer.Option(help="Frequency of JSON lines data.")] = None,
     windows: Annotated[int, typer.Option(help="Rolling test windows at the end.")] = 1,
+    season: Annotated[
+        int | None,
+        typer.Option(
+            help="Season of the seasonal-naive reference and of MASE [default: from the "
+            "frequency: 30min -> 48, h -> 24, D -> 7, W -> 52, M -> 12, Q -> 4]."
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option(help="Samples per forecast.")] = 100,
     out: Annotated[Path | None, typer.Option("--out", help="Write JSON here.")] = None,
+    force: Force = False,
 ) -> None:
-    """CRPS (gluonts' mean_wQuantileLoss) of TSDiff vs seasonal naive on the last windows."""
+    """CRPS, MASE, sMAPE and ND of TSDiff vs the seasonal-naive reference on the last windows
+    (windows the model trained on are refused; see `train --holdout`)."""
     _single_thread()
     from gluonts.model.seasonal_naive import SeasonalNaivePredictor
 
@@ -237,26 +484,41 @@ def evaluate(
     from polyfold.timeseries.tsdiff.gluonts_api import evaluate as gl_eval
 
     model = _load_model(model_dir)
-    d = _series(data, dataset, freq or model.config.freq)
+    d = _series(data, dataset, freq, model.config.freq)
     d.prediction_length = model.config.prediction_length
-    _, test = d.split(_positive(windows, "--windows"))
+    k = _positive(windows, "--windows")
+    m = d.season_length if season is None else _positive(season, "--season")
     n = _positive(samples, "--samples")
-    res = {
-        "tsdiff": gl_eval(TSDiffPredictor(model, num_samples=n), test, d.freq, num_samples=n),
-        "seasonal_naive": gl_eval(
-            SeasonalNaivePredictor(
-                prediction_length=d.prediction_length, season_length=d.season_length
-            ),
-            test,
-            d.freq,
-        ),
-    }
-    summary = {k: {m: v[m] for m in ("CRPS", "MASE", "sMAPE", "ND")} for k, v in res.items()}
-    text = json.dumps(summary, indent=2)
-    typer.echo(text)
+    _check_not_trained_on(model, data, dataset, d, k)
+    _, test = d.split(k)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2), encoding="utf-8")
+        check_output_file(out, force=force)
+    snaive = SeasonalNaivePredictor(prediction_length=d.prediction_length, season_length=m)
+    res = {
+        "tsdiff": gl_eval(
+            TSDiffPredictor(model, num_samples=n), test, d.freq, num_samples=n, seasonality=m
+        ),
+        "seasonal_naive": gl_eval(snaive, test, d.freq, seasonality=m),
+    }
+    metrics = ("CRPS", "MASE", "sMAPE", "ND")
+    lines = [
+        f"{len(test)} test windows of {d.prediction_length} periods; reference: seasonal naive "
+        f"with season {m}",
+        f"{'metric':8s}{'tsdiff':>12s}{'seasonal naive':>16s}  direction",
+    ]
+    for name in metrics:
+        lines.append(
+            f"{name:8s}{res['tsdiff'][name]:12.4f}{res['seasonal_naive'][name]:16.4f}  "
+            f"{DIRECTIONS[name]}"
+        )
+    typer.echo("\n".join(lines))
+    if out is not None:
+        record = {
+            **res,
+            "settings": {"windows": k, "season": m, "samples": n, "freq": d.freq},
+            "directions": {name: DIRECTIONS[name] for name in metrics},
+        }
+        write_text(out, json.dumps(record, indent=2) + "\n")
 
 
 @app.command()
@@ -269,57 +531,66 @@ def generate(
     alpha: Annotated[float, typer.Option(help="Population-loss weight (0: off).")] = 0.02,
     n: Annotated[int, typer.Option(help="Windows to generate.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every N steps [default: steps / 10].")
+    ] = None,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Train PaD-TS on min-max scaled windows and generate ``n`` windows (CSV + report)."""
+    """Train PaD-TS on windows of a table and generate ``n`` windows in the table's units and
+    column names (synthetic.csv + report.html); the run is kept in OUT/run (--resume)."""
     _single_thread()
-    import torch
+    from polyfold.timeseries.data import load_table, read_table, windows
 
-    from polyfold.timeseries.data import load_multivariate, windows
-
+    _positive(n, "--n")
+    _positive(steps, "--steps")
+    _positive(seq_len, "--seq-len")
+    if not math.isfinite(alpha) or alpha < 0:
+        raise InputError(f"--alpha: expected a finite number >= 0, got {alpha}")
+    every = _positive(
+        checkpoint_every if checkpoint_every is not None else max(1, steps // 10),
+        "--checkpoint-every",
+    )
+    if (data is None) == (dataset is None):
+        raise InputError("DATA / --dataset: give exactly one of a CSV or --dataset NAME")
     if dataset == "sines":
         from polyfold.timeseries.sines import sines
 
         w = sines(2000, seq_len, 5, generator=seed)
-    elif dataset is not None:
-        if data is not None:
-            raise InputError("DATA / --dataset: give one of them")
-        w = windows(load_multivariate(dataset), seq_len)
-    elif data is not None:
-        w = windows(_read_table(data), seq_len)
+        columns = [f"sine{c}" for c in range(w.shape[2])]
     else:
-        raise InputError("DATA / --dataset: give a CSV or --dataset NAME")
+        table, columns = load_table(dataset) if dataset is not None else read_table(Path(str(data)))
+        w = windows(table, seq_len, scale="none")
+    _prepare_run(out, resume=resume, force=force)
     _fake, scores = _padts_run(
         w,
-        steps=_positive(steps, "--steps"),
+        columns,
+        steps=steps,
         alpha=alpha,
         n=n,
         seed=seed,
         quiet=quiet,
         out=out,
         data_card=dataset,
+        checkpoint_every=every,
+        resume=resume,
     )
-    del torch
     typer.echo(json.dumps(scores, indent=2))
     typer.echo(f"wrote {out / 'synthetic.csv'} and {out / 'report.html'}")
 
 
-def _read_table(path: Path) -> np.ndarray:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    df = pd.read_csv(path).select_dtypes("number")
-    if df.shape[1] < 1:
-        raise InputError(f"{path}: expected numeric columns")
-    arr = df.to_numpy(dtype=np.float32)
-    if np.isnan(arr).any():
-        raise InputError(f"{path}: contains NaN; generation needs complete tables")
-    return arr
+def _min_max(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both window sets min-max scaled per channel by the real windows' range (PaD-TS's metric
+    scale), so that the scores do not depend on the data's units."""
+    lo, hi = real.min(axis=(0, 1)), real.max(axis=(0, 1))
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (real - lo) / span, (fake - lo) / span
 
 
 def _padts_run(
     w: np.ndarray,
+    columns: list[str],
     *,
     steps: int,
     alpha: float,
@@ -328,7 +599,9 @@ def _padts_run(
     quiet: bool,
     out: Path,
     data_card: str | None,
-) -> tuple[np.ndarray, dict[str, float]]:
+    checkpoint_every: int,
+    resume: bool,
+) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
     import torch
 
     from polyfold.core.report import Report
@@ -346,32 +619,54 @@ def _padts_run(
         warmup_steps=min(100, steps // 10),
         data_card=data_card,
     )
-    model = train_padts(w, cfg, quiet=quiet)
+    model = train_padts(
+        w,
+        cfg,
+        quiet=quiet,
+        out_dir=out / "run",
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+    )
     model.save(out / "model")
-    fake = model.sample(_positive(n, "--n"), generator=torch.Generator().manual_seed(seed)).numpy()
+    fake = model.sample(n, generator=torch.Generator().manual_seed(seed)).numpy()
     m = min(len(w), len(fake))
-    scores = {"fdds": fdds(w[:m], fake[:m])} if w.shape[2] > 1 else {}
-    scores["vds"] = vds(w[:m], fake[:m])
-    out.mkdir(parents=True, exist_ok=True)
-    lines = ["window,step," + ",".join(f"c{c}" for c in range(fake.shape[2]))]
+    real_s, fake_s = _min_max(w, fake)
+    pick = np.random.default_rng(seed).permutation(len(w))
+    half_a, half_b = real_s[pick[: len(w) // 2]][:m], real_s[pick[len(w) // 2 :]][:m]
+    scores: dict[str, dict[str, float]] = {}
+    if w.shape[2] > 1:
+        scores["fdds"] = {"value": fdds(real_s[:m], fake_s[:m]), "floor": fdds(half_a, half_b)}
+    scores["vds"] = {"value": vds(real_s[:m], fake_s[:m]), "floor": vds(half_a, half_b)}
+    lines = ["window,step," + ",".join(columns)]
     for i, win in enumerate(fake):
         for t, row in enumerate(win):
             lines.append(f"{i},{t}," + ",".join(f"{v:.6g}" for v in row))
-    (out / "synthetic.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(out / "synthetic.csv", "\n".join(lines) + "\n")
     rep = Report("PaD-TS generation")
-    rep.table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in scores.items()])
+    rep.paragraph(
+        f"{len(fake)} generated windows of {w.shape[1]} steps, {w.shape[2]} channels, in the "
+        f"data's units; scores on windows min-max scaled by the real range."
+    )
+    rep.table(
+        ["metric", "synthetic vs real", "data floor (real vs real)", "direction"],
+        [[k, f"{v['value']:.4g}", f"{v['floor']:.4g}", DIRECTIONS[k]] for k, v in scores.items()],
+    )
     for c in range(min(w.shape[2], 4)):
         plot_series(
-            rep, f"channel {c}: real vs synthetic", {"real": w[0, :, c], "synthetic": fake[0, :, c]}
+            rep,
+            f"{columns[c]}: a real and a synthetic window",
+            {"real": w[0, :, c], "synthetic": fake[0, :, c]},
+            x_label="step in window",
         )
+        rep.heading(f"{columns[c]}: value distribution", level=3)
         rep.histogram(
-            f"channel {c} values",
+            "",
             {
                 "real": w[:m, :, c].ravel().tolist()[:5000],
                 "synthetic": fake[:m, :, c].ravel().tolist()[:5000],
             },
         )
-    rep.write(out / "report.html")
+    write_report(rep, out / "report.html")
     return fake, scores
 
 
@@ -395,7 +690,7 @@ def quickstart(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path(
         "timeseries-quickstart"
     ),
-    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """A short TSDiff forecast and PaD-TS generation run with plots in a report."""
     from polyfold.timeseries.quickstart import quickstart as run

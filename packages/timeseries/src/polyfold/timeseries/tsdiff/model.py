@@ -37,6 +37,7 @@ from polyfold.core.langevin import langevin
 from polyfold.core.losses import dsm_loss
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.samplers import ddpm, uniform_t_grid
+from polyfold.core.samplers.result import StepCallback
 from polyfold.timeseries.data import check_freq
 from polyfold.timeseries.tsdiff.backbone import TSDiffBackbone
 from polyfold.timeseries.tsdiff.features import (
@@ -150,8 +151,14 @@ class TSDiff:
         out_dir: str | Path,
         quiet: bool = True,
         data_card: str | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> TSDiff:
-        """Train on NaN-free series with core's Trainer (EMA weights are kept for sampling)."""
+        """Train on NaN-free series with core's Trainer (EMA weights are kept for sampling).
+
+        ``out_dir`` receives the trainer's checkpoints (every ``checkpoint_every`` steps and at
+        the end) and ``metrics.csv``; ``resume`` continues the newest checkpoint there.
+        """
         from polyfold.core.train import Trainer, load_weights
 
         cfg = self.config
@@ -174,8 +181,10 @@ class TSDiff:
             device="cpu",
             tensorboard=False,
             data_card=data_card,
+            checkpoint_every=checkpoint_every,
+            keep_last=2,
         )
-        result = trainer.fit(resume=False)
+        result = trainer.fit(resume=resume)
         load_weights(out_dir, self.net)
         self.trained_steps = result.step
         self.metrics["train_loss"] = float(result.loss) if result.loss is not None else math.nan
@@ -199,10 +208,15 @@ class TSDiff:
         guidance: Guidance | None = None,
         scale: float | None = None,
         generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
     ) -> Tensor:
         """``(n, L, C)`` scaled windows: unconditional, or self-guided towards ``observation``
-        on the ``observed`` entries (both ``(n, L, C)``)."""
+        on the ``observed`` entries (both ``(n, L, C)``). ``callback(step, t, x, x0)`` is handed
+        to the sampler (one call per diffusion step)."""
         cfg = self.config
+        if scale is not None and (not math.isfinite(scale) or scale < 0):
+            raise InputError(f"scale: expected a finite guidance scale >= 0, got {scale!r}")
+        extra: dict[str, Any] = {} if callback is None else {"callback": callback}
         g = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
         x = self.path.prior_sample((n, cfg.length, cfg.channels), generator=g)
         den = self.denoiser()
@@ -224,10 +238,10 @@ class TSDiff:
                     return (_pinball(y, x0, q) * m).sum(dim=(1, 2))
 
             den = observation_guidance(den, energy, w, paths=self.path)
-            with torch.no_grad():
-                return ddpm(den, self.path, x, self._grid(), generator=g).x
         with torch.no_grad():
-            return ddpm(den, self.path, x, self._grid(), generator=g).x
+            out = ddpm(den, self.path, x, self._grid(), generator=g, **extra).x
+        assert isinstance(out, Tensor)
+        return out
 
     def observation_window(
         self, history: np.ndarray
@@ -257,11 +271,13 @@ class TSDiff:
         guidance: Guidance | None = None,
         scale: float | None = None,
         generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
     ) -> np.ndarray:
         """``(n_samples, prediction_length)`` forecast samples after ``history`` (NaN allowed,
-        unobserved), by self-guided sampling; in the data's units."""
-        win = self._guided_windows(history, n_samples, guidance, scale, generator)
-        return _finite(win[:, self.config.context_length :])
+        unobserved), by self-guided sampling; in the data's units. A run that diverges (too
+        strong guidance) raises an InputError."""
+        win = self._guided_windows(history, n_samples, guidance, scale, generator, callback)
+        return win[:, self.config.context_length :]
 
     def impute(
         self,
@@ -275,7 +291,7 @@ class TSDiff:
         """``(n_samples, context_length)`` samples of the last context window (missing values
         filled), from the same guided run as :meth:`predict`."""
         win = self._guided_windows(history, n_samples, guidance, scale, generator)
-        return _finite(win[:, : self.config.context_length])
+        return win[:, : self.config.context_length]
 
     def _guided_windows(
         self,
@@ -284,6 +300,7 @@ class TSDiff:
         guidance: Guidance | None,
         scale: float | None,
         generator: torch.Generator | None,
+        callback: StepCallback | None = None,
     ) -> np.ndarray:
         """``(n_samples, context + prediction)`` self-guided windows in the data's units."""
         if not isinstance(n_samples, int) or n_samples < 1:
@@ -296,7 +313,9 @@ class TSDiff:
             guidance=guidance,
             scale=scale,
             generator=generator,
+            callback=callback,
         )
+        _check_diverged(win[:, :, 0], y[:, 0][obs[:, 0]], "scale", "the guidance scale")
         return (win[:, :, 0] * spread + loc).numpy()
 
     # -- refinement -------------------------------------------------------------------------
@@ -347,6 +366,12 @@ class TSDiff:
             raise InputError("base_samples: contains NaN or infinite values")
         if method not in ("energy", "ml"):
             raise InputError(f"method: expected 'energy' or 'ml', got {method!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise InputError(f"steps: expected an integer >= 1, got {steps!r}")
+        if not isinstance(step_size, int | float) or not math.isfinite(step_size) or step_size <= 0:
+            raise InputError(f"step_size: expected a finite number > 0, got {step_size!r}")
+        if not isinstance(reg, int | float) or not math.isfinite(reg) or reg < 0:
+            raise InputError(f"reg: expected a finite number >= 0, got {reg!r}")
         h = np.asarray(history, dtype=np.float32)
         need = cfg.max_lag + cfg.context_length
         if len(h) < need:
@@ -377,7 +402,8 @@ class TSDiff:
         finally:
             for p in self.net.parameters():
                 p.requires_grad_(True)
-        return _finite((out * s + loc).numpy())
+        _check_diverged(out, torch.cat([past[0], y0.flatten()]), "step_size", "the step size")
+        return (out * s + loc).numpy()
 
     # -- synthesis --------------------------------------------------------------------------
     def synthesize(
@@ -432,13 +458,21 @@ class TSDiff:
 register_model(TSDiff, name="timeseries.TSDiff")
 
 
-def _finite(x: np.ndarray) -> np.ndarray:
-    if not np.isfinite(x).all():
+#: scaled samples beyond this many times the largest scaled observation count as diverged
+DIVERGENCE_FACTOR = 100.0
+
+
+def _check_diverged(samples: Tensor, reference: Tensor, option: str, what: str) -> None:
+    """InputError when ``samples`` (scaled) are non-finite or leave the range of the scaled
+    ``reference`` values by more than :data:`DIVERGENCE_FACTOR` (a run that blew up)."""
+    ref = reference[torch.isfinite(reference)]
+    bound = DIVERGENCE_FACTOR * max(1.0, float(ref.abs().max()) if ref.numel() else 1.0)
+    worst = float(samples.abs().max()) if samples.numel() else 0.0
+    if not bool(torch.isfinite(samples).all()) or worst > bound:
         raise InputError(
-            "scale: guided sampling diverged (non-finite samples); lower the guidance scale "
-            "(or the refinement step size)"
+            f"{option}: sampling diverged (samples reach {worst:.3g} in scaled units, the data "
+            f"stays within {bound / DIVERGENCE_FACTOR:.3g}); lower {what}"
         )
-    return x
 
 
 class _TensorData(torch.utils.data.Dataset[Tensor]):

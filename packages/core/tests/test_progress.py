@@ -1,0 +1,86 @@
+"""Progress display, sampler/Trainer adapters and the resume line."""
+
+import io
+
+import pytest
+import torch
+
+from polyfold.core.errors import InputError
+from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+
+
+def fake_sampler(x, steps, callback=None):
+    """A stand-in for a core sampler: calls ``callback(step, t, x, x0)`` once per step."""
+    for k in range(steps):
+        x = x * 0.5
+        if callback is not None:
+            callback(k, 1 - (k + 1) / steps, x, x)
+    return x
+
+
+def test_plain_lines_every_tenth_when_not_a_terminal():
+    stream = io.StringIO()
+    with Progress(20, "sample", stream=stream) as bar:
+        fake_sampler(torch.ones(2), 20, callback=bar.step_callback())
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "sample: 0/20 (0%)"
+    assert lines[-1] == "sample: 20/20 (100%)"
+    assert len(lines) == 11  # 0, 2, 4, ..., 20
+    assert bar.completed == 20
+
+
+def test_quiet_prints_nothing_and_counts_still():
+    stream = io.StringIO()
+    with Progress(5, "sample", quiet=True, stream=stream) as bar:
+        fake_sampler(torch.ones(1), 5, callback=bar.step_callback())
+    assert stream.getvalue() == ""
+    assert bar.completed == 5
+
+
+def test_trainer_update_shows_loss_and_clips():
+    stream = io.StringIO()
+    with Progress(4, "train", stream=stream) as bar:
+        bar.trainer_update(2, 0.25, 10.0)
+        bar.trainer_update(9, float("nan"), 10.0)
+    out = stream.getvalue().splitlines()
+    assert "train: 2/4 (50%)  loss 0.25" in out
+    assert out[-1].startswith("train: 4/4 (100%)")
+
+
+def test_rich_bar_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    with Progress(3, "forecast", stream=stream) as bar:
+        bar.advance(3)
+    assert "forecast" in stream.getvalue()
+
+
+def test_total_must_be_positive():
+    with pytest.raises(InputError, match="total"):
+        Progress(0, "x")
+
+
+def test_checkpoint_step_and_resuming_line(tmp_path):
+    from polyfold.core.train import Trainer
+
+    assert checkpoint_step(tmp_path / "none") is None
+    data = torch.randn(16, 2)
+    model = torch.nn.Linear(2, 2)
+    trainer = Trainer(
+        model,
+        lambda m, b, g: (m(b) ** 2).mean(),
+        data,
+        out_dir=tmp_path,
+        max_steps=3,
+        batch_size=4,
+        quiet=True,
+        tensorboard=False,
+        device="cpu",
+    )
+    trainer.fit()
+    assert checkpoint_step(tmp_path) == 3
+    assert resuming_line(3, 10, "runs/x") == "resuming from step 3 of 10 (runs/x)"
+    assert resuming_line(3) == "resuming from step 3"
