@@ -1,12 +1,12 @@
 """polyfold's sessions; each runs in its own virtual environment.
 
-    nox                          lint, tests(<every package>), integration, smoke(<every package>)
+    nox                          lint, tests(<every package>), integration (the test suite)
     nox -s quickstart            every package's quickstart on its embedded data
-    nox -s "smoke(timeseries)"   a plain install of one package: CLI --help, a main command,
-                                 its quickstart
     nox -s bench                 every apps/bench/*.py --quick
     nox -s bench -- TOPIC ARGS   apps/bench/TOPIC.py ARGS only
-    nox -s "tests(core)"         one package alone, installed with only its own dependencies
+    nox -s "tests(core)"         one package alone: first installed plain (no extras) and its
+                                 CLI run (--help, a main command); then its quickstart and its
+                                 tests with only its own extras added
 
 Torch is installed first as ``torch==2.13.0``, which this project's machines resolve to the CPU
 build; with a torch in place, packages' ``torch>=...`` requirements install nothing more.
@@ -14,6 +14,7 @@ build; with a torch in place, packages' ``torch>=...`` requirements install noth
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -27,7 +28,7 @@ PACKAGES_DIR = ROOT / "packages"
 TORCH = "torch==2.13.0"
 PACKAGES = sorted(p.name for p in PACKAGES_DIR.iterdir() if (p / "pyproject.toml").is_file())
 
-nox.options.sessions = ["lint", "tests", "integration", "smoke"]
+nox.options.sessions = ["lint", "tests", "integration"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -70,14 +71,6 @@ def _install(session: nox.Session, names: list[str], extras: str | None = "test"
         session.install("--no-deps", *no_deps)
 
 
-@nox.session
-@nox.parametrize("package", PACKAGES, ids=PACKAGES)
-def tests(session: nox.Session, package: str) -> None:
-    """One package alone: only it, its dependencies and its test extras are installed."""
-    _install(session, [package])
-    session.run("pytest", f"packages/{package}/tests", *session.posargs)
-
-
 #: per package, the main subcommands it must run on embedded data with no optional extra
 #: (shell words; ``{tmp}`` is a fresh temporary folder)
 SMOKE_COMMANDS: dict[str, list[str]] = {
@@ -110,12 +103,21 @@ def _command(package: str) -> str:
     return next(iter(meta.get("scripts", {})))
 
 
+def _add_extras(session: nox.Session, package: str, extras: list[str]) -> None:
+    """The requirements of ``package``'s ``extras``, installed without rebuilding polyfold."""
+    meta = tomllib.loads((PACKAGES_DIR / package / "pyproject.toml").read_text())["project"]
+    groups = meta.get("optional-dependencies", {})
+    reqs = [req for extra in extras for req in groups.get(extra, [])]
+    if reqs:
+        session.install(*reqs)
+
+
 @nox.session
 @nox.parametrize("package", PACKAGES, ids=PACKAGES)
-def smoke(session: nox.Session, package: str) -> None:
-    """A plain install works: the package alone without test extras in a fresh environment,
-    its CLI's ``--help``, one main subcommand on embedded data, then its quickstart (after
-    adding its ``quickstart-extras``, only if it declares any)."""
+def tests(session: nox.Session, package: str) -> None:
+    """One package alone. First a plain install (no extras: its declared runtime dependencies
+    must be complete) runs its CLI's ``--help`` and main commands on embedded data; then its
+    ``quickstart-extras`` are added and its quickstart runs; then its ``test`` extra and tests."""
     _install(session, [package], extras="")
     tmp = Path(session.create_tmp()) / f"smoke-{package}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -124,12 +126,10 @@ def smoke(session: nox.Session, package: str) -> None:
     session.run(cli, "--help", silent=True)
     for command in SMOKE_COMMANDS.get(package, []):
         session.run(*shlex.split(command.format(tmp=tmp)))
-    extras = _tool(package).get("quickstart-extras", [])
-    if extras:  # the extras' own requirements: the polyfold wheels are not rebuilt
-        optional = tomllib.loads((PACKAGES_DIR / package / "pyproject.toml").read_text())
-        groups = optional["project"].get("optional-dependencies", {})
-        session.install(*(req for extra in extras for req in groups.get(extra, [])))
+    _add_extras(session, package, _tool(package).get("quickstart-extras", []))
     session.run(cli, "quickstart", "--out", str(tmp / "quickstart"), "--quiet")
+    _add_extras(session, package, ["test"])
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
 
 
 @nox.session
@@ -141,12 +141,17 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and mypy on polyfold-core."""
+    """ruff check, ruff format --check, mypy on polyfold-core, and the architecture rules
+    (import-linter contracts in the root pyproject: core imports no domain package, domain
+    packages import neither each other nor apps, no import cycles inside a package)."""
     session.install(TORCH)
-    session.install("ruff", "mypy", "./packages/core[test]")
+    session.install("ruff", "mypy", "import-linter>=2.1", "./packages/core[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "-p", "polyfold.core", env={"MYPYPATH": "packages/core/src"})
+    # import-linter reads the sources only: every package's src on the path, nothing installed
+    sources = os.pathsep.join(str(PACKAGES_DIR / name / "src") for name in PACKAGES)
+    session.run("lint-imports", env={"PYTHONPATH": sources})
 
 
 @nox.session

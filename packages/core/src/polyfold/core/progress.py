@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from polyfold.core.errors import InputError
 
 if TYPE_CHECKING:
-    from polyfold.core.samplers.result import StepCallback
-    from polyfold.core.state import State
+    from polyfold.core.state import State, StepCallback
 
 __all__ = ["Progress", "checkpoint_step", "resuming_line"]
 

@@ -23,6 +23,7 @@ from polyfold.core.errors import InputError
 __all__ = [
     "Mask",
     "State",
+    "StepCallback",
     "apply_mask",
     "expand_mask",
     "expand_to",
@@ -37,6 +38,11 @@ __all__ = [
 
 State: TypeAlias = Tensor | dict[str, Tensor]
 Mask: TypeAlias = Tensor | dict[str, Tensor | None] | None
+#: ``callback(step, t, x, x0)``: every sampler calls it once per step, after step ``step``
+#: (0-based) has moved the state to time ``t``; ``x`` is the new state and ``x0`` the model's
+#: data estimate used in that step (``None`` where the sampler has none). Progress bars and
+#: intermediate states come from it.
+StepCallback: TypeAlias = Callable[[int, float, State, State | None], None]
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from polyfold.core import extras as core_extras
 from polyfold.core.errors import InputError
 
 __all__ = ["EXTRAS", "has_extra", "install_hint", "require_extra"]
@@ -33,18 +34,10 @@ def has_extra(extra: str) -> bool:
 def install_hint(extra: str) -> str:
     """Both ways to install ``extra``: from a polyfold checkout and from a package index."""
     _known(extra)
-    return (
-        f'pip install "./packages/tabular[{extra}]" (from a polyfold checkout) or '
-        f'pip install "polyfold-tabular[{extra}]" (from a package index)'
-    )
+    return core_extras.install_hint("tabular", extra)
 
 
 def require_extra(extra: str, purpose: str) -> None:
     """Raise :class:`InputError` naming ``purpose`` and the install commands when ``extra``
-    is not installed."""
-    if not has_extra(extra):
-        module, dist = _known(extra)
-        raise InputError(
-            f"{purpose} needs the optional extra [{extra}] ({dist}, module {module!r}, is not "
-            f"installed); install it with {install_hint(extra)}"
-        )
+    is not installed (core's :func:`~polyfold.core.extras.require_extra`)."""
+    core_extras.require_extra(_known(extra)[0], "tabular", extra, needed_for=purpose)

@@ -37,7 +37,7 @@ from polyfold.core.errors import InputError, check_int
 from polyfold.core.ops.categorical import sample_categorical
 
 if TYPE_CHECKING:  # polyfold.core.samplers imports this module (its registry)
-    from polyfold.core.samplers.result import StepCallback
+    from polyfold.core.state import StepCallback
 
 __all__ = ["Proposal", "sample_ancestral"]
 

@@ -16,7 +16,7 @@ from polyfold.core.discrete.sampling import TokenSample, start_state
 from polyfold.core.errors import check_int
 
 if TYPE_CHECKING:  # polyfold.core.samplers imports this module (its registry)
-    from polyfold.core.samplers.result import StepCallback
+    from polyfold.core.state import StepCallback
 
 __all__ = ["sample_blockwise"]
 

@@ -34,7 +34,7 @@ from polyfold.core.discrete.sampling import (
 from polyfold.core.ops.categorical import sample_categorical
 
 if TYPE_CHECKING:  # polyfold.core.samplers imports this module (its registry)
-    from polyfold.core.samplers.result import StepCallback
+    from polyfold.core.state import StepCallback
 
 __all__ = ["sample_first_hitting"]
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
 
-from polyfold.core.state import State
+from polyfold.core.state import State, StepCallback
 
 __all__ = ["SampleResult", "StepCallback"]
-
-#: ``callback(step, t, x, x0)``: every sampler calls it once per step, after step ``step``
-#: (0-based) has moved the state to time ``t``; ``x`` is the new state and ``x0`` the model's
-#: data estimate used in that step (``None`` where the sampler has none). Progress bars and
-#: intermediate states come from it.
-StepCallback = Callable[[int, float, State, State | None], None]
 
 
 @dataclass(frozen=True)
