@@ -1,4 +1,14 @@
-from polyfold.core.report import Report
+import re
+
+from polyfold.core.report import Report, _box
+
+
+def _map(n_legend, x, y, xr, yr, inset=4.0):
+    """Where a data point lands: x range ``xr`` onto the plot area's inner width, y flipped."""
+    left, top, right, bottom = _box(n_legend)
+    sx = (left + inset) + (x - xr[0]) / (xr[1] - xr[0]) * ((right - inset) - (left + inset))
+    sy = (bottom - inset) + (y - yr[0]) / (yr[1] - yr[0]) * ((top + inset) - (bottom - inset))
+    return f"{sx:.1f}", f"{sy:.1f}"
 
 
 def test_report_escapes_text_and_formats_numbers(tmp_path):
@@ -21,10 +31,9 @@ def test_scatter_maps_points_into_the_plot_area():
     report = Report("r").scatter("modes", {"data": [(0.0, 0.0), (1.0, 2.0)], "model": [(0.5, 1.0)]})
     svg = report.render()
     assert svg.count("<circle") == 3
-    # extremes land on the inner edges: x in [32, 288], y flipped in [32, 208]
-    assert 'cx="32.0" cy="208.0"' in svg
-    assert 'cx="288.0" cy="32.0"' in svg
-    assert 'cx="160.0" cy="120.0"' in svg
+    for x, y in [(0.0, 0.0), (1.0, 2.0), (0.5, 1.0)]:  # extremes land on the inner edges
+        cx, cy = _map(2, x, y, (0, 1), (0, 2))
+        assert f'cx="{cx}" cy="{cy}"' in svg
     assert ">data</text>" in svg
     assert ">model</text>" in svg
 
@@ -35,16 +44,35 @@ def test_histogram_heights_are_densities_on_shared_bins():
     )
     svg = report.render()
     assert svg.count("<polyline") == 2
-    # b's second bin holds 3/4, the tallest bar: it reaches the top of the plot (y = 32)
-    assert "160.0,32.0 292.0,32.0" in svg
-    # a's bins hold 1/2 each: two thirds of the way from the bottom (212) to the top (32)
-    assert "28.0,92.0 160.0,92.0" in svg
+    left, top, right, bottom = _box(2)
+    mid, peak = (left + right) / 2, top + 4
+    # b's second bin holds 3/4, the tallest bar: it reaches the top of the plot
+    assert f"{mid:.1f},{peak:.1f} {right:.1f},{peak:.1f}" in svg
+    # a's bins hold 1/2 each: two thirds of the way from the bottom to the top
+    half = bottom + (peak - bottom) * 2 / 3
+    assert f"{left:.1f},{half:.1f} {mid:.1f},{half:.1f}" in svg
 
 
 def test_degenerate_data_does_not_divide_by_zero():
     svg = Report("r").scatter("one", {"p": [(1.0, 1.0)]}).histogram("h", {"c": [2.0, 2.0]}).render()
-    assert 'cx="160.0" cy="120.0"' in svg
+    left, top, right, bottom = _box(1)
+    assert f'cx="{(left + right) / 2:.1f}" cy="{(top + bottom) / 2:.1f}"' in svg
     assert "nan" not in svg
+
+
+def test_title_legend_and_axis_labels_do_not_overlap_the_plot():
+    svg = Report("r").lines("a title", {"one": [(0, -12345.6)], "two": [(1, 0.5)]}).render()
+    left, top, _, _ = _box(2)
+    legend_y = [
+        float(y) for y in re.findall(r'y="([0-9.]+)" text-anchor="end" font-size="11"', svg)
+    ]
+    assert len(legend_y) == 2
+    assert min(legend_y) > 14  # the title's baseline is y = 14
+    assert max(legend_y) < top  # the legend sits above the plot
+    label = "-1.23e+04"
+    assert f">{label}</text>" in svg
+    # right-aligned at left - 4: a 10 px font's digits are about 6 px wide, so it fits
+    assert len(label) * 6 < left - 4
 
 
 def test_lines_break_at_gaps_and_shade_bands():
@@ -56,11 +84,14 @@ def test_lines_break_at_gaps_and_shade_bands():
     )
     svg = report.render()
     assert svg.count("<polyline") == 2  # the gap at x = 1 splits the line in two
-    assert 'points="32.0,208.0"' in svg
+
+    def pt(x, y):
+        return ",".join(_map(2, x, y, (0, 3), (0, 2)))
+
+    assert f'points="{pt(0, 0)}"' in svg
     assert "<polygon" in svg
-    # x in [0, 3] -> [32, 288]; y in [0, 2] -> [208, 32]
-    assert 'points="202.7,120.0 288.0,32.0"' in svg
-    assert 'points="202.7,32.0 288.0,32.0 288.0,120.0 202.7,208.0"' in svg
+    assert f'points="{pt(2, 1)} {pt(3, 2)}"' in svg
+    assert f'points="{pt(2, 2)} {pt(3, 2)} {pt(3, 1)} {pt(2, 0)}"' in svg
     assert ">history</text>" in svg
     assert ">10%-90%</text>" in svg
     assert "nan" not in svg

@@ -460,3 +460,22 @@ def test_tensorboard_requested_but_missing(tmp_path: Path, monkeypatch: pytest.M
     )
     with pytest.raises(InputError, match="tensorboard"):
         tr.fit()
+
+
+def test_fit_reports_every_step_to_a_progress_callback_instead_of_the_bar(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    data = torch.utils.data.TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
+
+    def loss_fn(m, batch, generator):
+        x, y = batch
+        return ((m(x) - y) ** 2).mean()
+
+    seen: list[tuple[int, float, float]] = []
+    trainer = Trainer(model, loss_fn, data, out_dir=tmp_path / "run", max_steps=5, batch_size=4)
+    result = trainer.fit(progress=lambda step, loss, rate: seen.append((step, loss, rate)))
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5]
+    assert seen[-1][1] == pytest.approx(result.loss)
+    again = Trainer(model, loss_fn, data, out_dir=tmp_path / "run", max_steps=5, batch_size=4)
+    with pytest.raises(InputError, match=r"--resume on the command line, resume=True in Python"):
+        again.fit()

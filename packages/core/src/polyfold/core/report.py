@@ -26,7 +26,7 @@ pre { background: #f7f7f7; padding: 0.8rem; overflow-x: auto; }
 
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-_W, _H, _PAD = 320, 240, 28
+_W, _H, _PAD, _LEFT = 360, 260, 28, 64
 
 
 def _scale(lo: float, hi: float, a: float, b: float) -> tuple[float, float]:
@@ -37,18 +37,25 @@ def _scale(lo: float, hi: float, a: float, b: float) -> tuple[float, float]:
     return slope, a - slope * lo
 
 
+def _box(n_legend: int) -> tuple[float, float, float, float]:
+    """The plot area ``(left, top, right, bottom)``: a left margin wide enough for axis labels
+    such as ``-1.23e+04``, and the title and the legend each on their own lines above it."""
+    return _LEFT, 24.0 + 13.0 * n_legend, _W - _PAD / 2, _H - _PAD
+
+
 def _svg(title: str, body: str, legend: Sequence[str]) -> str:
+    left, top, right, bottom = _box(len(legend))
     items = "".join(
-        f'<text x="{_W - 4}" y="{14 + 13 * i}" text-anchor="end" font-size="11" '
+        f'<text x="{right}" y="{30 + 13 * i}" text-anchor="end" font-size="11" '
         f'fill="{_COLOURS[i % len(_COLOURS)]}">{html.escape(name)}</text>'
         for i, name in enumerate(legend)
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
         f'role="img" aria-label="{html.escape(title)}">'
-        f'<rect x="{_PAD}" y="{_PAD}" width="{_W - 2 * _PAD}" height="{_H - 2 * _PAD}" '
+        f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
         f'fill="none" stroke="#ccc"/>{body}{items}'
-        f'<text x="{_PAD}" y="{_PAD - 8}" font-size="12">{html.escape(title)}</text></svg>'
+        f'<text x="4" y="14" font-size="12">{html.escape(title)}</text></svg>'
     )
 
 
@@ -103,8 +110,9 @@ class Report:
         """A 2-D scatter plot of named point sets, one colour each, on shared axes."""
         points = [p for pts in series.values() for p in pts]
         xs, ys = [p[0] for p in points] or [0.0], [p[1] for p in points] or [0.0]
-        ax, bx = _scale(min(xs), max(xs), _PAD + 4, _W - _PAD - 4)
-        ay, by = _scale(min(ys), max(ys), _H - _PAD - 4, _PAD + 4)
+        left, top, right, bottom = _box(len(series))
+        ax, bx = _scale(min(xs), max(xs), left + 4, right - 4)
+        ay, by = _scale(min(ys), max(ys), bottom - 4, top + 4)
         dots = "".join(
             f'<circle cx="{ax * x + bx:.1f}" cy="{ay * y + by:.1f}" r="{size}" '
             f'fill="{_COLOURS[i % len(_COLOURS)]}" fill-opacity="0.5"/>'
@@ -130,8 +138,9 @@ class Report:
         pts = [p for line in series.values() for p in line if math.isfinite(p[1])]
         pts += [(x, y) for band in bands.values() for x, lo, hi in band for y in (lo, hi)]
         xs, ys = [p[0] for p in pts] or [0.0], [p[1] for p in pts] or [0.0]
-        ax, bx = _scale(min(xs), max(xs), _PAD + 4, _W - _PAD - 4)
-        ay, by = _scale(min(ys), max(ys), _H - _PAD - 4, _PAD + 4)
+        left, top, right, bottom = _box(len(series) + len(bands))
+        ax, bx = _scale(min(xs), max(xs), left + 4, right - 4)
+        ay, by = _scale(min(ys), max(ys), bottom - 4, top + 4)
 
         def xy(x: float, y: float) -> str:
             return f"{ax * x + bx:.1f},{ay * y + by:.1f}"
@@ -157,9 +166,9 @@ class Report:
                 if run
             ]
         axis = (
-            f'<text x="{_PAD - 4}" y="{_H - _PAD}" font-size="10" text-anchor="end">'
+            f'<text x="{left - 4}" y="{bottom}" font-size="10" text-anchor="end">'
             f"{min(ys):.3g}</text>"
-            f'<text x="{_PAD - 4}" y="{_PAD + 8}" font-size="10" text-anchor="end">'
+            f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">'
             f"{max(ys):.3g}</text>"
         )
         self._parts.append(_svg(title, "".join(body) + axis, [*series, *bands]))
@@ -179,8 +188,9 @@ class Report:
             for v in finite:
                 counts[min(int((v - lo) / width), bins - 1)] += 1
             densities.append([c / max(len(finite), 1) for c in counts])
-        ax, bx = _scale(0, bins, _PAD, _W - _PAD)
-        ay, by = _scale(0, max((max(d) for d in densities), default=1.0), _H - _PAD, _PAD + 4)
+        left, top, right, bottom = _box(len(series))
+        ax, bx = _scale(0, bins, left, right)
+        ay, by = _scale(0, max((max(d) for d in densities), default=1.0), bottom, top + 4)
         paths = []
         for i, dens in enumerate(densities):
             pts = [f"{bx:.1f},{by:.1f}"]
@@ -195,8 +205,8 @@ class Report:
                 f'stroke="{_COLOURS[i % len(_COLOURS)]}" stroke-width="1.5"/>'
             )
         axis = (
-            f'<text x="{_PAD}" y="{_H - 8}" font-size="10">{lo:.3g}</text>'
-            f'<text x="{_W - _PAD}" y="{_H - 8}" font-size="10" text-anchor="end">{hi:.3g}</text>'
+            f'<text x="{left}" y="{_H - 8}" font-size="10">{lo:.3g}</text>'
+            f'<text x="{right}" y="{_H - 8}" font-size="10" text-anchor="end">{hi:.3g}</text>'
         )
         self._parts.append(_svg(title, "".join(paths) + axis, list(series)))
         return self

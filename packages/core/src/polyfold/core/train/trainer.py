@@ -401,12 +401,20 @@ class Trainer:
         self.step += 1
         return total / cfg.accumulate, grad_norm
 
-    def fit(self, resume: bool | str | Path = False) -> FitResult:
+    def fit(
+        self,
+        resume: bool | str | Path = False,
+        *,
+        progress: Callable[[int, float, float], None] | None = None,
+    ) -> FitResult:
         """Train up to ``max_steps``.
 
         ``resume``: ``False`` starts fresh (refusing a run folder that already holds
         checkpoints, so nothing is overwritten), ``True`` continues from the newest checkpoint in
-        ``out_dir`` when there is one, a path continues from that checkpoint.
+        ``out_dir`` when there is one, a path continues from that checkpoint. ``progress(step,
+        loss, steps_per_s)``, when given, is called after every optimizer step on the main rank
+        instead of the built-in progress bar (e.g. a CLI's
+        :meth:`polyfold.core.progress.Progress.trainer_update`).
         """
         cfg = self.config
         if resume is True:
@@ -416,8 +424,9 @@ class Trainer:
         elif resume is False:
             if self.step == 0 and latest_checkpoint(self.out_dir) is not None:
                 raise InputError(
-                    f"out_dir: {str(self.out_dir)!r} already holds checkpoints; pass resume=True "
-                    "to continue that run or choose another folder"
+                    f"out_dir: {str(self.out_dir)!r} already holds checkpoints; resume that run "
+                    "(--resume on the command line, resume=True in Python) or choose another "
+                    "folder"
                 )
         elif isinstance(resume, str | Path):
             self.load_checkpoint(resume)
@@ -437,7 +446,8 @@ class Trainer:
         t_last, step_last = time.perf_counter(), self.step
         micro = self._micro_batches()
         try:
-            with ProgressBar(cfg.max_steps, start=self.step, enabled=main and not cfg.quiet) as bar:
+            show = main and not cfg.quiet and progress is None
+            with ProgressBar(cfg.max_steps, start=self.step, enabled=show) as bar:
                 rate = 0.0
                 while self.step < cfg.max_steps:
                     loss, grad_norm = self.train_step(micro)
@@ -466,7 +476,10 @@ class Trainer:
                             logger.log(self.step, metrics)
                         loss_sum.zero_()
                         n_sum = 0
-                    bar.update(self.step, last_loss if last_loss is not None else math.nan, rate)
+                    shown = last_loss if last_loss is not None else math.nan
+                    bar.update(self.step, shown, rate)
+                    if progress is not None and main:
+                        progress(self.step, shown, rate)
                     every = cfg.checkpoint_every
                     if done or (every is not None and self.step % every == 0):
                         last_path = self.save_checkpoint()
