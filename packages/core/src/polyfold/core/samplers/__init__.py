@@ -38,6 +38,7 @@ from polyfold.core.samplers.registry import (
     register_sampler,
 )
 from polyfold.core.samplers.result import SampleResult, StepCallback
+from polyfold.core.samplers.reverse_diffusion import reverse_diffusion, reverse_diffusion_pc, s4
 from polyfold.core.samplers.stochastic import ddim, ddpm, euler_maruyama, predictor_corrector
 from polyfold.core.samplers.unipc import unipc
 
@@ -65,7 +66,10 @@ __all__ = [
     "predictor_corrector",
     "quadratic_grid",
     "register_sampler",
+    "reverse_diffusion",
+    "reverse_diffusion_pc",
     "rk4",
+    "s4",
     "sde_dpm_solver_pp_2m",
     "singlestep_orders",
     "uniform_t_grid",
