@@ -8,8 +8,9 @@ states, ``x`` the state at ``grid[0]`` (e.g. ``path.prior_sample``), ``grid`` de
 from :mod:`~polyfold.core.samplers.grids`; random draws come from ``generator`` (stochastic
 samplers also take ``noise``, a :data:`~polyfold.core.samplers._core.NoiseFn` shaping their
 Gaussian noise, e.g. symmetric for adjacency matrices); padded entries of masked states stay
-untouched. Samplers work in the half log-SNR through the path's methods
-and never special-case a schedule.
+untouched; ``callback(step, t, x, x0)`` (:data:`StepCallback`) sees every step. Samplers by
+name: :func:`get_sampler`, :func:`available_samplers`. Samplers work in the half log-SNR
+through the path's methods and never special-case a schedule.
 """
 
 from polyfold.core.samplers.deis import deis
