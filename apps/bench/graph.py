@@ -29,11 +29,11 @@ from typing import Any
 import torch
 from _common import parse_args, print_table, write_json  # type: ignore[import-not-found]
 
-from polyfold.graph.cli import WEIGHTS, community_small_split
 from polyfold.graph.data import community_small, load_qm9_smiles
 from polyfold.graph.evaluation import MoleculeEvaluator, evaluate_graph_samples
 from polyfold.graph.metrics import graph_mmds
 from polyfold.graph.sampling import sample_graphs
+from polyfold.graph.shipped import WEIGHTS, community_small_split
 from polyfold.graph.training import load_model
 
 #: GDSS's QM9 row (Jo et al. 2022, Table 3).

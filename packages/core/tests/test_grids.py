@@ -248,3 +248,9 @@ def test_time_shift_refuses_dict_states() -> None:
     path, den, x, grid = _shift_setup(4)
     with pytest.raises(InputError, match="time_shift"):
         ddim(den, {"a": path}, {"a": x}, grid, time_shift=TimeShift(4, 0.1))
+
+
+def test_a_grid_of_python_floats_keeps_float64_precision():
+    g = check_grid([0.9, 0.6, 0.3], VPLinear())
+    assert g.dtype == torch.float64
+    assert g.tolist() == [0.9, 0.6, 0.3]  # not 0.8999999761581421 (a float32 round trip)

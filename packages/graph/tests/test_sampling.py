@@ -9,10 +9,7 @@ import torch
 from polyfold.core.denoiser import NFECounter
 from polyfold.core.errors import InputError
 from polyfold.graph.sampling import (
-    CORE_SAMPLERS,
-    GDSS_SAMPLERS,
-    _run_core,
-    make_score_fn,
+    GRAPH_SAMPLERS,
     quantize_adjacency,
     sample_graphs,
     sample_masks,
@@ -34,7 +31,10 @@ def _check_graph_state(state, mask):
     assert torch.isfinite(state["x"]).all()
 
 
-@pytest.mark.parametrize("sampler", GDSS_SAMPLERS)
+GDSS = ("pc", "reverse", "euler_langevin", "euler", "s4")
+
+
+@pytest.mark.parametrize("sampler", GDSS)
 @pytest.mark.parametrize("preset", ["qm9", "community_small"])
 def test_gdss_solvers_keep_adjacency_symmetric_and_masks_at_every_step(tiny_model, sampler, preset):
     sde = PRESETS[preset]
@@ -43,19 +43,20 @@ def test_gdss_solvers_keep_adjacency_symmetric_and_masks_at_every_step(tiny_mode
     counter = NFECounter()
     seen = []
 
-    def check(i, state):
+    def check(i, t, state, x0):
         _check_graph_state(state, MASK)
         seen.append(i)
 
     with torch.no_grad():
         out = solve(
-            make_score_fn(tiny_model, sde, MASK, counter),
+            tiny_model,
             sde,
             init,
             MASK,
             sampler=sampler,
             steps=8,
             generator=gen,
+            counter=counter,
             callback=check,
         )
     _check_graph_state(out, MASK)
@@ -67,7 +68,14 @@ def _graph_model(model, preset, counts):
     return GraphModel(model, PRESETS[preset], counts, {"preset": preset, "kind": "molecule"})
 
 
-@pytest.mark.parametrize("sampler", CORE_SAMPLERS)
+def test_every_cli_name_runs_a_registered_core_sampler():
+    from polyfold.core.samplers import available_samplers
+
+    assert set(GDSS) < set(GRAPH_SAMPLERS)
+    assert {s.core for s in GRAPH_SAMPLERS.values()} <= set(available_samplers("gaussian"))
+
+
+@pytest.mark.parametrize("sampler", sorted(set(GRAPH_SAMPLERS) - set(GDSS)))
 def test_core_samplers_keep_adjacency_symmetric_and_padding_zero(tiny_model, sampler):
     gm = _graph_model(tiny_model, "qm9", [0, 0, 0, 2, 2, 2, 2])
     res = sample_graphs(gm, 7, sampler=sampler, steps=6, seed=0)
@@ -85,6 +93,17 @@ def test_same_seed_same_samples(tiny_model):
     assert torch.equal(a.mask, b.mask)
 
 
+def test_sample_graphs_forwards_the_step_callback_for_every_batch(tiny_model):
+    gm = _graph_model(tiny_model, "qm9", [0, 0, 0, 1, 1, 1, 1])
+    calls = []
+    res = sample_graphs(
+        gm, 5, sampler="pc", steps=4, batch_size=2, callback=lambda *a: calls.append(a)
+    )
+    assert [c[0] for c in calls] == [0, 1, 2, 3] * 3  # three batches of 4 steps
+    assert [c[2]["adj"].shape[0] for c in calls[::4]] == [2, 2, 1]
+    assert torch.equal(calls[-1][2]["adj"], res.raw["adj"][4:])
+
+
 @pytest.mark.parametrize("sampler", ["pc", "s4", "euler_langevin", "reverse", "euler"])
 @pytest.mark.parametrize("preset", ["qm9", "community_small"])
 def test_solvers_with_the_exact_score_of_one_graph_recover_it(sampler, preset):
@@ -93,37 +112,27 @@ def test_solvers_with_the_exact_score_of_one_graph_recover_it(sampler, preset):
     (VP: checked one step before the end; the last step from t = 1e-4 overshoots for a score
     this stiff, ``beta dt / sigma^2 >> 1``, as GDSS's discretisation does.)"""
     sde = PRESETS[preset]
-    paths = sde.paths()
     mask = torch.ones(2, 4, dtype=torch.bool)
     adj0 = torch.tensor([[0, 1, 0, 2], [1, 0, 1, 0], [0, 1, 0, 0], [2, 0, 0, 0]], dtype=torch.float)
-    x0 = {"x": torch.eye(4)[None].repeat(2, 1, 1), "adj": adj0[None].repeat(2, 1, 1)}
-
-    def score(state, t):
-        out = {}
-        for k in ("x", "adj"):
-            a = paths[k].alpha(t.double()).float()[:, None, None]
-            s = paths[k].sigma(t.double()).float()[:, None, None]
-            out[k] = -(state[k] - a * x0[k]) / s**2
-        out["adj"] = mask_adj(out["adj"] * (1 - torch.eye(4)), mask)
-        return out
+    x0 = {"x": torch.eye(4), "adj": adj0}
 
     gen = torch.Generator().manual_seed(0)
     init = prior_sample(sde, mask, 4, generator=gen)
     states = []
     out = solve(
-        score,
+        _GaussianModel(sde, x0, 0.0),
         sde,
         init,
         mask,
         sampler=sampler,
         steps=200,
         generator=gen,
-        callback=lambda i, st: states.append(st),
+        callback=lambda i, t, st, _x0: states.append(st),
     )
     if sde.x.kind == "VP":
         out = states[-2]
     q = quantize_adjacency(out["adj"], mask, molecule=True, scale=1.0)
-    torch.testing.assert_close(q, x0["adj"])
+    torch.testing.assert_close(q, x0["adj"].expand_as(q))
     assert (out["x"] - x0["x"]).abs().mean() < 0.15
 
 
@@ -195,7 +204,7 @@ def test_core_stochastic_samplers_reach_a_gaussian_graph_distribution(sampler, p
     counter = NFECounter()
     model = _GaussianModel(sde, g, tau)
     opts = {"snr": 0.1, "scale_eps": 1.0, "n_corrector": 1, "generator": gen}
-    out = _run_core(sampler, model, sde, init, mask, 100, counter, **opts)
+    out = solve(model, sde, init, mask, sampler=sampler, steps=100, counter=counter, **opts)
     assert counter.count == (200 if sampler == "core_pc" else 100) + 1  # + the final denoising
     _check_graph_state(out, mask)
     t_end = max(sde.sample_eps, *(p.t_min for p in paths.values()))

@@ -1,7 +1,5 @@
 """The system of SDEs: presets, symmetric masked noise, GDSS's discretisations, the DSM loss."""
 
-import math
-
 import pytest
 import torch
 
@@ -61,42 +59,6 @@ def test_graph_noise_and_prior_respect_masks():
     p = prior_sample(PRESETS["qm9"], mask, 2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(p["adj"], mask_adj(p["adj"], mask))
     assert torch.equal(p["adj"], p["adj"].transpose(1, 2))
-
-
-def test_ve_reverse_chain_telescopes_to_the_prior_variance():
-    comp = ComponentSDE("VE", 0.1, 1.0, num_scales=50)
-    ts = ((torch.arange(50, dtype=torch.float64) + 0.1) / 49).clamp(max=1.0)  # one t per step
-    a, b, g = comp.reverse_step(ts)
-    assert torch.all(a == 1)
-    assert torch.allclose(b, g**2)
-    assert float((g**2).sum()) == pytest.approx(1.0, rel=1e-5)  # sigma_max^2
-
-
-def test_vp_reverse_step_and_corrector_alpha():
-    comp = ComponentSDE("VP", 0.1, 1.0, num_scales=10)
-    t = torch.tensor([1.0])
-    beta = 1.0 / 10
-    a, b, g = comp.reverse_step(t)
-    assert float(a) == pytest.approx(2 - math.sqrt(1 - beta))
-    assert float(b) == pytest.approx(beta)
-    assert float(g) == pytest.approx(math.sqrt(beta))
-    assert float(comp.discrete_alpha(t)) == pytest.approx(1 - beta)
-
-
-@pytest.mark.parametrize("kind", ["VP", "VE"])
-def test_transition_matches_the_path_marginals(kind):
-    comp = ComponentSDE(kind, 0.1, 1.0)
-    path = comp.path()
-    t, dt = torch.tensor([0.7, 0.3], dtype=torch.float64), -0.05
-    scale, std = comp.transition(t, dt)
-    a_s, a_t = path.alpha(t), path.alpha(t + dt)
-    s_s, s_t = path.sigma(t), path.sigma(t + dt)
-    if kind == "VE":
-        torch.testing.assert_close(scale, torch.ones_like(t))
-        torch.testing.assert_close(std**2, s_s**2 - s_t**2)
-    else:  # GDSS's VP transition: scale alpha(t+dt)/alpha(t), std^2 = 1 - 1/scale^2
-        torch.testing.assert_close(scale, a_t / a_s)
-        torch.testing.assert_close(std**2, 1 - (a_s / a_t) ** 2)
 
 
 @pytest.mark.parametrize("preset", ["qm9", "community_small"])

@@ -210,3 +210,16 @@ def test_ablation_reports_both_runs(windows: np.ndarray) -> None:
     assert out["fdds_ratio"] == pytest.approx(out["fdds"]["padts"] / out["fdds"]["ablation"])
     with pytest.raises(InputError, match="alpha > 0"):
         ablation(windows, tiny(alpha=0.0))
+
+
+def test_sample_reports_every_step_of_every_chunk(trained: PaDTS) -> None:
+    seen: list[tuple[int, int]] = []
+    trained.sample(
+        5,
+        generator=torch.Generator().manual_seed(1),
+        sampler="ddim",
+        steps=4,
+        batch_size=3,
+        callback=lambda i, t, x, x0: seen.append((i, x.shape[0])),
+    )
+    assert seen == [(i, 3) for i in range(4)] + [(i, 2) for i in range(4)]

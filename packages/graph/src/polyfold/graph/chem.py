@@ -30,6 +30,7 @@ from rdkit import Chem, RDLogger
 from torch import Tensor
 
 from polyfold.core.errors import InputError
+from polyfold.graph.tensors import GraphTensors
 
 __all__ = [
     "ATOM_VALENCY",
@@ -115,10 +116,10 @@ def encode_mol(mol: Chem.Mol, atoms: Sequence[str], max_nodes: int, *, where: st
     return x, adj, n
 
 
-def encode_smiles(smiles: Sequence[str], atoms: Sequence[str] = QM9_ATOMS, max_nodes: int = 9):
-    """Encode SMILES strings as a :class:`~polyfold.graph.data.GraphTensors` batch."""
-    from polyfold.graph.data import GraphTensors
-
+def encode_smiles(
+    smiles: Sequence[str], atoms: Sequence[str] = QM9_ATOMS, max_nodes: int = 9
+) -> GraphTensors:
+    """Encode SMILES strings as a :class:`~polyfold.graph.tensors.GraphTensors` batch."""
     if isinstance(smiles, str):
         raise InputError("smiles: expected a list of SMILES strings, got one string")
     if len(smiles) == 0:

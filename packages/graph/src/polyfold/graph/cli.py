@@ -21,6 +21,7 @@ import typer
 
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError
+from polyfold.graph.shipped import WEIGHTS, community_small_split
 
 __all__ = ["app", "main"]
 
@@ -34,9 +35,6 @@ DATASETS = ("qm9", "community_small")
 @app.callback()
 def _root() -> None:
     """GDSS: score-based generation of graphs and molecules with a system of SDEs."""
-
-
-WEIGHTS = Path(__file__).parent / "weights"
 
 
 def _threads(n: int) -> None:
@@ -70,16 +68,6 @@ def load_training_graphs(dataset: str, *, max_graphs: int | None = None, seed: i
             mask=graphs.mask[:max_graphs],
         )
     return graphs
-
-
-def community_small_split(generate: Any, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
-    """GDSS's community-small split: 100 graphs, shuffled, the first 20% held out as test."""
-    import random
-
-    graphs = list(generate(n_graphs=100, seed=seed))
-    random.Random(42).shuffle(graphs)
-    n_test = int(0.2 * len(graphs))
-    return graphs[n_test:], graphs[:n_test]
 
 
 def resolve_model(name: str) -> Path:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+from rdkit import Chem
+from rdkit.Chem import Draw
 
 from polyfold.core.errors import InputError
+from polyfold.graph.chem import tensors_to_mols
+from polyfold.graph.data import tensors_to_graphs
+from polyfold.graph.metrics import (
+    frechet_chemnet_distance,
+    graph_mmds,
+    mols_to_nx,
+    novelty,
+    nspdk_features,
+    uniqueness,
+)
 from polyfold.graph.sampling import GraphSamples
 
 __all__ = [
@@ -26,15 +39,11 @@ __all__ = [
 def samples_to_mols(samples: GraphSamples, *, correct: bool) -> list[Any]:
     """Molecules of sampled QM9 tensors (GDSS's decoding: raw node features thresholded at 0.5,
     quantised bond orders; ``correct`` applies the valency correction)."""
-    from polyfold.graph.chem import tensors_to_mols
-
     return tensors_to_mols(samples.raw["x"], samples.adj, samples.mask, correct=correct)
 
 
 def samples_to_graphs(samples: GraphSamples) -> list[nx.Graph]:
     """networkx graphs of sampled adjacencies (isolated nodes removed, as GDSS)."""
-    from polyfold.graph.data import tensors_to_graphs
-
     return tensors_to_graphs(samples.adj, samples.mask)
 
 
@@ -49,10 +58,6 @@ class MoleculeEvaluator:
     """
 
     def __init__(self, train_smiles: Sequence[str], test_smiles: Sequence[str]) -> None:
-        from rdkit import Chem
-
-        from polyfold.graph.metrics import mols_to_nx
-
         self.test_smiles = list(test_smiles)
         self.train = {_canonical(s) for s in train_smiles}
         test_mols = [m for m in (Chem.MolFromSmiles(s) for s in self.test_smiles) if m]
@@ -68,17 +73,6 @@ class MoleculeEvaluator:
     ) -> dict[str, float]:
         """The table for decoded molecules: ``raw`` without correction (``None`` where
         invalid), ``fixed`` the valid molecules after correction."""
-        import math
-
-        from rdkit import Chem
-
-        from polyfold.graph.metrics import (
-            frechet_chemnet_distance,
-            mols_to_nx,
-            novelty,
-            uniqueness,
-        )
-
         if not raw:
             raise InputError("raw: expected at least one decoded molecule")
         smiles = [Chem.MolToSmiles(m) for m in fixed]
@@ -102,16 +96,12 @@ class MoleculeEvaluator:
 
 
 def _canonical(smiles: str) -> str:
-    from rdkit import Chem
-
     mol = Chem.MolFromSmiles(smiles)
     return smiles if mol is None else str(Chem.MolToSmiles(mol))
 
 
 def _mean_nspdk(graphs: Sequence[nx.Graph]) -> dict[int, float]:
     """Mean NSPDK feature vector (the linear-kernel MMD is the squared distance of means)."""
-    from polyfold.graph.metrics import nspdk_features
-
     mean: dict[int, float] = {}
     for g in graphs:
         for f, c in nspdk_features(g).items():
@@ -123,8 +113,6 @@ def evaluate_graph_samples(
     samples: GraphSamples, reference: Sequence[nx.Graph]
 ) -> dict[str, float]:
     """Degree, clustering, orbit and spectral MMDs against ``reference``."""
-    from polyfold.graph.metrics import graph_mmds
-
     return graph_mmds(samples_to_graphs(samples), list(reference))
 
 
@@ -132,9 +120,6 @@ def draw_molecule_grid(
     mols: Sequence[Any], path: Path, *, per_row: int = 6, limit: int = 48
 ) -> Path:
     """A PNG grid of (up to ``limit``) molecules with their SMILES, by rdkit's ``Draw``."""
-    from rdkit import Chem
-    from rdkit.Chem import Draw
-
     shown = [m for m in mols if m is not None][:limit]
     if not shown:
         raise InputError("mols: no valid molecule to draw")
@@ -151,8 +136,6 @@ def draw_molecule_grid(
 
 def write_smiles(mols: Sequence[Any], path: Path) -> int:
     """Canonical SMILES, one per line (``None`` entries skipped); returns how many."""
-    from rdkit import Chem
-
     lines = [Chem.MolToSmiles(m) for m in mols if m is not None]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(s + "\n" for s in lines))

@@ -14,8 +14,22 @@ import json
 import time
 from pathlib import Path
 
+from rdkit import Chem
+
 from polyfold.core.quickstart import quickstart_run
 from polyfold.core.report import Report
+from polyfold.graph.data import community_small, load_qm9_smiles
+from polyfold.graph.evaluation import (
+    draw_molecule_grid,
+    samples_to_graphs,
+    samples_to_mols,
+    write_graphs,
+    write_smiles,
+)
+from polyfold.graph.metrics import graph_mmds, novelty, uniqueness
+from polyfold.graph.sampling import sample_graphs
+from polyfold.graph.shipped import WEIGHTS, community_small_split
+from polyfold.graph.training import load_model
 
 __all__ = ["MARKER", "N_GRAPHS", "N_MOLECULES", "quickstart"]
 
@@ -28,19 +42,6 @@ STEPS = {"qm9": 100, "community_small": 50}
 
 def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Sample from the shipped GDSS models; write ``out/report.html`` and return its path."""
-    from polyfold.graph.cli import WEIGHTS, community_small_split
-    from polyfold.graph.data import community_small, load_qm9_smiles
-    from polyfold.graph.evaluation import (
-        draw_molecule_grid,
-        samples_to_graphs,
-        samples_to_mols,
-        write_graphs,
-        write_smiles,
-    )
-    from polyfold.graph.metrics import graph_mmds, novelty, uniqueness
-    from polyfold.graph.sampling import sample_graphs
-    from polyfold.graph.training import load_model
-
     out = Path(out)
     with quickstart_run("graph", out, quiet=quiet, marker=MARKER) as echo:
         t0 = time.perf_counter()
@@ -98,14 +99,10 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
 
 
 def _smiles(mol: object) -> str:
-    from rdkit import Chem
-
     return str(Chem.MolToSmiles(mol))
 
 
 def _canon(smiles: str) -> str:
-    from rdkit import Chem
-
     mol = Chem.MolFromSmiles(smiles)
     return smiles if mol is None else str(Chem.MolToSmiles(mol))
 

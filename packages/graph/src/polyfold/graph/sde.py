@@ -60,7 +60,8 @@ KEYS = ("x", "adj")
 @dataclass(frozen=True)
 class ComponentSDE:
     """One component's forward SDE: ``VP`` (``lo, hi`` = beta_min, beta_max) or ``VE``
-    (``lo, hi`` = sigma_min, sigma_max), discretised in ``num_scales`` steps by GDSS's solvers."""
+    (``lo, hi`` = sigma_min, sigma_max). ``num_scales`` is GDSS's config field (kept in model
+    files); the samplers take their step count from ``steps``."""
 
     kind: Kind
     lo: float
@@ -90,50 +91,6 @@ class ComponentSDE:
     def prior_std(self) -> float:
         """Standard deviation of the prior at ``t = 1`` (1 for VP, sigma_max for VE)."""
         return 1.0 if self.kind == "VP" else self.hi
-
-    # --- GDSS's discretisation (score_sde's DDPM / SMLD chains) -------------------------------
-    def _index(self, t: Tensor) -> Tensor:
-        return (t * (self.num_scales - 1)).long().clamp(0, self.num_scales - 1)
-
-    def discrete_alpha(self, t: Tensor) -> Tensor:
-        """``1 - beta_i`` of the VP chain at the step of ``t`` (1 for VE): the corrector's alpha."""
-        if self.kind == "VE":
-            return torch.ones_like(t)
-        betas = torch.linspace(
-            self.lo / self.num_scales, self.hi / self.num_scales, self.num_scales
-        )
-        return 1.0 - betas.to(t)[self._index(t)]
-
-    def reverse_step(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(a, b, g)`` of the reverse-diffusion predictor ``x <- a x + b score + g z``.
-
-        VP: ``a = 2 - sqrt(1 - beta_i)``, ``b = beta_i``, ``g = sqrt(beta_i)``; VE:
-        ``a = 1``, ``b = g^2``, ``g = sqrt(sigma_i^2 - sigma_{i-1}^2)`` (``sigma_{-1} = 0``).
-        """
-        i = self._index(t)
-        if self.kind == "VP":
-            betas = torch.linspace(
-                self.lo / self.num_scales, self.hi / self.num_scales, self.num_scales
-            ).to(t)
-            beta = betas[i]
-            return 2.0 - torch.sqrt(1.0 - beta), beta, beta.sqrt()
-        sig = torch.exp(torch.linspace(math.log(self.lo), math.log(self.hi), self.num_scales)).to(t)
-        prev = torch.where(i == 0, torch.zeros_like(sig[i]), sig[(i - 1).clamp_min(0)])
-        g2 = sig[i] ** 2 - prev**2
-        return torch.ones_like(t), g2, g2.sqrt()
-
-    def transition(self, t: Tensor, dt: float) -> tuple[Tensor, Tensor]:
-        """``(scale, std)`` of the linear part of the SDE from ``t`` over ``dt < 0`` (S4 solver).
-
-        VP: ``log m = dt (2 beta_min + (2t + dt)(beta_max - beta_min)) / 4``, scale ``e^{-log m}``,
-        std ``sqrt(1 - e^{2 log m})``; VE: scale 1, std ``sqrt(sigma(t)^2 - sigma(t + dt)^2)``.
-        """
-        if self.kind == "VP":
-            lmc = 0.25 * dt * (2 * self.lo + (2 * t + dt) * (self.hi - self.lo))
-            return torch.exp(-lmc), torch.sqrt((1.0 - torch.exp(2.0 * lmc)).clamp_min(0.0))
-        ratio = self.hi / self.lo
-        s_now, s_next = self.lo * ratio**t, self.lo * ratio ** (t + dt)
-        return torch.ones_like(t), torch.sqrt((s_now**2 - s_next**2).clamp_min(0.0))
 
     def diffusion(self, t: Tensor) -> Tensor:
         """``g(t)`` of the forward SDE (from the core path)."""

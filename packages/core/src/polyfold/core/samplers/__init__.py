@@ -8,8 +8,9 @@ states, ``x`` the state at ``grid[0]`` (e.g. ``path.prior_sample``), ``grid`` de
 from :mod:`~polyfold.core.samplers.grids`; random draws come from ``generator`` (stochastic
 samplers also take ``noise``, a :data:`~polyfold.core.samplers._core.NoiseFn` shaping their
 Gaussian noise, e.g. symmetric for adjacency matrices); padded entries of masked states stay
-untouched. Samplers work in the half log-SNR through the path's methods
-and never special-case a schedule.
+untouched; ``callback(step, t, x, x0)`` (:data:`StepCallback`) sees every step. Samplers by
+name: :func:`get_sampler`, :func:`available_samplers`. Samplers work in the half log-SNR
+through the path's methods and never special-case a schedule.
 """
 
 from polyfold.core.samplers.deis import deis
@@ -38,6 +39,7 @@ from polyfold.core.samplers.registry import (
     register_sampler,
 )
 from polyfold.core.samplers.result import SampleResult, StepCallback
+from polyfold.core.samplers.reverse_diffusion import reverse_diffusion, reverse_diffusion_pc, s4
 from polyfold.core.samplers.stochastic import ddim, ddpm, euler_maruyama, predictor_corrector
 from polyfold.core.samplers.unipc import unipc
 
@@ -65,7 +67,10 @@ __all__ = [
     "predictor_corrector",
     "quadratic_grid",
     "register_sampler",
+    "reverse_diffusion",
+    "reverse_diffusion_pc",
     "rk4",
+    "s4",
     "sde_dpm_solver_pp_2m",
     "singlestep_orders",
     "uniform_t_grid",

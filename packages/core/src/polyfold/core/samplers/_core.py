@@ -23,7 +23,7 @@ from polyfold.core.ops._dispatch import use_triton
 from polyfold.core.ops.multistep import MAX_TERMS, Scalar, multistep_update
 from polyfold.core.paths import GaussianPath, Paths
 from polyfold.core.samplers.grids import check_grid, zero_time
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State, keep_padding, randn_like
 from polyfold.core.state import map_state as smap
 from polyfold.core.state import tree_map as tmap
@@ -148,6 +148,8 @@ class Run:
         one_log_snr: the sampler integrates in ``sigma/alpha`` and needs every key to share one
             log-SNR schedule.
         derivs: the sampler reads ``d_alpha``, ``d_sigma`` of the levels (NaN otherwise).
+        callback: a :data:`~polyfold.core.samplers.result.StepCallback`, called by
+            :meth:`report` once per step.
     """
 
     def __init__(
@@ -164,10 +166,14 @@ class Run:
         stochastic: bool = False,
         one_log_snr: bool = False,
         derivs: bool = False,
+        callback: StepCallback | None = None,
     ) -> None:
         self.name, self.derivs = name, derivs
         if not callable(denoiser):
             raise InputError(f"{name}: denoiser must be callable (x, t) -> Denoised")
+        if callback is not None and not callable(callback):
+            raise InputError(f"{name}: callback must be callable (step, t, x, x0)")
+        self.callback = callback
         if noise is not None and not callable(noise):
             raise InputError(f"{name}: noise must be callable (x, generator) -> state")
         self.noise_fn = noise
@@ -322,9 +328,16 @@ class Run:
         """``new`` on valid entries, ``old`` on padding."""
         return new if self.mask is None else keep_padding(new, old, self.mask)
 
+    def report(self, i: int, x: State, x0: State | None) -> State:
+        """Step ``i`` moved the state to ``x`` at ``grid[i + 1]``: callback; return ``x``."""
+        if self.callback is not None:
+            self.callback(i, self.t[i + 1], x, x0)
+        return x
+
     def denoise_to_zero(self, d: Denoised, x: State) -> State:
-        """The final denoising step to the data point: ``alpha(t_zero) x0``."""
-        return self.keep(smap(lambda x0, lv: x0 * lv.alpha, d.x0, self.lv(self.steps)), x)
+        """The final denoising step to the data point: ``alpha(t_zero) x0`` (reported)."""
+        out = self.keep(smap(lambda x0, lv: x0 * lv.alpha, d.x0, self.lv(self.steps)), x)
+        return self.report(self.steps - 1, out, d.x0)
 
     def result(self, x: State, times: Tensor | None = None) -> SampleResult:
         return SampleResult(x=x, nfe=self.nfe, grid=self.grid, times=times)

@@ -32,7 +32,7 @@ from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap, tmap
 from polyfold.core.samplers._expint import frame, poly_weights
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["deis"]
@@ -90,6 +90,7 @@ def deis(
     basis: Literal["t", "log_rho"] = "t",
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DEIS: ``order``-step exponential Adams-Bashforth on ``eps`` (tAB-DEIS by default).
 
@@ -103,7 +104,7 @@ def deis(
         raise InputError(f"order: expected 1, 2 or 3, got {order!r}")
     if basis not in ("t", "log_rho"):
         raise InputError(f"basis: expected 't' or 'log_rho', got {basis!r}")
-    run = Run("deis", denoiser, paths, x, grid, mask=mask)
+    run = Run("deis", denoiser, paths, x, grid, mask=mask, callback=callback)
     if any(lv.alpha <= 0 for i in range(run.steps) for lv in run.level_list(i)):
         raise InputError("deis: the noise-prediction solver needs alpha > 0 on the grid")
     body = run.steps - 1 if run.ends_at_zero else run.steps
@@ -132,5 +133,5 @@ def deis(
 
         aw = tmap(weights, run.levels, coefs if basis == "t" else None)
         new = smap(lambda xi, aw_i, *e: _key(xi, aw_i[0], aw_i[1], *e), x, aw, *history)
-        x = run.keep(new, x)
+        x = run.report(i, run.keep(new, x), d.x0)
     return run.result(x)

@@ -44,7 +44,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import Kind, frame, poly_weights
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = [
@@ -175,9 +175,10 @@ def _singlestep(
     order: int,
     orders: Sequence[int] | None,
     mask: Mask,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     _check_order(order, (1, 2, 3))
-    run = Run(name, denoiser, paths, x, grid, mask=mask)
+    run = Run(name, denoiser, paths, x, grid, mask=mask, callback=callback)
     _check_alpha(run, kind)
     plan = [order] * run.steps if orders is None else list(orders)
     if len(plan) != run.steps or any(k not in (1, 2, 3) for k in plan):
@@ -190,6 +191,7 @@ def _singlestep(
         if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         x = run.keep(_singlestep_update(run, kind, x, _pred(kind, d), i, stages[i]), x)
+        run.report(i, x, d.x0)
     return run.result(x)
 
 
@@ -236,6 +238,7 @@ def _multistep(
     mask: Mask,
     generator: torch.Generator | None = None,
     noise: NoiseFn | None = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     _check_order(order, (1, 2, 3))
     run = Run(
@@ -248,6 +251,7 @@ def _multistep(
         generator=generator,
         noise=noise,
         stochastic=kind == "sde",
+        callback=callback,
     )
     _check_alpha(run, kind)
     history: list[tuple[int, State]] = []
@@ -265,6 +269,7 @@ def _multistep(
             outs.append(run.noise(x))
         fn = partial(_multistep_key, kind, p, idx)
         x = run.keep(smap(fn, x, run.levels, run.lv(i + 1), *outs), x)
+        run.report(i, x, d.x0)
     return run.result(x)
 
 
@@ -280,13 +285,16 @@ def _by_method(
     orders: Sequence[int] | None,
     lower_order_final: bool,
     mask: Mask,
+    callback: StepCallback | None,
 ) -> SampleResult:
     """Run the singlestep or the multistep form of a DPM-Solver variant."""
     if method == "singlestep":
-        return _singlestep(name, kind, denoiser, paths, x, grid, order, orders, mask)
+        return _singlestep(name, kind, denoiser, paths, x, grid, order, orders, mask, callback)
     if method != "multistep":
         raise InputError(f"method: expected 'singlestep' or 'multistep', got {method!r}")
-    return _multistep(name, kind, denoiser, paths, x, grid, order, lower_order_final, mask)
+    return _multistep(
+        name, kind, denoiser, paths, x, grid, order, lower_order_final, mask, callback=callback
+    )
 
 
 def dpm_solver(
@@ -300,6 +308,7 @@ def dpm_solver(
     orders: Sequence[int] | None = None,
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DPM-Solver with the noise prediction ``eps``: singlestep orders 1-3, multistep 2-3.
 
@@ -313,8 +322,9 @@ def dpm_solver(
         orders: singlestep only, one order per step (e.g. :func:`singlestep_orders`).
         lower_order_final: multistep only, lower orders in the last steps of short grids.
         mask: validity mask; padded entries stay untouched.
+        callback: ``callback(step, t, x, x0)`` after every step.
     """
-    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask)
+    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask, callback)
     return _by_method("dpm_solver", "eps", *args)
 
 
@@ -329,12 +339,13 @@ def dpm_solver_pp(
     orders: Sequence[int] | None = None,
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DPM-Solver++ with the data prediction ``x0``: (2M), 3M, (2S) and singlestep 1-3.
 
     Arguments as :func:`dpm_solver`; the default is DPM-Solver++(2M).
     """
-    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask)
+    args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask, callback)
     return _by_method("dpm_solver_pp", "x0", *args)
 
 
@@ -348,6 +359,7 @@ def sde_dpm_solver_pp_2m(
     noise: NoiseFn | None = None,
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """SDE-DPM-Solver++(2M): the second-order multistep solver of the reverse SDE (x0).
 
@@ -365,4 +377,5 @@ def sde_dpm_solver_pp_2m(
         mask,
         generator,
         noise,
+        callback,
     )

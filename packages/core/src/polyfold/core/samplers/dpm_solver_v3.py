@@ -52,7 +52,7 @@ from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers._core import Level, Run
 from polyfold.core.samplers._expint import _lagrange
 from polyfold.core.samplers.dpm_solver import _LOWER_ORDER_FINAL_STEPS
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["EMS", "compute_ems", "dpm_solver_v3"]
@@ -250,6 +250,7 @@ def dpm_solver_v3(
     corrector: bool = True,
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DPM-Solver-v3: multistep predictor of ``order`` (1-3) with the corrector, one call a step.
 
@@ -266,7 +267,7 @@ def dpm_solver_v3(
         raise InputError(f"ems: expected an EMS (see compute_ems), got {ems!r}")
     if isinstance(x, Mapping) or isinstance(paths, Mapping):
         raise InputError("dpm_solver_v3: expected a tensor state and one path")
-    run = Run("dpm_solver_v3", denoiser, paths, x, grid, mask=mask)
+    run = Run("dpm_solver_v3", denoiser, paths, x, grid, mask=mask, callback=callback)
     ev = ems.event_shape
     if len(ev) > x.ndim - 1 or any(
         e not in (1, n) for e, n in zip(ev[::-1], x.shape[::-1], strict=False)
@@ -303,6 +304,7 @@ def dpm_solver_v3(
             p = min(p, run.steps - i)
         prev = (xt, hist[:p])
         xt = _keep(run, _step(ems, xt, lv, run.lv(i + 1), hist[:p]), xt)
+        run.report(i, xt, d.x0)
     return run.result(xt)
 
 

@@ -23,7 +23,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap
 from polyfold.core.samplers.ode import HEUN, rk_step
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["edm_heun"]
@@ -47,6 +47,7 @@ def edm_heun(
     generator: torch.Generator | None = None,
     noise: NoiseFn | None = None,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """EDM Heun with stochastic churn; ``s_tmin``/``s_tmax`` are in ``sigma/alpha`` units.
 
@@ -75,6 +76,7 @@ def edm_heun(
         noise=noise,
         stochastic=s_churn > 0,
         one_log_snr=True,
+        callback=callback,
     )
     if run.ref(run.lv(0)).alpha <= 0:
         raise InputError("edm_heun: needs alpha > 0 at the grid's start (start below t = 1)")
@@ -97,4 +99,5 @@ def edm_heun(
         if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         x = run.keep(rk_step(run, HEUN, "sigma", x_hat, lv, run.lv(i + 1), d), x)
+        run.report(i, x, d.x0)
     return run.result(x)

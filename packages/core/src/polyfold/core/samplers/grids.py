@@ -89,7 +89,9 @@ def check_grid(
     last point may be the data point :func:`zero_time` shared by every path.
     """
     try:
-        g = torch.as_tensor(grid).detach().to(device="cpu", dtype=F64)
+        # a list of Python floats goes straight to float64 (not through float32)
+        g = grid if isinstance(grid, Tensor) else torch.as_tensor(grid, dtype=F64)
+        g = g.detach().to(device="cpu", dtype=F64)
     except (TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"grid: expected a 1-D sequence of times, got {grid!r:.80}") from err
     if g.ndim != 1 or g.numel() < 2:

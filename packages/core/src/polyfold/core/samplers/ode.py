@@ -31,7 +31,7 @@ from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["EULER", "HEUN", "MIDPOINT", "RK4", "Tableau", "euler", "heun", "midpoint", "rk4"]
@@ -142,6 +142,7 @@ def solve_ode(
     *,
     variable: Variable = "t",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """Integrate the probability-flow ODE along ``grid`` with the Runge-Kutta method ``tab``."""
     if variable not in ("t", "sigma"):
@@ -155,6 +156,7 @@ def solve_ode(
         mask=mask,
         one_log_snr=variable == "sigma",
         derivs=variable == "t",
+        callback=callback,
     )
     if variable == "sigma" and run.ref(run.lv(0)).alpha <= 0:
         raise InputError(
@@ -177,6 +179,7 @@ def solve_ode(
         if variable == "sigma" and run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         x = rk_step(run, tab, variable, x, run.lv(i), run.lv(i + 1), d, inner[i])
+        run.report(i, x, d.x0)
     return run.result(x)
 
 
@@ -190,6 +193,7 @@ def _doc(tab: Tableau, calls: str) -> str:
         "        grid: decreasing times (:mod:`~polyfold.core.samplers.grids`).\n"
         '        variable: ``"t"`` (flow velocity) or ``"sigma"`` (EDM\'s ``dy/ds = eps``).\n'
         "        mask: validity mask; padded entries stay untouched.\n"
+        "        callback: ``callback(step, t, x, x0)`` after every step.\n"
     )
 
 
@@ -201,8 +205,11 @@ def euler(
     *,
     variable: Variable = "t",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
-    return solve_ode(EULER, denoiser, paths, x, grid, variable=variable, mask=mask)
+    return solve_ode(
+        EULER, denoiser, paths, x, grid, variable=variable, mask=mask, callback=callback
+    )
 
 
 def heun(
@@ -213,8 +220,11 @@ def heun(
     *,
     variable: Variable = "t",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
-    return solve_ode(HEUN, denoiser, paths, x, grid, variable=variable, mask=mask)
+    return solve_ode(
+        HEUN, denoiser, paths, x, grid, variable=variable, mask=mask, callback=callback
+    )
 
 
 def midpoint(
@@ -225,8 +235,11 @@ def midpoint(
     *,
     variable: Variable = "t",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
-    return solve_ode(MIDPOINT, denoiser, paths, x, grid, variable=variable, mask=mask)
+    return solve_ode(
+        MIDPOINT, denoiser, paths, x, grid, variable=variable, mask=mask, callback=callback
+    )
 
 
 def rk4(
@@ -237,8 +250,9 @@ def rk4(
     *,
     variable: Variable = "t",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
-    return solve_ode(RK4, denoiser, paths, x, grid, variable=variable, mask=mask)
+    return solve_ode(RK4, denoiser, paths, x, grid, variable=variable, mask=mask, callback=callback)
 
 
 euler.__doc__ = _doc(EULER, "1")

@@ -28,7 +28,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import frame
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["pndm"]
@@ -57,6 +57,7 @@ def pndm(
     *,
     variant: Literal["pndm", "ipndm"] = "pndm",
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """F-PNDM (pseudo Runge-Kutta warm-up) or iPNDM (Adams-Bashforth warm-up).
 
@@ -66,7 +67,7 @@ def pndm(
     """
     if variant not in ("pndm", "ipndm"):
         raise InputError(f"variant: expected 'pndm' or 'ipndm', got {variant!r}")
-    run = Run(variant, denoiser, paths, x, grid, mask=mask)
+    run = Run(variant, denoiser, paths, x, grid, mask=mask, callback=callback)
     if any(lv.alpha <= 0 for i in range(run.steps) for lv in run.level_list(i)):
         raise InputError(f"{variant}: the noise-prediction solver needs alpha > 0 on the grid")
     history: list[State] = []
@@ -89,4 +90,5 @@ def pndm(
             weights = _AB[len(history)] if variant == "ipndm" else _AB[4]
             terms = history
         x = run.keep(smap(partial(_transfer, weights), x, s, t, *terms), x)
+        run.report(i, x, d.x0)
     return run.result(x)

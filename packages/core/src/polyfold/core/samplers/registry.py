@@ -32,6 +32,7 @@ from polyfold.core.samplers.dpm_solver import dpm_solver, dpm_solver_pp, sde_dpm
 from polyfold.core.samplers.edm import edm_heun
 from polyfold.core.samplers.ode import euler, heun, midpoint, rk4
 from polyfold.core.samplers.pndm import pndm
+from polyfold.core.samplers.reverse_diffusion import reverse_diffusion, reverse_diffusion_pc, s4
 from polyfold.core.samplers.stochastic import ddim, ddpm, euler_maruyama, predictor_corrector
 from polyfold.core.samplers.unipc import unipc
 
@@ -137,7 +138,10 @@ _GAUSSIAN: tuple[Callable[..., Any], ...] = (
     midpoint,
     pndm,
     predictor_corrector,
+    reverse_diffusion,
+    reverse_diffusion_pc,
     rk4,
+    s4,
     sde_dpm_solver_pp_2m,
     unipc,
 )

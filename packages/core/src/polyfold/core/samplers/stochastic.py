@@ -42,7 +42,7 @@ from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap, tmap
 from polyfold.core.samplers.grids import TimeShift
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State, apply_mask, expand_mask, expand_to
 
 __all__ = ["ddim", "ddpm", "euler_maruyama", "predictor_corrector"]
@@ -98,8 +98,19 @@ def _ancestral(
     mask: Mask,
     time_shift: TimeShift | None,
     noise: NoiseFn | None,
+    callback: StepCallback | None,
 ) -> SampleResult:
-    run = Run(name, denoiser, paths, x, grid, mask=mask, generator=generator, noise=noise)
+    run = Run(
+        name,
+        denoiser,
+        paths,
+        x,
+        grid,
+        mask=mask,
+        generator=generator,
+        noise=noise,
+        callback=callback,
+    )
     noisy = variance != "eta" or eta > 0
     if time_shift is not None and (isinstance(x, dict) or isinstance(mask, dict)):
         raise InputError(f"{name}: time_shift needs a tensor state (one noise schedule)")
@@ -132,7 +143,7 @@ def _ancestral(
             new = t_lv.alpha * d.x0 + expand_to(ce.to(x.dtype), x) * d.eps
             if isinstance(z, Tensor):
                 new = new + expand_to(cz.to(x.dtype), x) * z
-        x = run.keep(new, x)
+        x = run.report(i, run.keep(new, x), d.x0)
         start = None
         nxt = i + 1
         if time_shift is not None and nxt < run.steps and run.t[nxt] > time_shift.cutoff:
@@ -154,6 +165,7 @@ def ddim(
     mask: Mask = None,
     time_shift: TimeShift | None = None,
     noise: NoiseFn | None = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DDIM with stochasticity ``eta`` (0: deterministic; 1: DDPM's posterior variance).
 
@@ -164,6 +176,7 @@ def ddim(
         noise: a :data:`~polyfold.core.samplers._core.NoiseFn` for that noise (default i.i.d.).
         time_shift: a :class:`~polyfold.core.samplers.grids.TimeShift` for the Time-Shift
             Sampler (tensor states); the result's ``times`` holds every step's start times.
+        callback: ``callback(step, t, x, x0)`` after every step.
     """
     if not (isinstance(eta, int | float) and eta >= 0):
         raise InputError(f"eta: expected a number >= 0, got {eta!r}")
@@ -179,6 +192,7 @@ def ddim(
         mask=mask,
         time_shift=time_shift,
         noise=noise,
+        callback=callback,
     )
 
 
@@ -193,6 +207,7 @@ def ddpm(
     mask: Mask = None,
     time_shift: TimeShift | None = None,
     noise: NoiseFn | None = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """DDPM ancestral sampling with the posterior (``"small"``) or ``beta`` (``"large"``) variance.
 
@@ -212,6 +227,7 @@ def ddpm(
         mask=mask,
         time_shift=time_shift,
         noise=noise,
+        callback=callback,
     )
 
 
@@ -224,10 +240,20 @@ def _sde_run(
     mask: Mask,
     generator: torch.Generator | None,
     noise: NoiseFn | None,
+    callback: StepCallback | None = None,
 ) -> tuple[Run, object]:
     """A stochastic :class:`Run` and, per key, the forward SDE's ``(f, g)`` at every grid point."""
     run = Run(
-        name, denoiser, paths, x, grid, mask=mask, generator=generator, noise=noise, stochastic=True
+        name,
+        denoiser,
+        paths,
+        x,
+        grid,
+        mask=mask,
+        generator=generator,
+        noise=noise,
+        stochastic=True,
+        callback=callback,
     )
 
     def one(path: object) -> list[tuple[float, float]]:
@@ -254,19 +280,20 @@ def euler_maruyama(
     generator: torch.Generator | None = None,
     mask: Mask = None,
     noise: NoiseFn | None = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """Euler-Maruyama on the reverse-time SDE (the noise prediction gives the score).
 
     ``noise``: as :func:`ddim`.
     """
-    run, fg = _sde_run("euler_maruyama", denoiser, paths, x, grid, mask, generator, noise)
+    run, fg = _sde_run("euler_maruyama", denoiser, paths, x, grid, mask, generator, noise, callback)
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
         if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         dt = run.t[i + 1] - run.t[i]
         new = smap(partial(_em_key, i, dt), x, d.eps, run.noise(x), run.lv(i), fg)
-        x = run.keep(new, x)
+        x = run.report(i, run.keep(new, x), d.x0)
     return run.result(x)
 
 
@@ -304,6 +331,7 @@ def predictor_corrector(
     generator: torch.Generator | None = None,
     mask: Mask = None,
     noise: NoiseFn | None = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """score_sde's predictor-corrector sampler with a Langevin corrector.
 
@@ -323,7 +351,9 @@ def predictor_corrector(
         raise InputError(f"n_corrector: expected an integer >= 0, got {n_corrector!r}")
     if predictor not in ("euler_maruyama", "ancestral"):
         raise InputError(f"predictor: expected 'euler_maruyama' or 'ancestral', got {predictor!r}")
-    run, fg = _sde_run("predictor_corrector", denoiser, paths, x, grid, mask, generator, noise)
+    run, fg = _sde_run(
+        "predictor_corrector", denoiser, paths, x, grid, mask, generator, noise, callback
+    )
     langevin = partial(_langevin_key, float(snr), float(scale_eps))
     for i in range(run.steps):
         s, nxt = run.lv(i), run.lv(i + 1)
@@ -349,5 +379,5 @@ def predictor_corrector(
         else:
             dt = run.t[i + 1] - run.t[i]
             new = smap(partial(_em_key, i, dt), x, d.eps, z, s, fg)
-        x = run.keep(new, x)
+        x = run.report(i, run.keep(new, x), d.x0)
     return run.result(x)

@@ -31,7 +31,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import phi
-from polyfold.core.samplers.result import SampleResult
+from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
 __all__ = ["unipc"]
@@ -116,6 +116,7 @@ def unipc(
     corrector: bool = True,
     lower_order_final: bool = True,
     mask: Mask = None,
+    callback: StepCallback | None = None,
 ) -> SampleResult:
     """UniPC: UniP-``order`` with the UniC corrector (order ``order + 1``), one call per step.
 
@@ -133,7 +134,7 @@ def unipc(
         raise InputError(f"variant: expected 'bh1' or 'bh2', got {variant!r}")
     if prediction not in ("x0", "eps"):
         raise InputError(f"prediction: expected 'x0' or 'eps', got {prediction!r}")
-    run = Run("unipc", denoiser, paths, x, grid, mask=mask)
+    run = Run("unipc", denoiser, paths, x, grid, mask=mask, callback=callback)
     if prediction == "eps" and any(lv.alpha <= 0 for lv in run.level_list(0)):
         raise InputError("unipc: prediction='eps' needs alpha > 0 at the grid's start")
     history: list[tuple[int, State]] = []  # (grid index, model output), newest first
@@ -158,4 +159,5 @@ def unipc(
         fn = partial(_key, prediction, variant, False, idx, i + 1)
         last = (x, idx)
         x = run.keep(smap(fn, x, run.levels, *[h for _, h in history[: len(idx)]]), x)
+        run.report(i, x, d.x0)
     return run.result(x)

@@ -10,7 +10,8 @@ from polyfold.core.errors import InputError, is_finite_number, is_int
 
 __all__ = ["SAMPLERS", "PaDTSConfig"]
 
-#: Samplers :meth:`PaDTS.sample` accepts: DDPM ancestral, deterministic DDIM, DPM-Solver++(2M).
+#: Core samplers (:func:`polyfold.core.samplers.get_sampler` names) :meth:`PaDTS.sample` offers:
+#: DDPM ancestral, deterministic DDIM, DPM-Solver++(2M).
 SAMPLERS = ("ddpm", "ddim", "dpm_solver_pp")
 
 

@@ -24,7 +24,7 @@ from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.paths import DiscreteDDPM
-from polyfold.core.samplers import ddim, ddpm, dpm_solver_pp, uniform_t_grid
+from polyfold.core.samplers import StepCallback, get_sampler, uniform_t_grid
 from polyfold.core.train import Trainer
 from polyfold.timeseries._version import __version__
 from polyfold.timeseries.padts.config import SAMPLERS, PaDTSConfig
@@ -133,6 +133,7 @@ class PaDTS(nn.Module):
         sampler: str | None = None,
         steps: int | None = None,
         batch_size: int = 1024,
+        callback: StepCallback | None = None,
     ) -> Tensor:
         """``n`` synthetic windows ``(n, L, C)`` in the training data's scale (CPU float32).
 
@@ -140,7 +141,8 @@ class PaDTS(nn.Module):
         (deterministic) or ``"dpm_solver_pp"`` (2M), the latter two 50 steps by default;
         ``steps`` overrides. Every draw comes from ``generator`` (default: seed 0); generation
         runs in chunks of ``batch_size`` windows, so the same generator state and chunk size
-        give the same windows.
+        give the same windows. ``callback(step, t, x, x0)`` (core's step callback) sees every
+        sampler step of every chunk.
         """
         cfg = self.config
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -166,18 +168,14 @@ class PaDTS(nn.Module):
         self.clip_output = cfg.clip
         try:
             den = as_denoiser(self, self.path, prediction="x0")
+            run = get_sampler(name, kind="gaussian")
             out: list[Tensor] = []
             for start in range(0, n, batch_size):
                 b = min(batch_size, n - start)
                 x = self.path.prior_sample(
                     (b, cfg.seq_len, cfg.n_features), generator=gen, device=device
                 )
-                if name == "ddpm":
-                    res = ddpm(den, self.path, x, grid, generator=gen)
-                elif name == "ddim":
-                    res = ddim(den, self.path, x, grid)
-                else:
-                    res = dpm_solver_pp(den, self.path, x, grid)
+                res = run(den, self.path, x, grid, generator=gen, callback=callback)
                 assert isinstance(res.x, Tensor)
                 out.append(res.x)
         finally:
