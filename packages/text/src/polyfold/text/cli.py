@@ -3,7 +3,7 @@
     polyfold-text train --kind mdlm --corpus shakespeare --steps 1000 --run runs/mdlm
     polyfold-text generate --prompt "ROMEO:" --length 128 --sampler first-hitting
     polyfold-text generate --infill "To be, or ____ to be" --sampler ancestral --steps 64
-    polyfold-text generate --schema person.json --model json-records-char-mdlm
+    polyfold-text generate --schema penguin.json --model json-records-char-mdlm -n 4
     polyfold-text evaluate --model shakespeare-char-mdlm --samples 8
     polyfold-text quickstart --out runs/text
 
