@@ -85,6 +85,13 @@ def test_outputs_never_overwritten_and_checked_before_training(
     assert err.startswith("error: --export")
     assert "cannot write there" in err
     assert not list(run.glob("**/*.safetensors"))  # nothing trained
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, _, err = _run(["train", "--run", mine, "--corpus", corpus, *TINY_TRAIN], capsys)
+    assert code == 2
+    assert "--run" in err
+    assert "folder is not empty" in err
 
 
 def test_bad_input_is_an_error_not_a_traceback(tiny_model_files, capsys, tmp_path: Path) -> None:

@@ -21,7 +21,13 @@ import typer
 
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError, check_int
-from polyfold.core.outputs import Force, check_output_file, probe_writable, write_text
+from polyfold.core.outputs import (
+    Force,
+    check_output_file,
+    prepare_output_dir,
+    probe_writable,
+    write_text,
+)
 from polyfold.core.progress import Progress, checkpoint_step, resuming_line
 from polyfold.text.checks import (
     check_device,
@@ -95,6 +101,7 @@ def train(
     command on the same --run folder resumes it from its newest checkpoint."""
     import sys
 
+    from polyfold.text.checkpoint import RUN_TOKENIZER
     from polyfold.text.training import TextTrainConfig, train_text_model
 
     _threads(threads)
@@ -110,6 +117,8 @@ def train(
     if run.exists() and not run.is_dir():
         raise InputError(f"--run {run}: exists and is not a folder")
     done = checkpoint_step(run) if run.is_dir() else None
+    if done is None and not (run / RUN_TOKENIZER).is_file():  # not a run: a new or empty folder
+        prepare_output_dir(run, force=force, option="--run")
     probe_writable(run, "--run")
     if done is not None:
         typer.echo(resuming_line(done, steps, run), err=True)
