@@ -178,6 +178,10 @@ def test_prompt_characters_unknown_to_the_tokenizer(tiny_model_files, capsys) ->
     assert "--prompt: the model's tokenizer has no token for" in err
     assert "'é' (U+00E9)" in err
     assert "U+2014" in err
+    infill = ["generate", "--model", tiny_model_files["mdlm"], "--infill", "But ##, what"]
+    code, out, err = _run([*infill, "--hole", "#", "-q"], capsys)  # '#' is a hole, not text
+    assert code == 0, err
+    assert out.startswith("But ")
 
 
 def test_progress_and_quiet(tiny_model_files, capsys) -> None:

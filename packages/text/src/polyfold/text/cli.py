@@ -240,7 +240,8 @@ def generate(
     sampler_name(chosen)  # an unknown name fails here, before the model loads
     spec = load_schema_file(schema) if schema is not None else None
     net, tok, _ = load_checkpoint(model)
-    check_prompt_chars(tok, {"--prompt": prompt, "--suffix": suffix, "--infill": infill})
+    template = infill.replace(hole, "") if infill is not None else None  # holes are masks
+    check_prompt_chars(tok, {"--prompt": prompt, "--suffix": suffix, "--infill": template})
     if spec is not None:
         import torch
 
