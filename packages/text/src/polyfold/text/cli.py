@@ -3,7 +3,7 @@
     polyfold-text train --kind mdlm --corpus shakespeare --steps 1000 --run runs/mdlm
     polyfold-text generate --prompt "ROMEO:" --length 128 --sampler first-hitting
     polyfold-text generate --infill "To be, or ____ to be" --sampler ancestral --steps 64
-    polyfold-text generate --schema person.json --model json-records-char-mdlm
+    polyfold-text generate --schema penguin.json --model json-records-char-mdlm -n 4
     polyfold-text evaluate --model shakespeare-char-mdlm --samples 8
     polyfold-text quickstart --out runs/text
 
@@ -20,7 +20,23 @@ from typing import Annotated, Any
 import typer
 
 from polyfold.core.cli import domain_app, run_app
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_int
+from polyfold.core.outputs import (
+    Force,
+    check_output_file,
+    prepare_output_dir,
+    probe_writable,
+    write_text,
+)
+from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+from polyfold.text.checks import (
+    check_device,
+    check_export,
+    check_prompt_chars,
+    missing_optional_data,
+    require_corpus,
+    schema_report,
+)
 
 __all__ = ["app", "main"]
 
@@ -32,6 +48,9 @@ app = domain_app(
 @app.callback()
 def _root() -> None:
     """Masked diffusion language models: MDLM, first-hitting sampling, EDLM and S^3."""
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 def _threads(n: int) -> None:
@@ -75,16 +94,41 @@ def train(
     name: Annotated[str | None, typer.Option(help="Model name for --export.")] = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda if any).")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
-    """Train an MDLM or AR model (core Trainer: EMA, safetensors checkpoints, resume)."""
+    """Train an MDLM or AR model (core Trainer: EMA, safetensors checkpoints). Rerunning the
+    command on the same --run folder resumes it from its newest checkpoint."""
     import sys
 
+    from polyfold.text.checkpoint import RUN_TOKENIZER
     from polyfold.text.training import TextTrainConfig, train_text_model
 
     _threads(threads)
     if export is not None and not name:
         raise InputError("--name: required with --export (the model's file name)")
+    for option, value in (("--steps", steps), ("--batch-size", batch_size)):
+        check_int(option, value)
+    check_int("--checkpoint-every", checkpoint_every)
+    check_device(device)
+    require_corpus(corpus, "--corpus")
+    if export is not None and name:
+        check_export(export, name, force=force)
+    if run.exists() and not run.is_dir():
+        raise InputError(f"--run {run}: exists and is not a folder")
+    done = checkpoint_step(run) if run.is_dir() else None
+    if done is None and not (run / RUN_TOKENIZER).is_file():  # not a run: a new or empty folder
+        prepare_output_dir(run, force=force, option="--run")
+    probe_writable(run, "--run")
+    if done is not None:
+        typer.echo(resuming_line(done, steps, run), err=True)
+        if done >= steps:
+            typer.echo(
+                f"the run in {run} is finished ({done} of {steps} steps): evaluating"
+                + (" and exporting" if export is not None else "")
+                + "; raise --steps to train further, or choose a new --run folder to start over",
+                err=True,
+            )
     cfg = TextTrainConfig(
         kind=kind,
         corpus=corpus,
@@ -115,13 +159,19 @@ def train(
     typer.echo(json.dumps({"steps": out.steps, **out.metrics, "exported": str(out.exported)}))
 
 
-def _read_schema(path: Path) -> Any:
+def load_schema_file(path: Path) -> Any:
+    """The S^3 schema in ``--schema``'s file (checked before the model loads)."""
+    from polyfold.core.errors import reading
+    from polyfold.text.s3 import load_schema
+
     if not path.is_file():
         raise InputError(f"--schema: {path} is not a file")
+    with reading(path, "--schema"):
+        data = json.loads(path.read_text(encoding="utf-8"))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise InputError(f"--schema: {path} is not JSON ({err})") from None
+        return load_schema(data)
+    except InputError as err:
+        raise InputError(f"--schema {path}: {err}") from None
 
 
 @app.command()
@@ -151,8 +201,12 @@ def generate(
     ] = None,
     num_samples: Annotated[int, typer.Option("--num-samples", "-n", help="Samples.")] = 1,
     sampler: Annotated[
-        str, typer.Option(help="ancestral, first-hitting, confidence or blockwise.")
-    ] = "first-hitting",
+        str | None,
+        typer.Option(
+            help="ancestral, first-hitting, confidence or blockwise (default: first-hitting; "
+            "with --schema, confidence, the paper's top-K remasking)."
+        ),
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps (default: positions).")] = None,
     precision: Annotated[
         str, typer.Option(help="Categorical precision: float64 or float32.")
@@ -166,59 +220,93 @@ def generate(
         bool, typer.Option("--json", help="Print JSON with NFE and wall time.")
     ] = False,
     threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    quiet: Quiet = False,
 ) -> None:
-    """Generate text (prompt, suffix, infilling) or schema-constrained JSON (--schema)."""
+    """Generate text (prompt, suffix, infilling) or schema-constrained JSON (--schema).
+
+    With --schema, records that are not valid JSON for the schema are still printed, a summary
+    (count and first reason) goes to stderr and the exit status is 1."""
     from polyfold.text.checkpoint import load_checkpoint
+    from polyfold.text.generate import planned_steps, sampler_name
 
     _threads(threads)
+    check_int("--num-samples", num_samples)
+    check_int("--block-length", block_length)
+    if steps is not None:
+        check_int("--steps", steps)
+    if length is not None:
+        check_int("--length", length)
+    chosen = sampler or ("confidence" if schema is not None else "first-hitting")
+    sampler_name(chosen)  # an unknown name fails here, before the model loads
+    spec = load_schema_file(schema) if schema is not None else None
     net, tok, _ = load_checkpoint(model)
-    if schema is not None:
+    template = infill.replace(hole, "") if infill is not None else None  # holes are masks
+    check_prompt_chars(tok, {"--prompt": prompt, "--suffix": suffix, "--infill": template})
+    if spec is not None:
         import torch
 
-        from polyfold.text.s3 import load_schema, s3_generate, validate_json
+        from polyfold.text.s3 import DEFAULT_SLOT_LEN, build_scaffold, s3_generate
 
-        spec = load_schema(_read_schema(schema))
-        gen = torch.Generator().manual_seed(seed)
-        decode: dict[str, Any] = {"steps": steps} if steps is not None else {"k": 1}
-        texts = list(
-            s3_generate(
+        if prompt or suffix or infill is not None:
+            raise InputError("--schema: --prompt, --suffix and --infill do not apply to it")
+        free = ~build_scaffold(spec, tok, slot_len=DEFAULT_SLOT_LEN).fixed
+        n_steps = steps if steps is not None else int(free.sum())
+        total = planned_steps(~free, chosen, steps=n_steps, block_length=block_length)
+        with Progress(max(total, 1), "generate", quiet=quiet) as bar:
+            texts = s3_generate(
                 net,
                 tok,
                 spec,
                 n=num_samples,
-                generator=gen,
+                generator=torch.Generator().manual_seed(seed),
                 constrain_slots=constrain_slots,
-                **decode,
+                steps=n_steps,
+                sampler=sampler_name(chosen).replace("_", "-"),
+                callback=bar.step_callback(),
             )
-        )
+        assert isinstance(texts, list)
+        valid, summary = schema_report(texts, spec)
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {"texts": texts, "valid": [validate_json(t, spec) for t in texts]}, indent=2
-                )
-            )
+            typer.echo(json.dumps({"texts": texts, "valid": valid}, indent=2))
         else:
             for text in texts:
                 typer.echo(text)
+        if summary:
+            typer.echo(f"error: {summary}", err=True)
+            raise typer.Exit(1)
         return
+    from polyfold.text.generate import build_template
     from polyfold.text.generate import generate as run
 
-    gen = run(
-        net,
+    _, fixed = build_template(
         tok,
-        num_samples=num_samples,
-        length=length,
+        length,
+        int(net.config["max_length"]),  # type: ignore[index]
         prefix=prompt,
         suffix=suffix,
         infill=infill,
         hole=hole,
-        sampler=sampler,
-        steps=steps,
-        precision=precision,
-        seed=seed,
-        cache=not no_cache,
-        block_length=block_length,
     )
+    n_steps = steps if steps is not None else int((~fixed).sum())
+    total = planned_steps(fixed, chosen, steps=n_steps, block_length=block_length)
+    with Progress(max(total, 1), "generate", quiet=quiet) as bar:
+        gen = run(
+            net,
+            tok,
+            num_samples=num_samples,
+            length=length,
+            prefix=prompt,
+            suffix=suffix,
+            infill=infill,
+            hole=hole,
+            sampler=chosen,
+            steps=steps,
+            precision=precision,
+            seed=seed,
+            cache=not no_cache,
+            block_length=block_length,
+            callback=bar.step_callback(),
+        )
     if as_json:
         payload = {
             "texts": gen.texts,
@@ -256,49 +344,45 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the metrics as JSON here.")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """MDLM bound (bits/char) on held-out text; generative perplexity, unigram entropy, NFE and
-    wall time of samples."""
+    wall time of samples; each with its direction and a reference (``about``)."""
     from polyfold.text.checkpoint import load_checkpoint
-    from polyfold.text.data import chunk_documents, load_corpus
-    from polyfold.text.generate import generate as run
-    from polyfold.text.metrics import generative_perplexity, mdlm_bpc, unigram_entropy
+    from polyfold.text.data import load_corpus
+    from polyfold.text.evaluation import evaluate_mdlm
+    from polyfold.text.generate import sampler_name
 
     _threads(threads)
-    if chunks < 1 or samples < 1:
-        raise InputError("--chunks/--samples: expected ints >= 1")
+    check_int("--chunks", chunks)
+    check_int("--samples", samples)
+    if steps is not None:
+        check_int("--steps", steps)
+    sampler_name(sampler)
+    require_corpus(corpus, "--corpus")
+    if out is not None:
+        check_output_file(out, force=force)
     net, tok, _cfg = load_checkpoint(model)
     ar, ar_tok, _ = load_checkpoint(ar_model)
     docs, _ = load_corpus(corpus, "validation")
-    length = int(net.config["max_length"])  # type: ignore[index]
-    tokens, mask = chunk_documents(docs, tok, length)
-    bound = mdlm_bpc(net, tok, tokens[:chunks], mask[:chunks], seed=seed)
-    gen = run(
+    metrics = evaluate_mdlm(
         net,
         tok,
-        num_samples=samples,
-        length=length,
+        ar,
+        ar_tok,
+        docs,
+        chunks=chunks,
+        samples=samples,
         sampler=sampler,
         steps=steps,
         precision=precision,
         seed=seed,
+        quiet=quiet,
     )
-    metrics = {
-        "model": model,
-        "mdlm_bpc": bound["bpc"],
-        "nats_per_token": bound["nats_per_token"],
-        "gen_ppl": generative_perplexity(ar, ar_tok, gen.texts),
-        "unigram_entropy_bits": unigram_entropy(gen.texts),
-        "model_calls_per_sample": gen.nfe,
-        "wall_s_per_sample": gen.wall_s_per_sample,
-        "sampler": gen.sampler,
-        "steps": gen.steps,
-        "precision": precision,
-    }
-    text = json.dumps(metrics, indent=2)
+    text = json.dumps({"model": model, **metrics}, indent=2)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
+        write_text(out, text + "\n")
     typer.echo(text)
 
 
@@ -310,6 +394,8 @@ def quickstart(
     """Generate from the shipped checkpoint with two samplers; write report.html (< 60 s)."""
     from polyfold.text.quickstart import quickstart as run
 
+    for note in missing_optional_data():
+        typer.echo(f"note: {note}", err=True)
     path = run(out, quiet=quiet)
     typer.echo(f"report: {path}")
 

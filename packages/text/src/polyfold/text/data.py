@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, reading
 from polyfold.text.json_records import JSON_RECORDS_CARD, json_records_corpus
 from polyfold.text.tokenizer import Tokenizer
 
@@ -115,11 +115,9 @@ def load_text_corpus(path: str | Path) -> list[str]:
         raise InputError(f"corpus: {path} is neither a text file nor a folder of .txt files")
     docs = []
     for f in files:
-        try:
+        with reading(f, "corpus:"):
             docs.append(f.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise InputError(f"corpus: {f} is not UTF-8 text ({err})") from None
-    if not any(docs):
+    if not any(d.strip() for d in docs):
         raise InputError(f"corpus: {path} is empty")
     return docs
 
@@ -130,8 +128,10 @@ def load_jsonl_corpus(path: str | Path, field: str = "text") -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"corpus: {path} is not a file")
+    with reading(path, "corpus:"):
+        lines = path.read_text(encoding="utf-8").splitlines()
     docs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

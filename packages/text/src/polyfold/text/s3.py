@@ -491,6 +491,8 @@ def _run(
     process: MaskedProcess | None,
     start: int,
     disallowed: Tensor | None = None,
+    sampler: str = "confidence",
+    callback: Any = None,
 ) -> S3Generation:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"n: expected an int >= 1, got {n!r}")
@@ -501,15 +503,29 @@ def _run(
     fx = torch.tensor(fixed, dtype=torch.bool, device=device).expand(n, -1).clone()
     t0 = time.perf_counter()
     with torch.no_grad():
-        result = sample_confidence(
-            model,
-            _process(tokenizer, process),
-            x,
-            steps=steps,
-            generator=generator,
-            fixed=fx,
-            temperature=temperature,
-        )
+        if sampler == "confidence":
+            result = sample_confidence(
+                model,
+                _process(tokenizer, process),
+                x,
+                steps=steps,
+                generator=generator,
+                fixed=fx,
+                temperature=temperature,
+                callback=callback,
+            )
+        else:
+            from polyfold.text.generate import build_sampler
+
+            run = build_sampler(sampler, steps=steps, length=x.shape[1], temperature=temperature)
+            result = run(
+                model,
+                _process(tokenizer, process),
+                x,
+                generator=generator,
+                fixed=fx,
+                callback=callback,
+            )
     seconds = time.perf_counter() - t0
     texts = [tokenizer.decode(row[start:].tolist(), mask_char=None) for row in result.tokens]
     return S3Generation(texts, result.nfe, seconds)
@@ -575,6 +591,8 @@ def s3_generate(
     constrain_slots: bool = False,
     process: MaskedProcess | None = None,
     return_details: bool = False,
+    sampler: str = "confidence",
+    callback: Any = None,
 ) -> list[str] | S3Generation:
     """``n`` JSON texts for ``schema`` by S^3: ``prompt`` then the scaffold, slots filled by
     top-K confidence remasking in ``steps`` steps (or ``k`` slot tokens per step); ``values``
@@ -586,6 +604,10 @@ def s3_generate(
     ``model.cfg.max_length``, when it has one). ``[NULL]`` and the other special tokens are
     dropped from the decoded texts. Raises :class:`InputError` when prompt and scaffold do not
     fit the context. ``return_details`` gives a :class:`S3Generation` (texts, NFE, seconds).
+
+    ``sampler`` fills the slots with another of core's masked samplers instead (``ancestral``,
+    ``first-hitting``, ``blockwise``: :func:`polyfold.text.generate.build_sampler`, in
+    ``steps`` steps); ``callback(step, t, x, x0)`` is the sampler's per-step callback.
     """
     scaffold = build_scaffold(schema, tokenizer, slot_len=slot_len, values=values)
     head = _prompt_ids(tokenizer, prompt)
@@ -618,6 +640,8 @@ def s3_generate(
         temperature=temperature,
         process=process,
         start=len(head),
+        sampler=sampler,
+        callback=callback,
     )
     return gen if return_details else gen.texts
 
