@@ -44,6 +44,7 @@ from torch.utils.data import Dataset
 
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, read_card, register_model, save_model
+from polyfold.core.outputs import write_text
 from polyfold.core.train import Trainer, atomic_write, latest_checkpoint
 from polyfold.core.train.data import mix_seed
 from polyfold.tabular.datasets import load_dataset
@@ -551,7 +552,7 @@ def write_model_card(config_path: Path) -> Path:
         "",
     ]
     card = config_path.parent / "MODEL_CARD.md"
-    card.write_text("\n".join(lines), encoding="utf-8")
+    write_text(card, "\n".join(lines))
     return card
 
 
