@@ -297,7 +297,10 @@ def test_train_prior_stopped_then_resumed_matches_an_uninterrupted_run(
     assert _run([*args, "--resume", "--steps", "8", *TINY_PRIOR]) == 2
     assert "--steps: the run in" in capsys.readouterr().err
     assert _run([*args, "--resume", *TINY_PRIOR[:-1]]) == 0
-    assert "resuming from step 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming from step 2" in printed
+    assert "balanced accuracy (higher is better), the PFN vs logistic regression" in printed
+    assert "  iris " in printed
     assert (run / "pfn.safetensors").read_bytes() == (ref / "pfn.safetensors").read_bytes()
     card = json.loads((run / "pfn.json").read_text())["card"]
     assert [h["step"] for h in card["history"]] == [4]

@@ -448,6 +448,15 @@ def train_prior(
     if names:
         echo("held-out accuracy on the bundled real datasets")
         heldout_rows = heldout_accuracy(model, names)
+        echo("balanced accuracy (higher is better), the PFN vs logistic regression and 5-NN:")
+        for name in names:
+            sel = [r for r in heldout_rows if r["dataset"] == name]
+            if sel:
+                mean = {k: sum(r[k] for r in sel) / len(sel) for k in ("pfn", "logreg", "knn")}
+                echo(
+                    f"  {name:<14} PFN {mean['pfn']:.3f}  logistic regression "
+                    f"{mean['logreg']:.3f}  5-NN {mean['knn']:.3f}"
+                )
     meta.update(
         {"train_seconds": log["seconds"], "history": log["history"], "heldout": heldout_rows}
     )

@@ -526,7 +526,8 @@ def write_model_card(config_path: Path) -> Path:
         "- **training data**: synthetic prior tasks only; no real dataset was seen in training.",
         "- **held-out accuracy**: balanced accuracy on the bundled real tables, 100 stratified "
         "context rows and up to 500 query rows, mean over seeds 0-2; logistic regression and "
-        "5-NN fitted on the same 100 rows for reference:",
+        "5-NN fitted on the same 100 rows for reference (higher is better; chance is 1 / the "
+        "number of classes):",
         "",
         "| dataset | PFN | logistic regression | 5-NN |",
         "|---|---|---|---|",
