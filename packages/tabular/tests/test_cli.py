@@ -398,6 +398,12 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
     if kind == "json":
         path.write_text(json.dumps({"rows": [{"a": 1, "healthy": "yes"}]}))
         return path, "no column 'healthy' for --target"
+    if kind == "folder":
+        path.mkdir()
+        return path, "is a folder; expected a CSV file"
+    if kind == "ragged":
+        path.write_text("height,healthy\n1.5,yes\n1,2,3,4\n")
+        return path, "could not be read as CSV (Error tokenizing data. C error: Expected 2 fields"
     if kind == "header-only":
         path.write_text("height,healthy\n")
         return path, "holds no data rows"
@@ -407,7 +413,7 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
     return path, "no such file"  # missing
 
 
-BAD_FILES = ["missing", "empty", "binary", "json", "header-only", "one-class"]
+BAD_FILES = ["missing", "folder", "empty", "binary", "json", "ragged", "header-only", "one-class"]
 
 
 @pytest.mark.parametrize("kind", BAD_FILES)
@@ -462,6 +468,11 @@ def test_evaluate_bad_options_are_errors_before_work(
     monkeypatch.setattr("polyfold.tabular.cli.run_eval", None)  # no work may start
     code = _run(["evaluate", csv_file, "--target", "healthy", *EVAL_TINY, *args])
     _expect_error(capsys, code, message)
+
+
+def test_evaluate_refuses_target_with_a_bundled_dataset(capsys) -> None:
+    code = _run(["evaluate", "--dataset", "iris", "--target", "x", *EVAL_TINY])
+    _expect_error(capsys, code, "--target: applies to a CSV file; --dataset iris has its own")
 
 
 @pytest.mark.parametrize(

@@ -244,6 +244,10 @@ def evaluate(
         raise InputError("evaluate: give either a CSV file (with --target) or --dataset ID")
     if data is not None and target is None:
         raise InputError("evaluate: --target is required with a CSV file")
+    if dataset is not None and target is not None:
+        raise InputError(
+            f"--target: applies to a CSV file; --dataset {dataset} has its own label column"
+        )
     if out is not None:
         _check_out(out, force, *([data] if data is not None else []))
     _check_count("--seeds", seeds)
