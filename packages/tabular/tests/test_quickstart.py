@@ -20,6 +20,14 @@ def test_quickstart_writes_its_report(tmp_path: Path) -> None:
     assert page.count(">real</text>") == page.count(">synthetic</text>") == 3 * 4
     for method in ("real", "gmm", "tabebm"):
         assert f"<td>{method}</td>" in page
+    # every metric says its direction and reference; images are inline SVG, nothing external
+    assert "mean balanced accuracy (higher is better)" in page
+    assert "KS (lower is better)" in page
+    assert "inverse KL (higher is better)" in page
+    assert "DCR (vs the real row)" in page
+    assert "the data&#x27;s own floor" in page or "the data's own floor" in page
+    assert "<img" not in page
+    assert "src=" not in page
     assert (tmp_path / MARKER).is_file()
     assert (tmp_path / "wine_synthetic.csv").stat().st_size > 0
 

@@ -54,3 +54,13 @@ def test_bad_arguments_raise_input_error(kwargs, match):
     kwargs = {"x0": torch.zeros(4, 2), "energy": energy, "generator": gen(0), **kwargs}
     with pytest.raises(InputError, match=match):
         tabebm_sgld(kwargs.pop("x0"), **kwargs)
+
+
+def test_on_step_reports_every_step_and_leaves_the_samples_unchanged():
+    x0 = torch.zeros(16, 2, dtype=torch.float64)
+    seen: list[int] = []
+    plain = tabebm_sgld(x0, energy=energy, generator=gen(3), steps=7)
+    watched = tabebm_sgld(x0, energy=energy, generator=gen(3), steps=7, on_step=seen.append)
+    assert seen == list(range(1, 8))
+    assert torch.equal(plain.samples, watched.samples)
+    assert watched.n_evals == plain.n_evals == 7

@@ -276,3 +276,13 @@ def test_default_backbone_falls_back_to_mlp_for_wide_tables() -> None:
     assert model.sample(3, seed=0)[0].shape == (6, 70)
     with pytest.raises(InputError, match="at most 64"):
         TabEBM("pfn").fit(X, y)
+
+
+def test_sample_on_step_counts_each_class_steps_and_keeps_the_rows(mixed_table) -> None:
+    X, y = mixed_table
+    model = TabEBM("logistic", sgld_steps=5, seed=0).fit(X, y)
+    calls: list[tuple[object, int]] = []
+    X_a, _ = model.sample(3, seed=1)
+    X_b, _ = model.sample(3, seed=1, on_step=lambda c, k: calls.append((c, k)))
+    assert calls == [(c, k) for c in ("a", "b") for k in range(1, 6)]
+    pd.testing.assert_frame_equal(X_a, X_b)

@@ -261,12 +261,15 @@ def read_csv(
     :class:`InputError` naming the row and column; ``categorical`` columns are never checked.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a CSV file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
         frame = pd.read_csv(path, sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: could not be read as CSV ({err})") from None
+        reason = " ".join(str(err).split())
+        raise InputError(f"{path}: could not be read as CSV ({reason})") from None
     if target not in frame.columns:
         raise InputError(
             f"{path}: no column {target!r} for --target; columns: {list(frame.columns)}"

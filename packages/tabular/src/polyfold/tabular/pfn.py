@@ -44,6 +44,7 @@ from torch.utils.data import Dataset
 
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, read_card, register_model, save_model
+from polyfold.core.outputs import write_text
 from polyfold.core.train import Trainer, atomic_write, latest_checkpoint
 from polyfold.core.train.data import mix_seed
 from polyfold.tabular.datasets import load_dataset
@@ -525,7 +526,8 @@ def write_model_card(config_path: Path) -> Path:
         "- **training data**: synthetic prior tasks only; no real dataset was seen in training.",
         "- **held-out accuracy**: balanced accuracy on the bundled real tables, 100 stratified "
         "context rows and up to 500 query rows, mean over seeds 0-2; logistic regression and "
-        "5-NN fitted on the same 100 rows for reference:",
+        "5-NN fitted on the same 100 rows for reference (higher is better; chance is 1 / the "
+        "number of classes):",
         "",
         "| dataset | PFN | logistic regression | 5-NN |",
         "|---|---|---|---|",
@@ -551,7 +553,7 @@ def write_model_card(config_path: Path) -> Path:
         "",
     ]
     card = config_path.parent / "MODEL_CARD.md"
-    card.write_text("\n".join(lines), encoding="utf-8")
+    write_text(card, "\n".join(lines))
     return card
 
 

@@ -11,6 +11,7 @@ run by :func:`polyfold.core.langevin.langevin`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -44,11 +45,14 @@ def tabebm_sgld(
     step_size: float = TABEBM_SGLD_STEP_SIZE,
     noise_scale: float = TABEBM_SGLD_NOISE_STD,
     clamp: tuple[float, float] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> LangevinResult:
     """TabEBM's SGLD with its reference defaults (see the module docstring).
 
     The step follows the gradient of the mean energy over the B chains, so each chain moves by
-    ``step_size / B`` times its own energy gradient, plus ``noise_scale * z``.
+    ``step_size / B`` times its own energy gradient, plus ``noise_scale * z``. ``on_step(k)`` is
+    called after step k (1-based) for a progress display; the samples are the same with or
+    without it.
     """
     if not (
         isinstance(step_size, int | float)
@@ -59,12 +63,23 @@ def tabebm_sgld(
         raise InputError(f"tabebm_sgld: step_size must be a finite number > 0, got {step_size!r}")
     # a malformed x0 is left to langevin, which names what it expected
     chains = x0.shape[0] if isinstance(x0, torch.Tensor) and x0.dim() >= 1 else 0
-    return langevin(
-        x0,
-        generator=generator,
-        steps=steps,
-        step_size=step_size / max(chains, 1),
-        energy=energy,
-        noise_scale=noise_scale,
-        clamp=clamp,
-    )
+
+    def run(x: torch.Tensor, n: int) -> LangevinResult:
+        return langevin(
+            x,
+            generator=generator,
+            steps=n,
+            step_size=step_size / max(chains, 1),
+            energy=energy,
+            noise_scale=noise_scale,
+            clamp=clamp,
+        )
+
+    if on_step is None or isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        return run(x0, steps)
+    # one step at a time: the same updates and random draws as one call of `steps` steps
+    x = x0
+    for k in range(1, steps + 1):
+        x = run(x, 1).samples
+        on_step(k)
+    return LangevinResult(samples=x, n_evals=steps)

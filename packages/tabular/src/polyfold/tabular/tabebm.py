@@ -21,7 +21,7 @@ Defaults are the reference implementation's: ``alpha = 5``, the ``TABEBM_*`` con
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -205,8 +205,15 @@ class TabEBM:
         return energies
 
     # ----------------------------------------------------------------------------------------
-    def sample_encoded(self, cls: Any, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` SGLD samples of class ``cls`` in standardised space, (n, d)."""
+    def sample_encoded(
+        self,
+        cls: Any,
+        n: int,
+        generator: torch.Generator,
+        on_step: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """``n`` SGLD samples of class ``cls`` in standardised space, (n, d); ``on_step(k)`` is
+        called after SGLD step k."""
         self._check_fitted()
         cls = self._class(cls)
         rows = self.class_rows_[cls]
@@ -222,6 +229,7 @@ class TabEBM:
             steps=self.sgld_steps,
             step_size=self.sgld_step_size,
             noise_scale=self.sgld_noise_std,
+            on_step=on_step,
         ).samples
 
     def sample(
@@ -230,10 +238,14 @@ class TabEBM:
         *,
         seed: int | None = None,
         generator: torch.Generator | None = None,
+        on_step: Callable[[Any, int], None] | None = None,
     ) -> tuple[Any, Any]:
         """``(X_syn, y_syn)``: ``n_per_class`` new rows of each class (an int, or a mapping
         class -> count), in the input's format: a DataFrame (and Series) for pandas input, a
-        numpy array otherwise. Same seed (or generator state), same rows."""
+        numpy array otherwise. Same seed (or generator state), same rows.
+
+        ``on_step(cls, k)`` is called after SGLD step k of class ``cls`` (classes in
+        ``classes_`` order, ``sgld_steps`` steps each), e.g. to drive a progress display."""
         self._check_fitted()
         if isinstance(n_per_class, Mapping):
             counts = {
@@ -253,7 +265,8 @@ class TabEBM:
             n = counts.get(cls, 0)
             if n == 0:
                 continue
-            parts.append(self.sample_encoded(cls, n, generator).detach().cpu().numpy())
+            tick = None if on_step is None else (lambda k, c=cls: on_step(c, k))
+            parts.append(self.sample_encoded(cls, n, generator, tick).detach().cpu().numpy())
             labels += [cls] * n
         d = self.encoder_.n_features_out
         Z = np.concatenate(parts) if parts else np.zeros((0, d))
