@@ -29,6 +29,19 @@ def test_plain_lines_every_tenth_when_not_a_terminal():
     assert bar.completed == 20
 
 
+def test_plain_lines_also_come_on_time_when_work_is_slow(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr("polyfold.core.progress.time.monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    with Progress(1000, "augment", stream=stream, interval=30.0) as bar:
+        for _ in range(5):  # five slow units, far from a tenth of the work
+            clock[0] += 31.0
+            bar.advance()
+        bar.advance()  # a quick one: not due yet
+    lines = stream.getvalue().splitlines()
+    assert lines == ["augment: 0/1000 (0%)"] + [f"augment: {k}/1000 (0%)" for k in range(1, 6)]
+
+
 def test_quiet_prints_nothing_and_counts_still():
     stream = io.StringIO()
     with Progress(5, "sample", quiet=True, stream=stream) as bar:

@@ -10,7 +10,8 @@
         ...; bar.trainer_update(step, loss, steps_per_s)   # what the Trainer reports per step
 
 Output goes to stderr, so a command's stdout (JSON, paths) stays clean. Off a terminal (CI
-logs, pipes) a line is printed at every tenth of the work and at the end.
+logs, pipes) a line is printed at every tenth of the work, at least every 30 s while it advances,
+and at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -34,12 +36,19 @@ class Progress:
     """Progress over ``total`` units of work, labelled ``description``.
 
     ``quiet``: show nothing. ``stream``: where to write (default stderr); a rich bar when it is a
-    terminal, else plain ``description: done/total (pct%)`` lines at every tenth. Fields given to
+    terminal, else plain ``description: done/total (pct%)`` lines at every tenth of the work and
+    at least every ``interval`` seconds while it advances. Fields given to
     :meth:`update` / :meth:`advance` (e.g. ``loss=0.12``) are shown beside the count.
     """
 
     def __init__(
-        self, total: int, description: str, *, quiet: bool = False, stream: TextIO | None = None
+        self,
+        total: int,
+        description: str,
+        *,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        interval: float = 30.0,
     ) -> None:
         if isinstance(total, bool) or not isinstance(total, int) or total < 1:
             raise InputError(f"total: expected an integer >= 1, got {total!r}")
@@ -52,6 +61,8 @@ class Progress:
         self._rich: Any = None
         self._task: Any = None
         self._next_line = 0  # plain mode: print when completed reaches this
+        self._last_line = time.monotonic()  # ... or when `interval` seconds have passed
+        self.interval = interval
 
     def __enter__(self) -> Progress:
         if self.quiet:
@@ -97,8 +108,10 @@ class Progress:
         return "  ".join(f"{k} {v:.4g}" for k, v in self.fields.items())
 
     def _plain(self) -> None:
-        if self.completed < self._next_line and self.completed < self.total:
+        due = time.monotonic() - self._last_line >= self.interval
+        if self.completed < self._next_line and self.completed < self.total and not due:
             return
+        self._last_line = time.monotonic()
         pct = 100 * self.completed // self.total
         info = self._info()
         line = f"{self.description}: {self.completed}/{self.total} ({pct}%)"
