@@ -161,7 +161,7 @@ def test_stopped_training_resumes_to_the_uninterrupted_weights(
         train_prior(SMALL, out_dir=run, **kw)
     monkeypatch.undo()
     assert load_checkpoint(run).step == 3
-    with pytest.raises(InputError, match="resume=True in Python"):
+    with pytest.raises(InputError, match="pass resume=True"):
         train_prior(SMALL, out_dir=run, **kw)
     with pytest.raises(InputError, match=r"steps: the run in .* was started with 6"):
         train_prior(SMALL, out_dir=run, resume=True, **{**kw, "steps": 12})
