@@ -39,6 +39,7 @@ from torch import Tensor
 
 from polyfold.core._version import __version__
 from polyfold.core.errors import InputError
+from polyfold.core.train.checkpoint import fsync_dir
 
 __all__ = [
     "CARD_SUFFIX",
@@ -212,19 +213,6 @@ def _write_temp(final: Path, data: bytes) -> Path:
     return tmp
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_model(
     model: SavableModel,
     path: str | os.PathLike[str],
@@ -291,7 +279,7 @@ def save_model(
     finally:
         tmp_w.unlink(missing_ok=True)
         tmp_c.unlink(missing_ok=True)
-    _fsync_dir(weights.parent)
+    fsync_dir(weights.parent)
     return weights
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "CONFIG_FILE",
     "Checkpoint",
     "atomic_write",
+    "fsync_dir",
     "join_tree",
     "latest_checkpoint",
     "load_checkpoint",
@@ -119,7 +120,8 @@ def join_tree(tree: Any, tensors: Mapping[str, Tensor]) -> Any:
 # --- atomic file system primitives ---------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the platform allows."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -152,7 +154,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
@@ -229,7 +231,7 @@ def save_checkpoint(
         for stem, tensors in files.items():
             _write_durable(tmp / f"{stem}.safetensors", _serialize(tensors))
         _write_durable(tmp / CONFIG_FILE, text.encode())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # re-saving a step (e.g. a finished run saved again): swap
             old = root / f".tmp-old-{name}-{os.getpid()}"
             os.replace(final, old)
@@ -237,7 +239,7 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
