@@ -145,7 +145,7 @@ def lint(session: nox.Session) -> None:
     (import-linter contracts in the root pyproject: core imports no domain package, domain
     packages import neither each other nor apps, no import cycles inside a package)."""
     session.install(TORCH)
-    session.install("ruff", "mypy", "import-linter>=2.1", "./packages/core[test]")
+    session.install("ruff", "mypy", "import-linter>=2.17", "./packages/core[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "-p", "polyfold.core", env={"MYPYPATH": "packages/core/src"})
