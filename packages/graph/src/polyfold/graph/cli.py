@@ -137,7 +137,7 @@ def train(
             check_output_file(export.with_suffix(suffix), force=force, option="--export")
     done = _check_run_folder(run, steps, resume=resume, force=force)
     if init is not None:
-        resolve_model(str(init), option="--init")
+        init = resolve_model(str(init), option="--init")
     graphs = (
         _smiles_graphs(smiles, max_graphs)
         if smiles is not None
@@ -335,6 +335,12 @@ def sample(
         typer.echo(f"wrote {n} graphs to {out} ({res.nfe} network calls, {res.seconds:.1f} s)")
 
 
+_SCORING = (
+    "scoring against the QM9 training set (novelty) and test set (NSPDK, FCD): "
+    "about a minute on one CPU"
+)
+
+
 def _explain(reference: dict[str, dict[str, Any]]) -> None:
     """One stderr line per metric: value, direction and references."""
     for name, row in reference.items():
@@ -395,6 +401,8 @@ def evaluate(
     if gm.kind == "molecule":
         from polyfold.graph.data import load_qm9_smiles
 
+        if not quiet:
+            typer.echo(_SCORING, err=True)
         evaluator = MoleculeEvaluator(load_qm9_smiles("train"), load_qm9_smiles("test"))
         metrics = evaluator(res, fcd=fcd)
     else:
@@ -441,6 +449,8 @@ def score(
     mols, bad = parse_rows(rows)
     for line, text in bad:
         typer.echo(f"{smiles} line {line}: invalid SMILES {text!r}", err=True)
+    if not quiet:
+        typer.echo(_SCORING, err=True)
     evaluator = MoleculeEvaluator(load_qm9_smiles("train"), load_qm9_smiles("test"))
     raw = evaluator.score(mols, [m for m in mols if m is not None], fcd=fcd)
     metrics = {"validity": raw.pop("validity_wo_correction"), **raw}

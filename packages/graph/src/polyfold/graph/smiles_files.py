@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from rdkit import Chem
-from rdkit.Chem import AllChem
+from rdkit.Chem import rdDepictor
 
 from polyfold.core.errors import InputError, reading
 from polyfold.core.outputs import write_text
@@ -91,7 +91,7 @@ def _sdf(mols: Sequence[Any]) -> str:
     writer = Chem.SDWriter(buf)
     for m in mols:
         m = Chem.Mol(m)
-        AllChem.Compute2DCoords(m)
+        rdDepictor.Compute2DCoords(m)
         m.SetProp("_Name", Chem.MolToSmiles(m))
         writer.write(m)
     writer.close()
