@@ -6,6 +6,7 @@ and out as SMILES and SDF files."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,17 @@ def test_sample_from_a_graph_run_folder(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "g.json"
     assert _run(["sample", "--run", str(run_dir), "-n", "3", *FAST, "--out", str(out), "-q"]) == 0
     assert len(json.loads(out.read_text())["graphs"]) == 3
+
+
+def test_a_missing_qm9_extra_is_named_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "qm9pack", None)  # import qm9pack raises ImportError
+    smi = tmp_path / "mine.smi"
+    smi.write_text("CCO\n")
+    run = tmp_path / "run"
+    assert _run(["score", str(smi)]) == 2
+    assert _run(["train", "--dataset", "qm9", "--run", str(run), "--steps", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count('pip install "./packages/graph[qm9]"') == 2
+    assert not run.exists()

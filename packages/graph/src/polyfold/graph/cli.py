@@ -135,6 +135,10 @@ def train(
     if export is not None:
         for suffix in (".json", ".safetensors"):
             check_output_file(export.with_suffix(suffix), force=force, option="--export")
+    if smiles is None and dataset == "qm9":
+        from polyfold.graph.data import require_qm9
+
+        require_qm9("train --dataset qm9")
     done = _check_run_folder(run, steps, resume=resume, force=force)
     if init is not None:
         init = resolve_model(str(init), option="--init")
@@ -396,6 +400,10 @@ def evaluate(
     if out is not None:
         check_output_file(out, force=force)
     gm = _load(model, run, n, steps)
+    if gm.kind == "molecule":
+        from polyfold.graph.data import require_qm9
+
+        require_qm9("evaluate (molecules are scored against QM9)")
     res = _sample(gm, n, sampler, steps, seed, quiet)
     floor: dict[str, float] = {}
     if gm.kind == "molecule":
@@ -445,6 +453,9 @@ def score(
 
     if out is not None:
         check_output_file(out, force=force)
+    from polyfold.graph.data import require_qm9
+
+    require_qm9("score (molecules are scored against QM9)")
     rows = read_smiles_file(smiles, "SMILES file")
     mols, bad = parse_rows(rows)
     for line, text in bad:

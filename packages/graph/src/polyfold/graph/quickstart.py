@@ -19,7 +19,7 @@ from rdkit import Chem
 
 from polyfold.core.quickstart import quickstart_run
 from polyfold.core.report import Report
-from polyfold.graph.data import community_small, load_qm9_smiles
+from polyfold.graph.data import community_small, load_qm9_smiles, require_qm9
 from polyfold.graph.evaluation import (
     molecule_grid_png,
     png_data_uri,
@@ -45,6 +45,7 @@ STEPS = {"qm9": 100, "community_small": 50}
 
 def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Sample from the shipped GDSS models; write ``out/report.html`` and return its path."""
+    require_qm9("the graph quickstart (novelty against the QM9 training set)")
     out = Path(out)
     with quickstart_run("graph", out, quiet=quiet, marker=MARKER) as echo:
         t0 = time.perf_counter()
