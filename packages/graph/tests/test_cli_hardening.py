@@ -80,6 +80,11 @@ def test_unwritable_export_fails_before_training(
     assert code == 2
     assert "--export" in capsys.readouterr().err
     assert not list(run.glob("step_*"))  # no training happened
+    for option in ("--run", "--out"):
+        target = str(blocker / "sub")
+        args = [*TRAIN, "--run", target] if option == "--run" else ["sample", "--out", target]
+        assert _run([*args, "-q"]) == 2
+        assert f"{option} {blocker}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe binary \x80", b"   \n\n"])
@@ -113,6 +118,9 @@ def test_train_says_it_resumes_and_names_the_option_on_a_finished_run(
     assert "--steps 1: the run in" in capsys.readouterr().err
     assert _run([*TRAIN, "--run", str(run), "--steps", "3", "--no-resume", "-q"]) == 2
     assert "drop --no-resume" in capsys.readouterr().err
+    qm9 = ["train", "--dataset", "qm9", "--run", str(run), "--steps", "4", "-q"]
+    assert _run(qm9) == 2
+    assert "holds a community_small run, not qm9" in capsys.readouterr().err
 
 
 # 3. progress -----------------------------------------------------------------------------------
@@ -146,7 +154,7 @@ def test_evaluate_gives_each_metric_its_direction_and_references(
     assert all(row["data_floor"] >= 0 for row in ref.values())
     assert ref["orbit"]["value"] == result["orbit"]
     assert "degree: " in captured.err
-    assert "lower is better; GDSS paper 0.045; data floor" in captured.err
+    assert "lower is better; GDSS paper 0.045 at 20 graphs" in captured.err
 
 
 # 5. molecules ----------------------------------------------------------------------------------

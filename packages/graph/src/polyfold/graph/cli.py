@@ -139,7 +139,7 @@ def train(
         from polyfold.graph.data import require_qm9
 
         require_qm9("train --dataset qm9")
-    done = _check_run_folder(run, steps, resume=resume, force=force)
+    done = _check_run_folder(run, steps, resume=resume, force=force, preset=dataset)
     if init is not None:
         init = resolve_model(str(init), option="--init")
     graphs = (
@@ -190,7 +190,9 @@ def train(
         typer.echo(f"exported {out} and {out.with_suffix('.json')}")
 
 
-def _check_run_folder(run: Path, steps: int, *, resume: bool, force: bool) -> int | None:
+def _check_run_folder(
+    run: Path, steps: int, *, resume: bool, force: bool, preset: str
+) -> int | None:
     """``--run`` before any work: a new (or empty) folder, or a run to resume; prints the
     "resuming" line. Returns the run's step (``None``: a new run)."""
     if run.exists() and not run.is_dir():
@@ -204,6 +206,14 @@ def _check_run_folder(run: Path, steps: int, *, resume: bool, force: bool) -> in
         raise InputError(
             f"--run {run}: holds a run at step {done}; drop --no-resume to continue it, or "
             "choose a new --run folder to start over"
+        )
+    from polyfold.graph.training import run_config
+
+    _, mcfg, _ = run_config(run)
+    if mcfg.get("preset") != preset:
+        raise InputError(
+            f"--run {run}: holds a {mcfg.get('preset')} run, not {preset}; pass --dataset "
+            f"{mcfg.get('preset')} to continue it, or choose a new --run folder"
         )
     if done > steps:
         raise InputError(
@@ -350,7 +360,7 @@ def _explain(reference: dict[str, dict[str, Any]]) -> None:
     for name, row in reference.items():
         refs = [f"{row['better']} is better"]
         if "paper" in row:
-            refs.append(f"GDSS paper {row['paper']:g}")
+            refs.append(f"GDSS paper {row['paper']:g} at {row['paper_setting']}")
         if "data_floor" in row:
             refs.append(f"data floor {row['data_floor']:.4g}")
         value = "n/a" if row["value"] is None else f"{row['value']:.4g}"

@@ -48,6 +48,7 @@ __all__ = [
     "load_model",
     "load_run",
     "node_count_histogram",
+    "run_config",
     "save_model",
     "train_gdss",
 ]
@@ -256,9 +257,9 @@ def save_model(
     return export.save_model(model, out, config=mcfg["model"], card=card)
 
 
-def _run_checkpoint(run_dir: str | Path) -> tuple[GDSSScore, dict[str, Any], dict[str, Any]]:
-    """The newest checkpoint of a GDSS run folder: (network with its EMA weights, the run's
-    model config, the checkpoint config)."""
+def run_config(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The newest checkpoint of a GDSS run folder: (its folder, the run's model config, the
+    checkpoint config), without loading weights."""
     run = Path(run_dir)
     step_dir = latest_checkpoint(run) if run.is_dir() else None
     if step_dir is None:
@@ -268,6 +269,13 @@ def _run_checkpoint(run_dir: str | Path) -> tuple[GDSSScore, dict[str, Any], dic
     mcfg = cfg.get("model_config") if isinstance(cfg, dict) else None
     if not isinstance(mcfg, dict) or "model" not in mcfg or "sde" not in mcfg:
         raise InputError(f"run_dir: {str(step_dir)!r} is not a GDSS training checkpoint")
+    return step_dir, mcfg, cfg
+
+
+def _run_checkpoint(run_dir: str | Path) -> tuple[GDSSScore, dict[str, Any], dict[str, Any]]:
+    """The newest checkpoint of a GDSS run folder: (network with its EMA weights, the run's
+    model config, the checkpoint config)."""
+    step_dir, mcfg, cfg = run_config(run_dir)
     model = GDSSScore.from_config(mcfg["model"])
     model.load_state_dict(load_weights(step_dir))
     return model, mcfg, cfg
