@@ -53,7 +53,7 @@ def test_train_exports_a_loadable_model_card(tmp_path: Path) -> None:
     assert gm.max_nodes == 20
     assert gm.n_features == 10
     # resuming the finished run to more steps continues from its checkpoint
-    assert _run([*args[:6], "3", *args[7:]]) == 0
+    assert _run([*args[:6], "3", *args[7:], "--force"]) == 0
     assert load_model(export).meta["steps"] == 3
 
     # a new run initialised from the exported weights counts their steps too
@@ -165,7 +165,7 @@ def test_evaluate_graphs_prints_the_mmds(tmp_path: Path) -> None:
         (["train", "--dataset", "zinc", "--steps", "1"], "--dataset"),
         (["sample", "--model", "nope", "--out", "x.smi"], "--model"),
         (["sample", "--model", "qm9", "-n", "0", "--out", "x.smi"], "-n"),
-        (["sample", "--model", "qm9", "-n", "2", "--steps", "3", "--out", "x.json"], ".smi"),
+        (["sample", "--model", "qm9", "-n", "2", "--steps", "3", "--out", "x.g6"], ".sdf"),
         (["sample", "--model", "qm9", "--sampler", "magic", "--out", "x.smi"], "sampler"),
     ],
 )

@@ -16,7 +16,14 @@ def test_quickstart_writes_its_report(tmp_path: Path) -> None:
     report = quickstart(tmp_path, quiet=True)
     assert report == tmp_path / "report.html"
     page = report.read_text()
-    assert "qm9_grid.png" in page
+    # self-contained: the molecule grid is inline, no separate image file
+    assert 'src="data:image/png;base64,' in page
+    assert not list(tmp_path.glob("*.png"))
+    # every metric says its direction and shows its reference
+    assert "lower is better" in page
+    assert "higher is better" in page
+    assert "GDSS paper" in page
+    assert "data floor" in page
     assert "validity_wo_correction" in page
     assert "orbit" in page
     summary = json.loads((tmp_path / MARKER).read_text())
@@ -25,7 +32,9 @@ def test_quickstart_writes_its_report(tmp_path: Path) -> None:
     assert 0 < qm9["uniqueness"] <= 1
     assert 0 <= qm9["novelty"] <= 1
     assert summary["community_small"]["degree"] >= 0
-    assert (tmp_path / "qm9_grid.png").stat().st_size > 1000
+    floor = summary["community_small_data_floor"]
+    assert set(floor) == {"degree", "clustering", "orbit", "spectral"}
+    assert all(v >= 0 for v in floor.values())
     smiles = (tmp_path / "qm9_samples.smi").read_text().splitlines()
     assert 0 < len(smiles) <= N_MOLECULES
     graphs = json.loads((tmp_path / "community_small_samples.json").read_text())["graphs"]

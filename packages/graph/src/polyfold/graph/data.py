@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError
+from polyfold.core.extras import install_hint
 from polyfold.graph.chem import QM9_ATOMS, ZINC_ATOMS, encode_smiles
 from polyfold.graph.tensors import GraphTensors
 
@@ -44,6 +45,7 @@ __all__ = [
     "load_zinc250k",
     "load_zinc250k_smiles",
     "qm9_test_indices",
+    "require_qm9",
     "tensors_to_graphs",
 ]
 
@@ -91,7 +93,10 @@ def _cached(name: str, build) -> tuple[GraphTensors, list[str]]:
 # ------------------------------------------------------------------------------------------ QM9
 
 
-def _qm9_files() -> list[Path]:
+def require_qm9(needed_for: str = "QM9") -> Path:
+    """Check before work starts that QM9 (``qm9pack``, the ``[qm9]`` extra) is installed;
+    returns its package folder. Found without importing it (its ``__init__`` needs
+    ``pkg_resources``, which this module does not)."""
     try:
         import importlib.util
 
@@ -100,9 +105,14 @@ def _qm9_files() -> list[Path]:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise InputError(
-            "QM9: the qm9pack package is not installed (pip install 'polyfold-graph[qm9]')"
+            f"{needed_for} needs QM9, the qm9pack package of polyfold-graph's [qm9] extra; "
+            f"install it with {install_hint('graph', 'qm9')}"
         )
-    root = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _qm9_files() -> list[Path]:
+    root = require_qm9() / "data"
     files = [root / f"qm9_part{k}.csv" for k in (1, 2, 3)]
     missing = [str(f) for f in files if not f.exists()]
     if missing:

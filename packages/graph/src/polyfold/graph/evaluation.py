@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from rdkit import Chem
 from rdkit.Chem import Draw
 
 from polyfold.core.errors import InputError
+from polyfold.core.outputs import write_bytes, write_text
 from polyfold.graph.chem import tensors_to_mols
 from polyfold.graph.data import tensors_to_graphs
 from polyfold.graph.metrics import (
@@ -29,6 +32,8 @@ __all__ = [
     "MoleculeEvaluator",
     "draw_molecule_grid",
     "evaluate_graph_samples",
+    "molecule_grid_png",
+    "png_data_uri",
     "samples_to_graphs",
     "samples_to_mols",
     "write_graphs",
@@ -116,9 +121,7 @@ def evaluate_graph_samples(
     return graph_mmds(samples_to_graphs(samples), list(reference))
 
 
-def draw_molecule_grid(
-    mols: Sequence[Any], path: Path, *, per_row: int = 6, limit: int = 48
-) -> Path:
+def molecule_grid_png(mols: Sequence[Any], *, per_row: int = 6, limit: int = 48) -> bytes:
     """A PNG grid of (up to ``limit``) molecules with their SMILES, by rdkit's ``Draw``."""
     shown = [m for m in mols if m is not None][:limit]
     if not shown:
@@ -129,30 +132,41 @@ def draw_molecule_grid(
         subImgSize=(200, 200),
         legends=[Chem.MolToSmiles(m) for m in shown],
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(str(path))
-    return path
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...``: an image a report carries inline."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def draw_molecule_grid(
+    mols: Sequence[Any], path: Path, *, per_row: int = 6, limit: int = 48
+) -> Path:
+    """Write :func:`molecule_grid_png` to ``path`` (atomically)."""
+    return write_bytes(path, molecule_grid_png(mols, per_row=per_row, limit=limit))
 
 
 def write_smiles(mols: Sequence[Any], path: Path) -> int:
-    """Canonical SMILES, one per line (``None`` entries skipped); returns how many."""
+    """Canonical SMILES, one per line (``None`` entries skipped), written atomically; returns
+    how many."""
     lines = [Chem.MolToSmiles(m) for m in mols if m is not None]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(s + "\n" for s in lines))
+    write_text(path, "".join(s + "\n" for s in lines))
     return len(lines)
 
 
 def write_graphs(graphs: Sequence[nx.Graph], path: Path) -> None:
     """Graphs as JSON edge lists (``.json``) or graph6 lines (``.g6``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".g6":
         lines = [nx.to_graph6_bytes(g, header=False).decode().strip() for g in graphs]
-        path.write_text("".join(s + "\n" for s in lines))
+        write_text(path, "".join(s + "\n" for s in lines))
     elif path.suffix == ".json":
         data = [
             {"n_nodes": g.number_of_nodes(), "edges": [[int(a), int(b)] for a, b in g.edges()]}
             for g in graphs
         ]
-        path.write_text(json.dumps({"graphs": data}) + "\n")
+        write_text(path, json.dumps({"graphs": data}) + "\n")
     else:
         raise InputError(f"--out {path}: expected a .json or .g6 file for graphs")

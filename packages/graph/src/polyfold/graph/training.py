@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from polyfold.core import export
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, reading
 from polyfold.core.losses import dsm_loss
 from polyfold.core.timesteps import Uniform
 from polyfold.core.train import Trainer, load_weights
+from polyfold.core.train.checkpoint import latest_checkpoint
 from polyfold.graph._version import __version__
 from polyfold.graph.models import PRESET_MODELS, GDSSConfig, GDSSScore
 from polyfold.graph.sde import PRESETS, GraphSDE, graph_noise, mask_adj, mask_x, state_masks
@@ -45,7 +46,9 @@ __all__ = [
     "degree_features",
     "gdss_loss",
     "load_model",
+    "load_run",
     "node_count_histogram",
+    "run_config",
     "save_model",
     "train_gdss",
 ]
@@ -162,6 +165,8 @@ def train_gdss(
     quiet: bool = False,
     checkpoint_every: int = 200,
     init: str | Path | None = None,
+    progress: Callable[[int, float, float], None] | None = None,
+    run_info: dict[str, Any] | None = None,
     **options: Any,
 ) -> Trainer:
     """Train GDSS on ``graphs`` (``x``, ``adj``, ``mask`` attributes; adjacency in the data
@@ -170,8 +175,10 @@ def train_gdss(
     ``preset`` picks the network, SDE and training defaults (``qm9``, ``zinc250k``,
     ``community_small``); ``options`` override trainer options (``lr``, ``batch_size``, ...).
     ``init`` starts a new run from the weights of a model pair (:func:`save_model`'s output),
-    e.g. to continue a finished run with a fresh learning-rate schedule. Returns the trainer
-    after :meth:`~polyfold.core.train.Trainer.fit`.
+    e.g. to continue a finished run with a fresh learning-rate schedule. ``progress`` replaces
+    the trainer's own bar (:meth:`~polyfold.core.train.Trainer.fit`); ``run_info`` (e.g. the
+    node-count histogram and kind) is kept in every checkpoint's config so that
+    :func:`load_run` can sample from the run folder. Returns the trainer after ``fit``.
     """
     if preset not in PRESETS:
         raise InputError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
@@ -204,6 +211,8 @@ def train_gdss(
     model_cfg = {"model": config.to_dict(), "sde": sde.to_dict(), "preset": preset}
     if init is not None:
         model_cfg["init"] = {"from": str(init), "steps": int(start.meta.get("steps", 0))}
+    if run_info is not None:
+        model_cfg["run_info"] = dict(run_info)
     trainer = Trainer(
         model,
         _Loss(sde),
@@ -214,7 +223,7 @@ def train_gdss(
         data_card=data_card,
         **opts,
     )
-    trainer.fit(resume=resume)
+    trainer.fit(resume=resume, progress=progress)
     return trainer
 
 
@@ -230,17 +239,7 @@ def save_model(
 ) -> Path:
     """Export a training run's EMA weights as ``<out>.safetensors`` + ``<out>.json``
     (:func:`polyfold.core.export.save_model`; the SDE, node counts and record go in the card)."""
-    run = Path(run_dir)
-    cfg_path = run / "latest"
-    if not cfg_path.is_file():
-        raise InputError(f"run_dir: {str(run)!r} holds no checkpoint")
-    step_dir = run / cfg_path.read_text().strip()
-    cfg = json.loads((step_dir / "config.json").read_text())
-    mcfg = cfg.get("model_config")
-    if not isinstance(mcfg, dict) or "model" not in mcfg or "sde" not in mcfg:
-        raise InputError(f"run_dir: {str(step_dir)!r} is not a GDSS training checkpoint")
-    model = GDSSScore.from_config(mcfg["model"])
-    model.load_state_dict(load_weights(step_dir))
+    model, mcfg, cfg = _run_checkpoint(run_dir)
     card = {
         "polyfold_graph_version": __version__,
         "sde": mcfg["sde"],
@@ -256,6 +255,51 @@ def save_model(
         **(extra or {}),
     }
     return export.save_model(model, out, config=mcfg["model"], card=card)
+
+
+def run_config(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The newest checkpoint of a GDSS run folder: (its folder, the run's model config, the
+    checkpoint config), without loading weights."""
+    run = Path(run_dir)
+    step_dir = latest_checkpoint(run) if run.is_dir() else None
+    if step_dir is None:
+        raise InputError(f"run_dir: {str(run)!r} holds no checkpoint")
+    with reading(step_dir / "config.json", "run_dir"):
+        cfg = json.loads((step_dir / "config.json").read_text(encoding="utf-8"))
+    mcfg = cfg.get("model_config") if isinstance(cfg, dict) else None
+    if not isinstance(mcfg, dict) or "model" not in mcfg or "sde" not in mcfg:
+        raise InputError(f"run_dir: {str(step_dir)!r} is not a GDSS training checkpoint")
+    return step_dir, mcfg, cfg
+
+
+def _run_checkpoint(run_dir: str | Path) -> tuple[GDSSScore, dict[str, Any], dict[str, Any]]:
+    """The newest checkpoint of a GDSS run folder: (network with its EMA weights, the run's
+    model config, the checkpoint config)."""
+    step_dir, mcfg, cfg = run_config(run_dir)
+    model = GDSSScore.from_config(mcfg["model"])
+    model.load_state_dict(load_weights(step_dir))
+    return model, mcfg, cfg
+
+
+def load_run(run_dir: str | Path) -> GraphModel:
+    """A GDSS model straight from a training run folder: the newest checkpoint's EMA weights,
+    with the node counts and kind that ``polyfold-graph train`` keeps in the run (no export)."""
+    model, mcfg, cfg = _run_checkpoint(run_dir)
+    info = mcfg.get("run_info")
+    if not isinstance(info, dict) or not info.get("node_counts"):
+        raise InputError(
+            f"--run {run_dir}: the run keeps no node-count histogram (trained before it was "
+            "recorded); export it with `polyfold-graph train --export` and sample with --model"
+        )
+    model.eval()
+    sde = GraphSDE.from_dict(mcfg["sde"])
+    meta = {
+        "preset": mcfg.get("preset"),
+        "kind": info.get("kind", "graph"),
+        "data_card": info.get("data_card"),
+        "steps": int(cfg.get("step", 0)) + int((mcfg.get("init") or {}).get("steps", 0)),
+    }
+    return GraphModel(model, sde, [int(c) for c in info["node_counts"]], meta)
 
 
 def load_model(path: str | Path) -> GraphModel:
