@@ -19,6 +19,7 @@ import typer
 
 from polyfold.core import quickstart as qs
 from polyfold.core.errors import EXIT_INTERRUPTED, InputError, exit_on_input_error
+from polyfold.core.progress import Quiet
 from polyfold.core.system import system_info
 
 __all__ = ["DOMAINS_GROUP", "app", "domain_app", "main", "run_app"]
@@ -103,7 +104,7 @@ def quickstart(
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Run only this package (repeatable).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run the quickstart of every installed polyfold package on its embedded data."""
     loaders = qs.discover()

@@ -22,14 +22,19 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
+
+import typer
 
 from polyfold.core.errors import InputError
 
 if TYPE_CHECKING:
     from polyfold.core.state import State, StepCallback
 
-__all__ = ["Progress", "checkpoint_step", "resuming_line"]
+__all__ = ["Progress", "Quiet", "checkpoint_step", "resuming_line"]
+
+#: The ``--quiet`` / ``-q`` option every polyfold command spells the same: ``quiet: Quiet = False``.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 class Progress:

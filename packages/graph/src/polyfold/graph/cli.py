@@ -29,7 +29,7 @@ import typer
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError, check_int, reading
 from polyfold.core.outputs import Force, check_output_file, prepare_output_dir, probe_writable
-from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
 from polyfold.graph.shipped import WEIGHTS, community_small_split
 
 __all__ = ["app", "main"]
@@ -39,8 +39,6 @@ app = domain_app(
 )
 
 DATASETS = ("qm9", "community_small")
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 @app.callback()

@@ -30,7 +30,7 @@ from polyfold.core.outputs import (
     probe_writable,
     write_text,
 )
-from polyfold.core.progress import Progress
+from polyfold.core.progress import Progress, Quiet
 from polyfold.core.train import latest_checkpoint, load_checkpoint
 from polyfold.tabular._version import __version__
 from polyfold.tabular.backbones import default_backbone
@@ -49,8 +49,6 @@ app = domain_app(
     "polyfold-tabular",
     "TabEBM: class-specific energy-based augmentation for small labelled tables.",
 )
-
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
 
 
 def _single_thread() -> None:

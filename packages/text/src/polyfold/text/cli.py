@@ -28,7 +28,7 @@ from polyfold.core.outputs import (
     probe_writable,
     write_text,
 )
-from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
 from polyfold.text.checks import (
     check_device,
     check_export,
@@ -48,9 +48,6 @@ app = domain_app(
 @app.callback()
 def _root() -> None:
     """Masked diffusion language models: MDLM, first-hitting sampling, EDLM and S^3."""
-
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 def _threads(n: int) -> None:

@@ -35,7 +35,7 @@ from polyfold.core.outputs import (
     write_report,
     write_text,
 )
-from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
 
 __all__ = ["app", "main"]
 
@@ -54,7 +54,6 @@ DIRECTIONS = {
     "vds": "lower is better (0 = same value distribution; data floor: real vs real)",
 }
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Resume = Annotated[
     bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
 ]
