@@ -135,7 +135,10 @@ def test_train_says_it_resumes(capsys, tmp_path: Path) -> None:
     assert code == 0, err
     assert "resuming" not in err
     assert json.loads(out)["steps"] == 2
-    code, out, err = _run([*base, "--steps", "3"], capsys)
+    code, _, err = _run([*base, "--steps", "3", "--no-resume"], capsys)
+    assert code == 2
+    assert "holds a run at step 2; drop --no-resume" in err
+    code, out, err = _run([*base, "--steps", "3", "--resume"], capsys)
     assert code == 0, err
     assert f"resuming from step 2 of 3 ({run})" in err
     assert json.loads(out)["steps"] == 3

@@ -91,11 +91,15 @@ def train(
     name: Annotated[str | None, typer.Option(help="Model name for --export.")] = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda if any).")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads.")] = 1,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run folder's newest checkpoint (the default).")
+    ] = True,
     quiet: Quiet = False,
     force: Force = False,
 ) -> None:
     """Train an MDLM or AR model (core Trainer: EMA, safetensors checkpoints). Rerunning the
-    command on the same --run folder resumes it from its newest checkpoint."""
+    command on the same --run folder resumes it from its newest checkpoint (--no-resume refuses
+    a folder that holds a run instead)."""
     import sys
 
     from polyfold.text.checkpoint import RUN_TOKENIZER
@@ -117,6 +121,11 @@ def train(
     if done is None and not (run / RUN_TOKENIZER).is_file():  # not a run: a new or empty folder
         prepare_output_dir(run, force=force, option="--run")
     probe_writable(run, "--run")
+    if done is not None and not resume:
+        raise InputError(
+            f"--run {run}: holds a run at step {done}; drop --no-resume to continue it, or "
+            "choose a new --run folder"
+        )
     if done is not None:
         typer.echo(resuming_line(done, steps, run), err=True)
         if done >= steps:
