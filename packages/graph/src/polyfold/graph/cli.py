@@ -491,7 +491,7 @@ def score(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/graph-quickstart"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Sample molecules and community graphs from the shipped checkpoints; write a report."""
     from polyfold.graph.quickstart import quickstart as run_quickstart

@@ -395,7 +395,7 @@ def evaluate(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("runs/text"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="Less output.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Generate from the shipped checkpoint with two samplers; write report.html (< 60 s)."""
     from polyfold.text.quickstart import quickstart as run
