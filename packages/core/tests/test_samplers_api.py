@@ -156,9 +156,14 @@ def test_nfe_of_the_dpm_solver_fast_schedule() -> None:
     assert S.singlestep_orders(11, 3) == [3, 3, 3, 2]
 
 
-def test_variable_t_refuses_a_data_point_with_infinite_derivative() -> None:
-    with pytest.raises(InputError, match="variable='sigma'"):
-        S.heun(_den(), PATH, _x(), S.uniform_t_grid(PATH, 4, append_zero=True))
+def test_variable_t_takes_the_last_step_to_a_data_point_as_the_final_denoise() -> None:
+    # VP's d_sigma is infinite at t = 0: the last step is x = alpha x0, one call (EDM's rule)
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    seen: list[Tensor] = []
+    res = S.heun(_den(), PATH, _x(), grid, callback=lambda i, t, x, x0: seen.append(x0))
+    assert res.nfe == 2 * 4 - 1
+    assert torch.isfinite(res.x).all()
+    assert torch.equal(res.x, seen[-1])
 
 
 # -- masks ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.losses import dsm_loss
 from polyfold.core.paths import VPCosine
 from polyfold.core.train import TrainConfig, Trainer, load_checkpoint
@@ -479,3 +479,39 @@ def test_fit_reports_every_step_to_a_progress_callback_instead_of_the_bar(tmp_pa
     again = Trainer(model, loss_fn, data, out_dir=tmp_path / "run", max_steps=5, batch_size=4)
     with pytest.raises(InputError, match=r"--resume on the command line, resume=True in Python"):
         again.fit()
+
+
+def _nan_from(step: int, trainer_ref: list) -> Any:
+    """``_mse``, but NaN from optimizer step ``step`` (1-based) on."""
+
+    def loss(model: nn.Module, batch: Any, g: torch.Generator) -> torch.Tensor:
+        out = _mse(model, batch, g)
+        return out * torch.nan if trainer_ref[0].step + 1 >= step else out
+
+    return loss
+
+
+@pytest.mark.parametrize("log_every", [1, 5])
+def test_a_nan_loss_stops_training_and_names_the_step_and_last_checkpoint(
+    tmp_path: Path, log_every: int
+) -> None:
+    ref: list = []
+    tr = _fresh(tmp_path / "run", _nan_from(8, ref), 0, log_every=log_every, grad_clip=None)
+    ref.append(tr)
+    with pytest.raises(NonFiniteError, match=r"not finite \(NaN or inf\) at step 8;") as err:
+        tr.fit()
+    assert "step_00000006" in str(err.value).split("last finite checkpoint is")[1]
+    # nothing from the broken steps was saved: the newest checkpoint is still step 6's, finite
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.step == 6
+    assert all(torch.isfinite(v).all() for t in ckpt.tensors.values() for v in t.values())
+    logged = (tmp_path / "run" / "metrics.csv").read_text()
+    assert "nan" not in logged.lower()
+
+
+def test_a_nan_before_any_checkpoint_says_so(tmp_path: Path) -> None:
+    ref: list = []
+    tr = _fresh(tmp_path / "run", _nan_from(2, ref), 0)
+    ref.append(tr)
+    with pytest.raises(NonFiniteError, match=r"at step 2; .* no checkpoint was written"):
+        tr.fit()

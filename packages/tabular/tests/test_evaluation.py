@@ -12,6 +12,8 @@ from polyfold.tabular.evaluation import (
     augment,
     evaluate,
     fidelity,
+    seed_interval,
+    smote_line,
     stratified_indices,
     summarize,
 )
@@ -74,3 +76,55 @@ def test_evaluate_and_summarize(mixed_table) -> None:
     gains = [wide[(n, "tabebm")] - wide[(n, "real")] for n in (10, 20)]
     assert summary["mean_gain_vs_real"] == pytest.approx(100 * np.mean(gains))
     assert summary["win_rate_vs_real"] == pytest.approx(np.mean([g > 0 for g in gains]))
+
+
+def _rows(gains: dict[int, list[float]]) -> list[dict]:
+    """TabEBM and SMOTE rows: per seed, TabEBM's gain over SMOTE (points) in each of 2 cells."""
+    rows = []
+    for seed, per_cell in gains.items():
+        for cell, gain in enumerate(per_cell):
+            for method, acc in (("smote", 0.7), ("tabebm", 0.7 + gain / 100), ("real", 0.6)):
+                rows.append(
+                    {
+                        "dataset": f"d{cell}",
+                        "n_train": 20,
+                        "seed": seed,
+                        "method": method,
+                        "bal_acc": acc,
+                        "ks": 0.1,
+                        "inv_kl": 0.9,
+                        "dcr": 1.0,
+                        "gen_seconds": 0.1,
+                    }
+                )
+    return rows
+
+
+def test_seed_interval_is_students_t() -> None:
+    lo, hi = seed_interval([1.0, 2.0, 3.0])
+    assert (lo + hi) / 2 == pytest.approx(2.0)
+    assert hi - lo == pytest.approx(2 * 4.302653 * 1.0 / np.sqrt(3), rel=1e-5)
+    assert all(np.isnan(seed_interval([1.0])))
+
+
+def test_a_gain_within_seed_noise_is_called_a_tie() -> None:
+    _, summary = summarize(_rows({0: [2.0, -1.0], 1: [-1.5, 0.5], 2: [1.0, 0.0]}))
+    assert summary["mean_gain_vs_smote"] == pytest.approx(1.0 / 6)
+    assert summary["win_rate_vs_smote"] == pytest.approx(0.5)  # cell means: +0.5, -0.17
+    lo, hi = summary["gain_vs_smote_interval"]
+    assert lo < 0 < hi
+    assert summary["vs_smote"] == "tie within seed noise"
+    line = smote_line(summary)
+    assert line is not None
+    assert "+0.17 points" in line
+    assert "over 3 seeds" in line
+    assert line.endswith("tie within seed noise on these tables, not a general advantage")
+
+
+def test_a_gain_beyond_seed_noise_is_called_ahead_or_behind() -> None:
+    _, ahead = summarize(_rows({0: [2.0, 2.2], 1: [2.1, 1.9], 2: [2.0, 2.1]}))
+    assert ahead["vs_smote"] == "ahead of SMOTE"
+    assert ahead["gain_vs_smote_interval"][0] > 0
+    _, behind = summarize(_rows({0: [-3.0, -2.0], 1: [-2.5, -2.4], 2: [-2.8, -2.2]}))
+    assert behind["vs_smote"] == "behind SMOTE"
+    assert "not a general advantage" not in (smote_line(behind) or "")

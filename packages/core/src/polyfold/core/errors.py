@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_INPUT_ERROR",
     "EXIT_INTERRUPTED",
     "InputError",
+    "NonFiniteError",
     "PolyfoldError",
     "check_int",
     "exit_on_input_error",
@@ -45,6 +46,13 @@ class PolyfoldError(Exception):
 
 class InputError(PolyfoldError, ValueError):
     """Bad user input: the message names the file, field or argument and what was expected."""
+
+
+class NonFiniteError(PolyfoldError, ArithmeticError):
+    """A computation produced NaN or infinity where a finite result was due: the message names
+    where (the sampler, step and path; the training step and the last finite checkpoint) and
+    what usually causes it. CLIs report it like an :class:`InputError`: its cause is a setting
+    (a grid, a learning rate, a model file), not a bug."""
 
 
 def is_int(v: object) -> bool:
@@ -104,13 +112,14 @@ def reading(path: str | Path, what: str = "") -> Iterator[None]:
 
 @contextmanager
 def exit_on_input_error(stream: TextIO | None = None) -> Iterator[None]:
-    """Report what a user can cause without a traceback: an :class:`InputError` or ``OSError``
-    prints ``error: <message>`` and exits 2, ``KeyboardInterrupt`` prints ``interrupted`` and
-    exits 130. Other exceptions (bugs) pass through with their traceback."""
+    """Report what a user can cause without a traceback: an :class:`InputError`,
+    :class:`NonFiniteError` or ``OSError`` prints ``error: <message>`` and exits 2,
+    ``KeyboardInterrupt`` prints ``interrupted`` and exits 130. Other exceptions (bugs) pass
+    through with their traceback."""
     out = stream if stream is not None else sys.stderr
     try:
         yield
-    except InputError as err:
+    except (InputError, NonFiniteError) as err:
         print(f"error: {err}", file=out)
         raise SystemExit(EXIT_INPUT_ERROR) from None
     except KeyboardInterrupt:

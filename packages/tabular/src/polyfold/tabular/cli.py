@@ -35,7 +35,14 @@ from polyfold.core.train import latest_checkpoint, load_checkpoint
 from polyfold.tabular._version import __version__
 from polyfold.tabular.backbones import default_backbone
 from polyfold.tabular.datasets import DATASETS, Table, load_dataset, read_csv
-from polyfold.tabular.evaluation import METRICS, EvalConfig, check_methods, planned_runs, summarize
+from polyfold.tabular.evaluation import (
+    METRICS,
+    EvalConfig,
+    check_methods,
+    planned_runs,
+    smote_line,
+    summarize,
+)
 from polyfold.tabular.evaluation import evaluate as run_eval
 from polyfold.tabular.extras import has_extra, install_hint, require_extra
 from polyfold.tabular.pfn import PFNConfig, heldout_accuracy, save_pfn, write_model_card
@@ -177,7 +184,6 @@ def datasets() -> None:
 SUMMARY_LINES = (
     ("win_rate_vs_real", "TabEBM beats real-only training in {:.0%} of the cells"),
     ("mean_gain_vs_real", "TabEBM vs real-only: {:+.2f} points of balanced accuracy"),
-    ("mean_gain_vs_smote", "TabEBM vs SMOTE: {:+.2f} points of balanced accuracy"),
 )
 
 
@@ -193,6 +199,9 @@ def _print_results(means: list[dict[str, Any]], summary: dict[str, Any]) -> None
     for key in ("bal_acc", "ks", "inv_kl", "dcr"):
         typer.echo(f"{key}: {METRICS[key]}")
     lines = [text.format(summary[k]) for k, text in SUMMARY_LINES if k in summary]
+    vs_smote = smote_line(summary)
+    if vs_smote is not None:
+        lines.append(vs_smote)
     for key, value in summary.items():
         if key.startswith("mean_gain_vs_real["):
             lines.append(f"{key[len('mean_gain_vs_real[') : -1]} vs real-only: {value:+.2f} points")

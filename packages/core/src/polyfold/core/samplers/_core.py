@@ -18,7 +18,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.ops._dispatch import use_triton
 from polyfold.core.ops.multistep import MAX_TERMS, Scalar, multistep_update
 from polyfold.core.paths import GaussianPath, Paths
@@ -124,6 +124,12 @@ def _leaves(x: State) -> list[tuple[str, Tensor]]:
     return [("x", x)]
 
 
+def _all_finite(x: State) -> Tensor:
+    """A 0-d bool tensor (no host sync): every entry of every leaf of ``x`` is finite."""
+    flags = [torch.isfinite(xi).all() for _, xi in _leaves(x)]
+    return flags[0] if len(flags) == 1 else torch.stack(flags).all()
+
+
 def _layout(x: Any) -> list[tuple[str, str, tuple[int, ...], Any]] | str:
     """A state's structure (dict or tensor), keys, shapes and dtypes, for comparisons."""
     leaves = list(x.items()) if isinstance(x, Mapping) else [("tensor", x)]
@@ -202,6 +208,8 @@ class Run:
             if stochastic and not p.gaussian:
                 raise InputError(f"{name}: {p!r} has no Gaussian SDE; use a deterministic sampler")
         self.ref_path: GaussianPath = path_list[0]
+        # finiteness of the start and of the state after each step: 0-d flags, read once at the end
+        self._finite: list[Tensor] = [_all_finite(x)]
         self.grid = check_grid(grid, self.paths)
         self.t = self.grid.tolist()
         self.steps = len(self.t) - 1
@@ -330,6 +338,7 @@ class Run:
 
     def report(self, i: int, x: State, x0: State | None) -> State:
         """Step ``i`` moved the state to ``x`` at ``grid[i + 1]``: callback; return ``x``."""
+        self._finite.append(_all_finite(x))
         if self.callback is not None:
             self.callback(i, self.t[i + 1], x, x0)
         return x
@@ -340,4 +349,20 @@ class Run:
         return self.report(self.steps - 1, out, d.x0)
 
     def result(self, x: State, times: Tensor | None = None) -> SampleResult:
+        """The run's :class:`SampleResult`; raises :class:`NonFiniteError` naming the sampler,
+        the first step whose state was not finite and the path, instead of returning NaN."""
+        flags = torch.stack([f.to(self.device) for f in [*self._finite, _all_finite(x)]])
+        if not bool(flags.all()):
+            self._raise_non_finite(int((~flags).nonzero()[0]))
         return SampleResult(x=x, nfe=self.nfe, grid=self.grid, times=times)
+
+    def _raise_non_finite(self, first: int) -> None:
+        where = f"{self.name} on {self.paths!r}"
+        if first == 0:
+            raise NonFiniteError(f"{where}: the starting state x holds NaN or infinite values")
+        step = min(first, self.steps)
+        raise NonFiniteError(
+            f"{where}: the state holds NaN or infinite values from step {step} of {self.steps} "
+            f"(t = {self.t[step - 1]:.6g} -> {self.t[step]:.6g}) on; check the model's "
+            "outputs at these times and that the grid lies inside the times it was trained on"
+        )

@@ -10,10 +10,13 @@ Two integration variables (``variable``):
 An explicit tableau ``(c, A, b)`` with step ``du``: ``k_j = F(y + du sum_m A_jm k_m, u + c_j du)``,
 ``y_next = y + du sum_j b_j k_j``. In ``x`` this is ``x_j = a_j x + scale_j sum_m A_jm k_m``, with
 ``(a_j, scale_j) = (1, dt)`` for ``t`` and ``(alpha_j/alpha_s, alpha_j ds)`` for ``sigma``.
-With ``"sigma"`` a step to the data point is the final denoising step (``y = x0``, so Heun makes
-``2N - 1`` model calls, as EDM); with ``"t"`` it is a full step that evaluates the model at the
-data point where the method needs it (flows: velocity and x0 models of interpolants; paths with
-infinite ``d_sigma`` there, VP, are refused).
+With either variable a step to the data point (``sigma = 0``, a grid ending at
+``zero_time(path)``) is the final denoising step, ``x = alpha x0`` (Euler in ``sigma``; Heun makes
+``2N - 1`` model calls, as EDM and k-diffusion). The slope there cannot be evaluated in general:
+it needs the noise prediction at ``sigma = 0``, which a data-prediction model gives as
+``0 x inf`` and a path whose data point lies at ``t = -inf`` (VE) cannot even step to; one
+first-order last step keeps each method's global order. Grids ending at ``t_min > 0`` take full
+steps.
 """
 
 from __future__ import annotations
@@ -24,11 +27,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
-from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers.result import SampleResult, StepCallback
@@ -163,20 +164,11 @@ def solve_ode(
             f"{tab.name}: variable='sigma' needs alpha > 0 at the grid's start; start below "
             "t = 1 or use variable='t'"
         )
-    if variable == "t" and run.ends_at_zero:
-        t0 = torch.tensor([run.t[-1]], dtype=F64)
-        for p in run.level_paths():
-            if not (torch.isfinite(p.d_alpha(t0)).all() and torch.isfinite(p.d_sigma(t0)).all()):
-                raise InputError(
-                    f"{tab.name}: variable='t' integrates to the data point and needs finite "
-                    f"d_alpha, d_sigma there, which {p!r} lacks; end the grid at t_min or use "
-                    "variable='sigma' (whose last step is the final denoising step)"
-                )
-    body = run.steps - 1 if variable == "sigma" and run.ends_at_zero else run.steps
+    body = run.steps - 1 if run.ends_at_zero else run.steps
     inner = stage_levels(run, tab, variable, [(run.lv(i), run.lv(i + 1)) for i in range(body)])
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
-        if variable == "sigma" and run.final(i):
+        if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         x = rk_step(run, tab, variable, x, run.lv(i), run.lv(i + 1), d, inner[i])
         run.report(i, x, d.x0)
@@ -185,7 +177,8 @@ def solve_ode(
 
 def _doc(tab: Tableau, calls: str) -> str:
     return (
-        f"{tab.name.capitalize()} on the probability-flow ODE ({calls} model calls per step).\n\n"
+        f"{tab.name.capitalize()} on the probability-flow ODE ({calls} model calls per step; a "
+        "last step to the data point is the final denoising step, one call).\n\n"
         "    Args:\n"
         "        denoiser: the :class:`~polyfold.core.denoiser.Denoiser`.\n"
         "        paths: the path (a dict of paths for dict states).\n"

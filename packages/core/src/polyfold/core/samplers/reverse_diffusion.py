@@ -93,9 +93,8 @@ def reverse_diffusion(
         callback: ``callback(step, t, x, x0)`` after every step.
     """
     _check_langevin(snr, scale_eps, n_corrector)
-    run, _ = _sde_run(
-        "reverse_diffusion", denoiser, paths, x, grid, mask, generator, noise, callback
-    )
+    name = "reverse_diffusion_pc" if n_corrector else "reverse_diffusion"
+    run, _ = _sde_run(name, denoiser, paths, x, grid, mask, generator, noise, callback)
     langevin = partial(_langevin_key, float(snr), float(scale_eps))
     for i in range(run.steps):
         s, t = run.lv(i), run.lv(i + 1)

@@ -258,6 +258,14 @@ def _sde_run(
 
     def one(path: object) -> list[tuple[float, float]]:
         f, g = path.sde(run.grid)  # type: ignore[attr-defined]
+        bad = ~(torch.isfinite(f) & torch.isfinite(g))[:-1]  # the last point starts no step
+        if bool(bad.any()):
+            t = float(run.grid[int(bad.nonzero()[0])])
+            raise InputError(
+                f"{name}: the forward SDE of {path!r} is singular at t = {t:.6g} (its drift or "
+                "diffusion is infinite there, e.g. where alpha = 0); start the grid inside the "
+                "path (t_start below it) or use an ODE sampler"
+            )
         return list(zip(f.tolist(), g.tolist(), strict=True))
 
     return run, tmap(one, run.paths)

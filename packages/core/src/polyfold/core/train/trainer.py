@@ -49,7 +49,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from polyfold.core._version import __version__
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.train.builders import (
     build_ema,
     build_optimizer,
@@ -445,15 +445,26 @@ class Trainer:
         n_sum = 0
         t_last, step_last = time.perf_counter(), self.step
         micro = self._micro_batches()
+        # the first step whose loss or gradient norm was not finite (-1: none), kept on the device
+        # and read only before logging or checkpointing, so no step waits on a host sync
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         try:
             show = main and not cfg.quiet and progress is None
             with ProgressBar(cfg.max_steps, start=self.step, enabled=show) as bar:
                 rate = 0.0
                 while self.step < cfg.max_steps:
                     loss, grad_norm = self.train_step(micro)
+                    finite = torch.isfinite(loss)
+                    if grad_norm is not None:
+                        finite = finite & torch.isfinite(grad_norm)
+                    first_bad = torch.where(~finite & (first_bad < 0), self.step, first_bad)
                     loss_sum += loss
                     n_sum += 1
                     done = self.step == cfg.max_steps
+                    every = cfg.checkpoint_every
+                    save = done or (every is not None and self.step % every == 0)
+                    if save or self.step % cfg.log_every == 0:
+                        self._stop_if_not_finite(first_bad)
                     if self.step % cfg.log_every == 0 or done:
                         mean = loss_sum / n_sum
                         if self.dist.enabled:
@@ -480,8 +491,7 @@ class Trainer:
                     bar.update(self.step, shown, rate)
                     if progress is not None and main:
                         progress(self.step, shown, rate)
-                    every = cfg.checkpoint_every
-                    if done or (every is not None and self.step % every == 0):
+                    if save:
                         last_path = self.save_checkpoint()
         finally:
             micro.close()  # shuts down DataLoader workers
@@ -491,6 +501,28 @@ class Trainer:
             found = latest_checkpoint(self.out_dir)
             last_path = found
         return FitResult(self.step, last_loss, last_path, metrics)
+
+    def _stop_if_not_finite(self, first_bad: Tensor) -> None:
+        """Raise :class:`NonFiniteError` when some step since the last check had a NaN or
+        infinite loss (or gradient norm), naming it and the last checkpoint, which is left as
+        it was: nothing from the broken steps is saved."""
+        if self.dist.enabled:
+            dist.all_reduce(first_bad, op=dist.ReduceOp.MAX)
+        step = int(first_bad)
+        if step < 0:
+            return
+        last = latest_checkpoint(self.out_dir)
+        kept = (
+            f"the last finite checkpoint is {str(last)!r}"
+            if last is not None
+            else "no checkpoint was written before it"
+        )
+        raise NonFiniteError(
+            f"training: the loss or its gradient is not finite (NaN or inf) at step {step}; "
+            f"training stopped at step {self.step} without saving; {kept}. Lower the learning "
+            "rate, set grad_clip, or check the data and the loss, then resume from that "
+            "checkpoint"
+        )
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it."""
