@@ -10,7 +10,9 @@ samplers also take ``noise``, a :data:`~polyfold.core.samplers._core.NoiseFn` sh
 Gaussian noise, e.g. symmetric for adjacency matrices); padded entries of masked states stay
 untouched; ``callback(step, t, x, x0)`` (:data:`StepCallback`) sees every step. Samplers by
 name: :func:`get_sampler`, :func:`available_samplers`. Samplers work in the half log-SNR
-through the path's methods and never special-case a schedule.
+through the path's methods and never special-case a schedule. No sampler returns NaN: a state
+that is not finite at the end raises :class:`~polyfold.core.errors.NonFiniteError` naming the
+sampler, the first step where it broke and the path (one host sync per run).
 """
 
 from polyfold.core.samplers.deis import deis

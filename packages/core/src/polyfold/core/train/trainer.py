@@ -414,7 +414,10 @@ class Trainer:
         ``out_dir`` when there is one, a path continues from that checkpoint. ``progress(step,
         loss, steps_per_s)``, when given, is called after every optimizer step on the main rank
         instead of the built-in progress bar (e.g. a CLI's
-        :meth:`polyfold.core.progress.Progress.trainer_update`).
+        :meth:`polyfold.core.progress.Progress.trainer_update`). A NaN or infinite loss (or
+        gradient norm) stops training at the next log or checkpoint step with a
+        :class:`~polyfold.core.errors.NonFiniteError` naming the step and the last (finite)
+        checkpoint; nothing from the broken steps is saved or logged.
         """
         cfg = self.config
         if resume is True:
