@@ -77,7 +77,8 @@ def test_every_sampler_is_finite_at_the_data_point(name: str, pname: str, gname:
 @pytest.mark.parametrize("name", ["heun", "rk4"])
 @pytest.mark.parametrize("grid_fn", [karras_grid, uniform_t_grid])
 def test_heun_rk4_on_edm_with_a_data_model_end_at_the_denoised_sample(name: str, grid_fn: Any):
-    # the reported case: x0 model, EDM, grid to sigma = 0 -> the last step is x = x0
+    # the reported case: x0 model, EDM, grid to sigma = 0: the full last step would need the
+    # noise prediction at sigma = 0 (0 x inf), so it falls back to x = x0 (its call counted)
     path = EDM()
     grid = grid_fn(path, 8, append_zero=True)
     den = as_denoiser(GMM.model(path, "x0"), path, prediction="x0")  # type: ignore[arg-type]
@@ -88,7 +89,7 @@ def test_heun_rk4_on_edm_with_a_data_model_end_at_the_denoised_sample(name: str,
     )
     assert torch.equal(res.x, x0s[-1])
     stages = {"heun": 2, "rk4": 4}[name]
-    assert res.nfe == stages * 7 + 1
+    assert res.nfe == stages * 8
     # and the sample is the mixture's: the mean matches to Monte Carlo error
     assert torch.allclose(res.x.mean(0), GMM.moments()[0].reshape(-1), atol=0.15)
 
@@ -157,3 +158,16 @@ def test_sde_samplers_refuse_a_grid_through_a_singular_sde(name: str) -> None:
     x = torch.randn(4, 2, dtype=torch.float64)
     with pytest.raises(InputError, match=rf"{name}: the forward SDE of LinearInterpolant\(\) is"):
         get_sampler(name, "gaussian")(den, path, x, uniform_t_grid(path, 3))
+
+
+def test_a_velocity_flow_keeps_its_full_last_step() -> None:
+    # an interpolant's velocity model gives the slope at the data point: rk4 takes a full step
+    path = LinearInterpolant()
+    den = as_denoiser(GMM.model(path, "velocity"), path, prediction="velocity")  # type: ignore[arg-type]
+    x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x0s: list[Tensor] = []
+    res = get_sampler("rk4", "gaussian")(
+        den, path, x, uniform_t_grid(path, 6), callback=lambda i, t, s, x0: x0s.append(x0)
+    )
+    assert res.nfe == 4 * 6
+    assert not torch.equal(res.x, x0s[-1])

@@ -124,7 +124,7 @@ def _leaves(x: State) -> list[tuple[str, Tensor]]:
     return [("x", x)]
 
 
-def _all_finite(x: State) -> Tensor:
+def all_finite(x: State) -> Tensor:
     """A 0-d bool tensor (no host sync): every entry of every leaf of ``x`` is finite."""
     flags = [torch.isfinite(xi).all() for _, xi in _leaves(x)]
     return flags[0] if len(flags) == 1 else torch.stack(flags).all()
@@ -209,7 +209,7 @@ class Run:
                 raise InputError(f"{name}: {p!r} has no Gaussian SDE; use a deterministic sampler")
         self.ref_path: GaussianPath = path_list[0]
         # finiteness of the start and of the state after each step: 0-d flags, read once at the end
-        self._finite: list[Tensor] = [_all_finite(x)]
+        self._finite: list[Tensor] = [all_finite(x)]
         self.grid = check_grid(grid, self.paths)
         self.t = self.grid.tolist()
         self.steps = len(self.t) - 1
@@ -338,7 +338,7 @@ class Run:
 
     def report(self, i: int, x: State, x0: State | None) -> State:
         """Step ``i`` moved the state to ``x`` at ``grid[i + 1]``: callback; return ``x``."""
-        self._finite.append(_all_finite(x))
+        self._finite.append(all_finite(x))
         if self.callback is not None:
             self.callback(i, self.t[i + 1], x, x0)
         return x
@@ -351,7 +351,7 @@ class Run:
     def result(self, x: State, times: Tensor | None = None) -> SampleResult:
         """The run's :class:`SampleResult`; raises :class:`NonFiniteError` naming the sampler,
         the first step whose state was not finite and the path, instead of returning NaN."""
-        flags = torch.stack([f.to(self.device) for f in [*self._finite, _all_finite(x)]])
+        flags = torch.stack([f.to(self.device) for f in [*self._finite, all_finite(x)]])
         if not bool(flags.all()):
             self._raise_non_finite(int((~flags).nonzero()[0]))
         return SampleResult(x=x, nfe=self.nfe, grid=self.grid, times=times)

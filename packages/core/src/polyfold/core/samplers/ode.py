@@ -10,13 +10,16 @@ Two integration variables (``variable``):
 An explicit tableau ``(c, A, b)`` with step ``du``: ``k_j = F(y + du sum_m A_jm k_m, u + c_j du)``,
 ``y_next = y + du sum_j b_j k_j``. In ``x`` this is ``x_j = a_j x + scale_j sum_m A_jm k_m``, with
 ``(a_j, scale_j) = (1, dt)`` for ``t`` and ``(alpha_j/alpha_s, alpha_j ds)`` for ``sigma``.
-With either variable a step to the data point (``sigma = 0``, a grid ending at
-``zero_time(path)``) is the final denoising step, ``x = alpha x0`` (Euler in ``sigma``; Heun makes
-``2N - 1`` model calls, as EDM and k-diffusion). The slope there cannot be evaluated in general:
-it needs the noise prediction at ``sigma = 0``, which a data-prediction model gives as
-``0 x inf`` and a path whose data point lies at ``t = -inf`` (VE) cannot even step to; one
-first-order last step keeps each method's global order. Grids ending at ``t_min > 0`` take full
-steps.
+A step to the data point (``sigma = 0``, a grid ending at ``zero_time(path)``):
+
+- with ``"sigma"`` it is the final denoising step, ``x = alpha x0`` (Euler in ``sigma``; Heun
+  makes ``2N - 1`` model calls, as EDM and k-diffusion);
+- with ``"t"`` it is the same final denoising step where the ODE cannot be stepped to the data
+  point: a data point at ``t = -inf`` (VE) or infinite ``d_alpha, d_sigma`` there (VP);
+- otherwise (flows, EDM) it is a full step, which keeps the method's order for a model that
+  predicts its slope there (a velocity model of an interpolant). A data or noise prediction
+  gives that slope as ``0 x inf`` (the noise prediction at ``sigma = 0``); when the full step is
+  not finite the step falls back to the final denoising step (its extra model call is counted).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import Denoised, Denoiser
+from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
-from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
+from polyfold.core.samplers._core import Level, Paths, Run, all_finite, lincomb, smap
 from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
@@ -164,21 +169,36 @@ def solve_ode(
             f"{tab.name}: variable='sigma' needs alpha > 0 at the grid's start; start below "
             "t = 1 or use variable='t'"
         )
-    body = run.steps - 1 if run.ends_at_zero else run.steps
+    denoise_last = run.ends_at_zero and (variable == "sigma" or not _steppable_to_zero(run))
+    body = run.steps - 1 if denoise_last else run.steps
     inner = stage_levels(run, tab, variable, [(run.lv(i), run.lv(i + 1)) for i in range(body)])
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
-        if run.final(i):
+        if denoise_last and run.final(i):
             return run.result(run.denoise_to_zero(d, x))
-        x = rk_step(run, tab, variable, x, run.lv(i), run.lv(i + 1), d, inner[i])
-        run.report(i, x, d.x0)
+        new = rk_step(run, tab, variable, x, run.lv(i), run.lv(i + 1), d, inner[i])
+        if run.final(i) and not bool(all_finite(new)):
+            return run.result(run.denoise_to_zero(d, x))  # no slope at sigma = 0 (see above)
+        x = run.report(i, new, d.x0)
     return run.result(x)
+
+
+def _steppable_to_zero(run: Run) -> bool:
+    """Whether the ``"t"`` ODE can be integrated to the grid's last time: finite, with finite
+    ``d_alpha``, ``d_sigma`` there for every path."""
+    if not math.isfinite(run.t[-1]):
+        return False
+    t0 = torch.tensor([run.t[-1]], dtype=F64)
+    return all(
+        bool(torch.isfinite(p.d_alpha(t0)).all() and torch.isfinite(p.d_sigma(t0)).all())
+        for p in run.level_paths()
+    )
 
 
 def _doc(tab: Tableau, calls: str) -> str:
     return (
-        f"{tab.name.capitalize()} on the probability-flow ODE ({calls} model calls per step; a "
-        "last step to the data point is the final denoising step, one call).\n\n"
+        f"{tab.name.capitalize()} on the probability-flow ODE ({calls} model calls per step; "
+        "for a last step to the data point see :mod:`~polyfold.core.samplers.ode`).\n\n"
         "    Args:\n"
         "        denoiser: the :class:`~polyfold.core.denoiser.Denoiser`.\n"
         "        paths: the path (a dict of paths for dict states).\n"
