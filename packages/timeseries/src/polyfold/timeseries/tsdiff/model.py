@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from polyfold.core.denoiser import as_denoiser
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.guidance import observation_guidance
 from polyfold.core.langevin import langevin
@@ -306,15 +306,18 @@ class TSDiff:
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
         y, obs, (loc, spread) = self.observation_window(history)
-        win = self.sample_windows(
-            n_samples,
-            observation=y.expand(n_samples, -1, -1),
-            observed=obs.expand(n_samples, -1, -1),
-            guidance=guidance,
-            scale=scale,
-            generator=generator,
-            callback=callback,
-        )
+        try:
+            win = self.sample_windows(
+                n_samples,
+                observation=y.expand(n_samples, -1, -1),
+                observed=obs.expand(n_samples, -1, -1),
+                guidance=guidance,
+                scale=scale,
+                generator=generator,
+                callback=callback,
+            )
+        except NonFiniteError as err:  # guidance that blew up: name the setting to change
+            raise InputError(f"scale: sampling diverged ({err}); lower the guidance scale") from err
         _check_diverged(win[:, :, 0], y[:, 0][obs[:, 0]], "scale", "the guidance scale")
         return (win[:, :, 0] * spread + loc).numpy()
 
