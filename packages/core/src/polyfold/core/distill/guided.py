@@ -35,7 +35,14 @@ import torch
 from torch import Tensor, nn
 
 from polyfold.core.denoiser import Denoised, ModelDenoiser, as_denoiser
-from polyfold.core.distill._util import check_path, check_reduction, check_tensor, flat_sq, reduce
+from polyfold.core.distill._util import (
+    check_path,
+    check_reduction,
+    check_tensor,
+    flat_sq,
+    reduce,
+    split_pair,
+)
 from polyfold.core.distill.progressive import (
     PDWeighting,
     StageLog,
@@ -284,12 +291,6 @@ def guided_progressive_loss(
     )
 
 
-def _data_batch(batch: Any) -> tuple[Tensor, Any]:
-    if not isinstance(batch, list | tuple) or len(batch) != 2:
-        raise InputError("data: expected batches of (x0, cond) pairs")
-    return batch[0], batch[1]
-
-
 def guided_distillation_trainer(
     student: nn.Module,
     teacher: Callable[..., Any],
@@ -314,7 +315,7 @@ def guided_distillation_trainer(
     _check_w_range(w_range)
 
     def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-        x0, c = _data_batch(batch)
+        x0, c = split_pair(batch, "(x0, cond) pairs")
         return guided_distillation_loss(
             m,
             teacher,
@@ -367,7 +368,7 @@ def guided_progressive_distillation(
 
     def loss_fn(n: int) -> Callable[[nn.Module, Any, torch.Generator], Tensor]:
         def fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-            x0, c = _data_batch(batch)
+            x0, c = split_pair(batch, "(x0, cond) pairs")
             return guided_progressive_loss(
                 m,
                 teacher,

@@ -39,7 +39,14 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from polyfold.core.denoiser import Denoiser, as_denoiser
-from polyfold.core.distill._util import check_path, check_reduction, check_tensor, reduce, times
+from polyfold.core.distill._util import (
+    check_path,
+    check_reduction,
+    check_tensor,
+    reduce,
+    split_pair,
+    times,
+)
 from polyfold.core.distill.consistency import Metric, consistency_metric
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, check_int
@@ -286,12 +293,6 @@ def flow_guided_distillation_loss(
     return reduce(total, reduction)
 
 
-def _pair_batch(batch: Any) -> tuple[Tensor, Tensor]:
-    if not isinstance(batch, list | tuple) or len(batch) != 2:
-        raise InputError("data: expected batches of (z, x) pairs, e.g. a ReflowPairs dataset")
-    return batch[0], batch[1]
-
-
 def annealing_reflow_trainer(
     student: nn.Module,
     pairs: ReflowPairs | Dataset[Any],
@@ -315,7 +316,7 @@ def annealing_reflow_trainer(
     holder: list[Trainer] = []
 
     def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-        z, x = _pair_batch(batch)
+        z, x = split_pair(batch, "(z, x) pairs, e.g. a ReflowPairs dataset")
         r = annealing_randomness(holder[0].step, anneal_steps, schedule)
         return reflow_loss(m, z, x, path=path, randomness=r, prediction=prediction, generator=g)
 
@@ -350,7 +351,7 @@ def flow_guided_distillation_trainer(
     frozen = copy.deepcopy(student if guide is None else guide).requires_grad_(False).eval()
 
     def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-        z, x = _pair_batch(batch)
+        z, x = split_pair(batch, "(z, x) pairs, e.g. a ReflowPairs dataset")
         return flow_guided_distillation_loss(
             as_denoiser(m, p, prediction=prediction),
             as_denoiser(frozen, p, prediction=prediction),
