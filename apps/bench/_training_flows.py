@@ -534,42 +534,36 @@ def run_domain(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+COLUMNS = ["part", "method", "w", "steps", "calls", "params", "sw2", "sw2_to_teacher", "ratio"]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "training flows", argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    rows, summary = run(args.quick)
-    print_table(
-        rows,
-        [
-            "part",
-            "method",
-            "w",
-            "steps",
-            "calls",
-            "params",
-            "sw2",
-            "sw2_to_teacher",
-            "ratio",
-            "fdds",
-            "vds",
-        ],
-    )
+    rows, summary = run(args.quick, verbose=True)
+    print_table(rows, [*COLUMNS, "fdds", "vds"])
     print(summary)
     print(f"{time.perf_counter() - start:.1f} s")
     write_json(args.out, rows, summary, quick=args.quick)
 
 
-def run(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The rows and summary of this benchmark (``quick``: small sizes)."""
+def run(quick: bool, verbose: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows and summary of this benchmark (``quick``: small sizes); ``verbose`` prints
+    each part's rows and summary as it ends."""
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    parts = (("slimflow", run_slimflow), ("guided", run_guided), ("domain", run_domain))
+    parts = (("guided", run_guided), ("slimflow", run_slimflow), ("domain", run_domain))
     for name, part in parts:
         t0 = time.perf_counter()
-        summary.update(part(quick, rows))
+        first = len(rows)
+        found = part(quick, rows)
+        summary.update(found)
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 1)
+        if verbose:
+            print_table(rows[first:], [*COLUMNS, "fdds", "vds"])
+            print({**found, "seconds": timings[f"{name}_s"]}, flush=True)
     summary["seconds"] = timings
     return rows, summary
 
