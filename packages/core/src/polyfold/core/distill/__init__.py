@@ -1,5 +1,6 @@
 """Distillation: progressive distillation, consistency distillation and training, score
-distillation (SDS, VSD, ISM, TSM) and one-step generator distillation (SwiftBrush).
+distillation (SDS, VSD, ISM, TSM), one-step generator distillation (SwiftBrush), SlimFlow
+(reflow, Annealing Reflow, Flow-Guided Distillation) and guided-model distillation.
 
 Every loss is a plain function over a denoiser (or network) and any Gaussian path of
 :mod:`polyfold.core.paths`, usable in any training loop. States are tensors (batch first).
@@ -20,6 +21,16 @@ from polyfold.core.distill.consistency import (
     karras_sigmas,
     pseudo_huber,
     teacher_ode_step,
+)
+from polyfold.core.distill.guided import (
+    GuidedCond,
+    guidance_embedding,
+    guided_cond,
+    guided_denoiser,
+    guided_distillation_loss,
+    guided_distillation_trainer,
+    guided_progressive_distillation,
+    guided_progressive_loss,
 )
 from polyfold.core.distill.one_step import one_step_distillation_step
 from polyfold.core.distill.progressive import (
@@ -48,16 +59,34 @@ from polyfold.core.distill.score_distillation import (
     vsd_gradient,
     vsd_loss,
 )
+from polyfold.core.distill.slimflow import (
+    AnnealSchedule,
+    ReflowPairs,
+    anneal_noise,
+    annealing_randomness,
+    annealing_reflow_trainer,
+    flow_guided_distillation_loss,
+    flow_guided_distillation_trainer,
+    one_step_sample,
+    reflow_loss,
+    reflow_pairs,
+)
 
 __all__ = [
+    "AnnealSchedule",
     "ConsistencyModel",
+    "GuidedCond",
     "LoRALinear",
     "Metric",
     "PDTarget",
     "PDWeighting",
+    "ReflowPairs",
     "SDWeighting",
     "StageLog",
     "add_lora",
+    "anneal_noise",
+    "annealing_randomness",
+    "annealing_reflow_trainer",
     "boundary_coefficients",
     "consistency_distillation_loss",
     "consistency_metric",
@@ -65,6 +94,15 @@ __all__ = [
     "consistency_training_loss",
     "ddim_invert",
     "ema_update",
+    "flow_guided_distillation_loss",
+    "flow_guided_distillation_trainer",
+    "guidance_embedding",
+    "guided_cond",
+    "guided_denoiser",
+    "guided_distillation_loss",
+    "guided_distillation_trainer",
+    "guided_progressive_distillation",
+    "guided_progressive_loss",
     "ict_huber_c",
     "ict_level_probs",
     "ict_num_levels",
@@ -73,11 +111,14 @@ __all__ = [
     "karras_sigmas",
     "lora_parameters",
     "one_step_distillation_step",
+    "one_step_sample",
     "pd_grid",
     "progressive_distillation_loss",
     "progressive_distillation_target",
     "progressive_schedule",
     "pseudo_huber",
+    "reflow_loss",
+    "reflow_pairs",
     "sds_gradient",
     "sds_loss",
     "surrogate_loss",

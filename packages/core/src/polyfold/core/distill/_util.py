@@ -8,7 +8,7 @@ themselves are the samplers' (:mod:`polyfold.core.samplers.steps`: DDIM with per
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -74,6 +74,13 @@ def reduce(per_example: Tensor, reduction: str) -> Tensor:
 def flat_sq(diff: Tensor) -> Tensor:
     """Squared L2 norm per example, ``(B,)``."""
     return diff.reshape(diff.shape[0], -1).pow(2).sum(1)
+
+
+def split_pair(batch: object, expected: str) -> tuple[Any, Any]:
+    """A trainer batch ``[a, b]`` as ``(a, b)``; :class:`InputError` naming ``expected``."""
+    if not isinstance(batch, list | tuple) or len(batch) != 2:
+        raise InputError(f"data: expected batches of {expected}")
+    return batch[0], batch[1]
 
 
 def check_finite_positive(value: object, name: str) -> float:

@@ -38,17 +38,20 @@ def cfm_loss(
     generator: torch.Generator | None = None,
     t: Tensor | float | None = None,
     time_sampler: str | TimeSampler = "uniform",
+    noise: State | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
     """Flow-matching loss, scalar (``reduction="mean"``) or ``(B,)`` (``"none"``).
 
     ``path`` defaults to :class:`LinearInterpolant` (rectified flow); dict states take a path
-    per key and one OT permutation for the whole state (costs summed over keys).
+    per key and one OT permutation for the whole state (costs summed over keys). ``noise``
+    gives the noise end ``x1`` of each pair (a fixed coupling, e.g. reflow's teacher pairs).
     """
     paths: Paths = LinearInterpolant() if path is None else path
     if coupling not in ("independent", "ot"):
         raise InputError(f"coupling: expected 'independent' or 'ot', got {coupling!r}")
-    noise = draw_noise(x0, paths, generator)
+    if noise is None:
+        noise = draw_noise(x0, paths, generator)
     if coupling == "ot":
         perm = ot_coupling(x0, noise, mask)
         noise = tree_map(lambda n: n[perm], noise)
