@@ -58,46 +58,47 @@ class Preprocessing:
         self.channels, self.sfreq = train.channels, train.sfreq
         return self
 
-    def _check(self, channels: tuple[str, ...] | None, sfreq: float | None) -> None:
-        if not self.fitted:
+    def _check(
+        self, channels: tuple[str, ...] | None, sfreq: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)``, after checking the fit and the windows' channels and rate."""
+        if self.mean is None or self.scale is None:
             raise InputError("preprocessing: not fitted; call fit(train) first")
         if channels is not None and channels != self.channels:
             raise InputError(f"windows: channels {channels} differ from the fitted {self.channels}")
         if sfreq is not None and sfreq != self.sfreq:
             raise InputError(f"windows: sfreq {sfreq} differs from the fitted {self.sfreq}")
+        return self.mean, self.scale
 
     def to_model(self, w: Windows | np.ndarray) -> torch.Tensor:
         """(N, C, T) float32 standardised tensor of windows (or of a microvolt array)."""
         if isinstance(w, Windows):
-            self._check(w.channels, w.sfreq)
+            mean, scale = self._check(w.channels, w.sfreq)
             x = w.x
         else:
-            self._check(None, None)
+            mean, scale = self._check(None, None)
             x = np.asarray(w)
-        assert self.mean is not None and self.scale is not None
-        if x.ndim != 3 or x.shape[1] != len(self.mean):
-            raise InputError(f"windows: expected shape (N, {len(self.mean)}, T), got {x.shape}")
-        z = (x - self.mean[None, :, None]) / self.scale[None, :, None]
+        if x.ndim != 3 or x.shape[1] != len(mean):
+            raise InputError(f"windows: expected shape (N, {len(mean)}, T), got {x.shape}")
+        z = (x - mean[None, :, None]) / scale[None, :, None]
         return torch.from_numpy(z.astype(np.float32))
 
     def from_model(self, t: torch.Tensor | np.ndarray) -> np.ndarray:
         """Microvolts (N, C, T) float32 of standardised model output."""
-        self._check(None, None)
-        assert self.mean is not None and self.scale is not None
+        mean, scale = self._check(None, None)
         z = t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-        if z.ndim != 3 or z.shape[1] != len(self.mean):
-            raise InputError(f"samples: expected shape (N, {len(self.mean)}, T), got {z.shape}")
-        x = z * self.scale[None, :, None] + self.mean[None, :, None]
+        if z.ndim != 3 or z.shape[1] != len(mean):
+            raise InputError(f"samples: expected shape (N, {len(mean)}, T), got {z.shape}")
+        x = z * scale[None, :, None] + mean[None, :, None]
         return np.asarray(x, dtype=np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state (for model cards)."""
-        self._check(None, None)
-        assert self.mean is not None and self.scale is not None
+        mean, scale = self._check(None, None)
         return {
             "kind": "per-channel standardisation",
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
             "channels": list(self.channels),
             "sfreq": self.sfreq,
         }
@@ -113,5 +114,5 @@ class Preprocessing:
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"preprocessing state: malformed ({err!r})") from None
         if mean.shape != scale.shape or mean.shape != (len(channels),) or not (scale > 0).all():
-            raise InputError("preprocessing state: mean/scale must be one positive value per channel")
+            raise InputError("preprocessing state: expected one mean and one scale > 0 per channel")
         return cls(mean, scale, channels, sfreq)

@@ -217,4 +217,5 @@ def load_tuar(
         "combined_labels": combined,
         "filter": f"0.5-100 Hz band-pass, notch {line_freq} Hz, resampled to {SFREQ:g} Hz",
     }
-    return Windows(np.stack(xs), np.asarray(ys), np.asarray(subs), classes=tuple(classes), card=card)
+    y, subject = np.asarray(ys), np.asarray(subs)
+    return Windows(np.stack(xs), y, subject, classes=tuple(classes), card=card)
