@@ -338,11 +338,13 @@ def simulate(
     windows_per_class: int = 20,
     seconds: float = 2.0,
     seed: int = 0,
+    artifacts: bool = True,
     progress: Any = None,
 ) -> Windows:
     """The simtuar set: ``windows_per_class`` windows of each class for each of ``n_subjects``
-    subjects, ``seconds`` long at 250 Hz, in microvolts. ``progress``: an optional
-    :class:`polyfold.core.progress.Progress` advanced once per subject. Seeded."""
+    subjects, ``seconds`` long at 250 Hz, in microvolts. ``artifacts=False`` leaves the
+    artifacts out (the same background EEG, labels kept: a control set). ``progress``: an
+    optional :class:`polyfold.core.progress.Progress` advanced once per subject. Seeded."""
     check_int("n_subjects", n_subjects, 1)
     check_int("windows_per_class", windows_per_class, 1)
     if not (isinstance(seconds, int | float) and 0.2 <= seconds <= 60.0):
@@ -358,7 +360,9 @@ def simulate(
         x = _background(rng, sub, n, n_times, gain)
         y = np.repeat(np.arange(len(CLASSES)), windows_per_class)
         for i, label in enumerate(y):
-            x[i] += sub.artifact_scale * _ARTIFACTS[CLASSES[label]](rng, sub, n_times)
+            artifact = _ARTIFACTS[CLASSES[label]](rng, sub, n_times)
+            if artifacts:
+                x[i] += sub.artifact_scale * artifact
         x *= sub.channel_gain[None, :, None]
         xs.append(x)
         ys.append(y)
@@ -370,6 +374,7 @@ def simulate(
         "windows_per_class": windows_per_class,
         "seconds": float(seconds),
         "seed": seed,
+        "artifacts": artifacts,
         "montage": MONTAGE,
     }
     return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(subs), card=card)
