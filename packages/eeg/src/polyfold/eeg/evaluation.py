@@ -261,7 +261,7 @@ def iclabel_distribution(w: Windows, *, seed: int = 0) -> np.ndarray:
     )
     ica.fit(raw, verbose="ERROR")
     probs = iclabel.iclabel.iclabel_label_components(raw, ica, inplace=False)
-    return np.asarray(probs, dtype=np.float64).mean(0)
+    return np.asarray(np.asarray(probs, dtype=np.float64).mean(0))
 
 
 def iclabel_agreement(real: Windows, fake: Windows, *, seed: int = 0) -> float:
@@ -408,7 +408,7 @@ def evaluate_seeds(
 ) -> dict[str, Any]:
     """:func:`evaluate` under each seed (``fakes``: one set per seed, or a function of the
     seed that generates it), then :func:`aggregate`."""
-    if not isinstance(fakes, Callable) and len(fakes) != len(seeds):  # type: ignore[arg-type]
+    if not callable(fakes) and len(fakes) != len(seeds):
         raise InputError(f"fakes: expected one set per seed ({len(seeds)}), got {len(fakes)}")
     results = []
     for k, seed in enumerate(seeds):

@@ -225,7 +225,7 @@ def _background(
     eeg = np.einsum("ck,nkt->nct", gain, src)
     eeg *= sub.background_uv / np.median(eeg.std(axis=-1))
     eeg += rng.normal(0.0, 0.5, eeg.shape)  # amplifier noise, uV
-    return eeg
+    return np.asarray(eeg)
 
 
 def _events(rng: np.random.Generator, n_times: int, k: int) -> np.ndarray:
