@@ -13,7 +13,7 @@ Every window is ``background + artifact`` on the 8 ArtifactGen channels at 250 H
   (amplitudes, chewing rate, shivering tremor frequency, preferred side of muscle activity), so
   a subject-wise split tests generalisation to new heads.
 - **Artifacts** have the spatial and spectral signatures of their TUAR class: ``eyem`` saccades
-  and blinks (corneo-retinal dipoles at the eyes, frontal Fp1/Fp2, below 4 Hz, 50-200 uV);
+  and blinks (corneo-retinal dipoles at the eyes, frontal Fp1/Fp2, below 4 Hz, 80-150 uV);
   ``musc`` 20-100 Hz EMG bursts at a temporal site (T3/T4); ``chew`` bilateral temporal EMG
   bursts at 1-2 Hz with a slow jaw-motion component; ``shiv`` sustained EMG over all sites,
   rhythmically modulated at 4-8 Hz; ``elec`` an electrode pop on one channel (a step and its
@@ -188,8 +188,8 @@ class _Subject:
         self.artifact_scale = float(np.exp(rng.normal(0.0, 0.05)))
         self.chew_hz = float(rng.uniform(1.2, 1.8))
         self.shiver_hz = float(rng.uniform(5.0, 7.0))
-        self.muscle_side = float(rng.uniform(0.35, 0.65))  # probability of a left-sided burst
-        self.eye_topography_length = float(rng.uniform(0.035, 0.042))
+        self.muscle_side = float(rng.uniform(0.4, 0.6))  # probability of a left-sided burst
+        self.eye_topography_length = float(rng.uniform(0.037, 0.040))
 
 
 def _background(
@@ -241,9 +241,9 @@ def _eyem(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     horizontal = topo[0] - topo[1]
     t = np.arange(n_times) / SFREQ
     out = np.zeros((len(CHANNELS), n_times))
-    for onset in _events(rng, n_times, int(rng.integers(1, 4))):
+    for onset in _events(rng, n_times, int(rng.integers(1, 3))):
         kind = rng.random()
-        amp = rng.uniform(60.0, 180.0) * rng.choice([-1.0, 1.0])
+        amp = rng.uniform(80.0, 150.0) * rng.choice([-1.0, 1.0])
         if kind < 0.35:  # blink: a ~300 ms positive deflection at Fp1/Fp2
             width = rng.uniform(0.15, 0.3)
             wave = np.exp(-0.5 * ((t - onset / SFREQ) / (width / 2.5)) ** 2) * abs(amp)
@@ -295,7 +295,7 @@ def _chew(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     period = SFREQ / rate
     first = rng.uniform(0.0, period)
     starts = np.arange(first, n_times, period).astype(int)
-    burst = int(rng.uniform(0.12, 0.25) * SFREQ)
+    burst = int(rng.uniform(0.25, 0.35) * period)  # bursts fill a fixed share of each cycle
     env = _burst_envelope(n_times, starts, np.full(len(starts), burst))
     t = np.arange(n_times) / SFREQ
     jaw = np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) * rng.uniform(5.0, 15.0)
