@@ -81,8 +81,8 @@ def test_eye_movement_is_slow_large_and_frontal(sim: Windows, clean: Windows) ->
     power = p.sum(-1)
     _, pb = _psd(clean.of_class("eyem").x)
     gain = power / pb.sum(-1)
-    assert gain[ch("Fp1")] > 10
-    assert gain[ch("Fp2")] > 10
+    assert gain[ch("Fp1")] > 5
+    assert gain[ch("Fp2")] > 5  # large deflections: 5x the background power
     assert gain[ch("O1")] < gain[ch("Fp1")] / 5
     assert gain[ch("O2")] < gain[ch("Fp2")] / 5
 

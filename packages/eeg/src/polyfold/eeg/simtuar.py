@@ -10,7 +10,7 @@ Every window is ``background + artifact`` on the 8 ArtifactGen channels at 250 H
   sources, mu/beta (about 20 Hz) from central ones, theta (about 6 Hz) from frontal ones.
 - **Subjects** differ in head radius and sphere centre (so their gain matrices differ), channel
   gains (electrode contact), alpha frequency and power, aperiodic exponent and artifact habits
-  (amplitudes, chewing rate, shivering tremor frequency, preferred side of muscle activity), so
+  (amplitudes, chewing rate, shivering tremor frequency), so
   a subject-wise split tests generalisation to new heads.
 - **Artifacts** have the spatial and spectral signatures of their TUAR class: ``eyem`` saccades
   and blinks (corneo-retinal dipoles at the eyes, frontal Fp1/Fp2, below 4 Hz, 80-150 uV);
@@ -181,14 +181,13 @@ class _Subject:
         self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.001, 3))
         self.channel_gain = np.exp(rng.normal(0.0, 0.025, len(CHANNELS)))
         self.background_uv = float(rng.uniform(16.0, 19.0))  # median channel RMS
-        self.alpha_hz = float(rng.uniform(9.5, 11.0))
+        self.alpha_hz = float(rng.uniform(9.8, 10.4))
         self.alpha_power = float(rng.uniform(2.8, 3.6))
         self.beta_hz = float(rng.uniform(18.0, 22.0))
-        self.exponent = float(rng.uniform(1.65, 1.85))
+        self.exponent = float(rng.uniform(1.72, 1.8))
         self.artifact_scale = float(np.exp(rng.normal(0.0, 0.05)))
         self.chew_hz = float(rng.uniform(1.2, 1.8))
         self.shiver_hz = float(rng.uniform(5.0, 7.0))
-        self.muscle_side = float(rng.uniform(0.4, 0.6))  # probability of a left-sided burst
         self.eye_topography_length = float(rng.uniform(0.037, 0.040))
 
 
@@ -280,7 +279,7 @@ def _musc(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     env = _burst_envelope(
         n_times, _events(rng, n_times, k), rng.integers(int(0.3 * SFREQ), int(1.2 * SFREQ), k)
     )
-    left = rng.random() < sub.muscle_side
+    left = rng.random() < 0.5
     both = rng.random() < 0.3
     weights = topo[0] if left else topo[1]
     if both:
