@@ -143,6 +143,10 @@ def test_subjects_have_their_own_forward_solution() -> None:
     assert not np.allclose(g0, g1)
 
 
+def test_any_window_length() -> None:
+    assert simulate(n_subjects=1, windows_per_class=1, seconds=1.1).x.shape == (5, 8, 275)
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(InputError, match="n_subjects"):
         simulate(n_subjects=0)

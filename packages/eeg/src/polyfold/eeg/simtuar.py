@@ -147,22 +147,28 @@ def forward_gain(
 
 
 def _colored_noise(
-    rng: np.random.Generator, shape: tuple[int, ...], amp_spectrum: np.ndarray
+    rng: np.random.Generator, shape: tuple[int, ...], amp_spectrum: np.ndarray, n_times: int
 ) -> np.ndarray:
-    """Gaussian noise of the given amplitude spectrum (last axis = rfft bins), unit-free."""
-    n_times = 2 * (amp_spectrum.shape[-1] - 1)
+    """Gaussian noise of ``n_times`` samples with the given amplitude spectrum (last axis: the
+    ``n_times // 2 + 1`` rfft bins), unit-free."""
     spec = rng.standard_normal((*shape, amp_spectrum.shape[-1])) + 1j * rng.standard_normal(
         (*shape, amp_spectrum.shape[-1])
     )
     return np.fft.irfft(spec * amp_spectrum, n=n_times, axis=-1)
 
 
-def _bandpassed(rng: np.random.Generator, n: int, n_times: int, lo: float, hi: float) -> np.ndarray:
-    """(n, n_times) unit-RMS Gaussian noise band-passed to [lo, hi] Hz (EMG carrier)."""
+@functools.cache
+def _band_gain(n_times: int, lo: float, hi: float) -> np.ndarray:
+    """Power gain ``|H(f)|^2`` of a 4th-order Butterworth band-pass at the rfft bins."""
     sos = signal.butter(4, [lo, hi], btype="bandpass", fs=SFREQ, output="sos")
-    pad = 100
-    out = signal.sosfiltfilt(sos, rng.standard_normal((n, n_times + 2 * pad)), axis=-1)
-    out = out[:, pad:-pad]
+    _, h = signal.sosfreqz(sos, worN=np.fft.rfftfreq(n_times, 1.0 / SFREQ), fs=SFREQ)
+    return np.asarray(np.abs(h) ** 2)
+
+
+def _bandpassed(rng: np.random.Generator, n: int, n_times: int, lo: float, hi: float) -> np.ndarray:
+    """(n, n_times) unit-RMS Gaussian noise band-passed to [lo, hi] Hz (EMG carrier), shaped in
+    the frequency domain by a zero-phase 4th-order Butterworth response."""
+    out = _colored_noise(rng, (n,), _band_gain(n_times, lo, hi), n_times)
     return np.asarray(out / out.std(axis=-1, keepdims=True))
 
 
@@ -216,9 +222,12 @@ def _background(
     power[:, 0] = 0.0
     # windows differ in alpha state (eyes open/closed): scale the rhythmic part per window
     state = np.exp(rng.normal(0.0, 0.35, (n, 1, 1)))
-    src = _colored_noise(rng, (n, N_SOURCES), np.sqrt(power)[None] * np.ones((n, 1, 1)))
+    src = _colored_noise(rng, (n, N_SOURCES), np.sqrt(power)[None] * np.ones((n, 1, 1)), n_times)
     alpha_extra = _colored_noise(
-        rng, (n, N_SOURCES), np.sqrt(posterior[:, None] * peak(sub.alpha_hz, 0.8)[None, :])[None]
+        rng,
+        (n, N_SOURCES),
+        np.sqrt(posterior[:, None] * peak(sub.alpha_hz, 0.8)[None, :])[None],
+        n_times,
     )
     src = src + (state - 1.0).clip(-0.8, None) * alpha_extra * np.sqrt(sub.alpha_power)
     eeg = np.einsum("ck,nkt->nct", gain, src)
