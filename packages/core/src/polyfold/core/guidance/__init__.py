@@ -25,6 +25,9 @@ sampler of :mod:`polyfold.core.samplers` unchanged. On a path ``x_t = alpha x0 +
   (``E = ||y - A(x0_hat)||``: DPS's step ``zeta / ||y - A(x0_hat)||`` on the squared norm is
   the gradient of the norm), motion editing. ``sigma_scaling=False`` drops the ``sigma``:
   ``eps' = eps + w grad_x E``.
+- :func:`gfcg`, gradient-free classifier guidance (:mod:`~polyfold.core.guidance.gfcg`): a clean
+  classifier in inference mode picks a reference class and a time-adaptive scale per step;
+  ``D = D_base + w_t (D_c - D_ref)``, combinable with CFG.
 - :func:`inpaint`: replacement in the known entries: ``x0 = y`` there and
   ``eps = (x - alpha y)/sigma`` (the pair stays consistent), the unknown entries as predicted.
   Exponential-integrator samplers (DDIM, DPM-Solver(++), UniPC, DEIS) are exact on constant
@@ -41,6 +44,7 @@ unconditional predictions in one network call on a ``2B`` batch.
 """
 
 from polyfold.core.guidance.cfg import CFG, cfg, cfg_pp, cfg_pp_equivalent_scale
+from polyfold.core.guidance.gfcg import GFCG, gfcg
 from polyfold.core.guidance.gradient import (
     ClassifierGuidance,
     ObservationGuidance,
@@ -51,6 +55,7 @@ from polyfold.core.guidance.inpaint import Inpaint, inpaint
 
 __all__ = [
     "CFG",
+    "GFCG",
     "ClassifierGuidance",
     "Inpaint",
     "ObservationGuidance",
@@ -58,6 +63,7 @@ __all__ = [
     "cfg_pp",
     "cfg_pp_equivalent_scale",
     "classifier_guidance",
+    "gfcg",
     "inpaint",
     "observation_guidance",
 ]
