@@ -70,7 +70,7 @@ class DiffusionConfig:
     channels: int = 8
     n_times: int = 500
     n_classes: int = 5
-    base: int = 32
+    base: int = 16
     mults: list[int] = field(default_factory=lambda: [1, 2, 2])
     emb: int = 128
     dropout: float = 0.0
@@ -83,7 +83,7 @@ class DiffusionConfig:
     guidance: float = 3.5
     p_uncond: float = 0.1
     lr: float = 2e-4
-    batch_size: int = 32
+    batch_size: int = 16
     steps: int = 2000
     seed: int = 0
 
@@ -144,12 +144,20 @@ class EEGDiffusion(nn.Module):
     def null_label(self) -> int:
         return self.config.n_classes
 
-    def loss(self, x0: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Core's DSM loss with the class replaced by the null label with ``p_uncond``."""
+    def loss(
+        self,
+        x0: Tensor,
+        y: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        net: nn.Module | None = None,
+    ) -> Tensor:
+        """Core's DSM loss with the class replaced by the null label with ``p_uncond``; ``net``
+        is the module to call (the Trainer's possibly wrapped copy of this one)."""
         drop = torch.rand(y.shape, generator=generator, device=y.device) < self.config.p_uncond
         cond = torch.where(drop, torch.full_like(y, self.null_label), y)
         return dsm_loss(
-            self,
+            self if net is None else net,
             x0,
             path=self.path,
             prediction=self.config.prediction,  # type: ignore[arg-type]

@@ -35,13 +35,13 @@ class WGANConfig:
     n_times: int = 500
     n_classes: int = 5
     z_dim: int = 64
-    width: int = 64
+    width: int = 48
     n_up: int = 4
-    critic_width: int = 32
+    critic_width: int = 16
     n_critic: int = 5
     gp_weight: float = 10.0
     lr: float = 1e-4
-    batch_size: int = 64
+    batch_size: int = 32
     steps: int = 2000
     seed: int = 0
 
@@ -107,9 +107,7 @@ class WGANGenerator(nn.Module):
         out: Tensor = self.out(h)[..., : cfg.n_times]
         return out
 
-    def sample(
-        self, y: Tensor, *, generator: torch.Generator | None = None, **_: Any
-    ) -> Tensor:
+    def sample(self, y: Tensor, *, generator: torch.Generator | None = None, **_: Any) -> Tensor:
         """Windows of the classes ``y`` (``(B,)`` indices), in the model's units."""
         z = torch.randn(len(y), self.config.z_dim, generator=generator)
         with torch.no_grad():
