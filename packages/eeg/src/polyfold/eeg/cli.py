@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,7 +144,6 @@ def _prepare_run(out: Path, *, resume: bool, force: bool) -> int | None:
                 f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
             )
         probe_writable(out)
-        typer.echo(resuming_line(done, None, run), err=True)
         return done
     if done is not None:
         raise InputError(
@@ -218,9 +218,23 @@ def train(
                 f"--resume: the run in {out} already reached step {resumed} of {cfg.steps}; "
                 "pass a larger --steps to train further"
             )
+        typer.echo(resuming_line(resumed, cfg.steps, out / "run"), err=True)
     else:
         cfg = model_config(model, tr, steps=steps or 2000, seed=seed, preset=preset)
     label = "loss" if model == "ddpm" else "W-estimate"
+    command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
+    for option, value, default in (
+        ("--data", data, None),
+        ("--preset", preset if model == "ddpm" else "config", "config"),
+        ("--seed", seed, 0),
+        ("--seconds", seconds if data is None else 2.0, 2.0),
+        ("--test-fraction", test_fraction, 0.25),
+        ("--split-seed", split_seed, 0),
+        ("--checkpoint-every", checkpoint_every, None),
+    ):
+        if value != default:
+            command += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    command += ["--out", str(out)]
     with Progress(cfg.steps, f"train {model}", quiet=quiet) as bar:
         if resumed is not None:
             bar.update(resumed)
@@ -236,6 +250,7 @@ def train(
             ),
             test_subjects=[int(s) for s in np.unique(te.subject)],
             data_card=card_id,
+            command=shlex.join(command),
             data_source={
                 "data": None if data is None else str(data),
                 "seconds": w.n_times / w.sfreq,

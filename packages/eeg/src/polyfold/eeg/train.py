@@ -189,6 +189,7 @@ def fit_model(
     test_subjects: list[int] | None = None,
     data_card: str | None = None,
     data_source: dict[str, Any] | None = None,
+    command: str | None = None,
 ) -> Path:
     """Train ``kind`` on ``train`` in ``out/run`` and write ``out/model`` (returns its path)."""
     prep = Preprocessing().fit(train)
@@ -211,7 +212,7 @@ def fit_model(
         "kind": kind,
         "data_card": data_card,
         "data_source": data_source or {},
-        "command": shlex.join(["polyfold-eeg", *sys.argv[1:]]),
+        "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "preprocessing": prep.state_dict(),
         "classes": list(train.classes),
         "channels": list(train.channels),
