@@ -36,7 +36,7 @@ from scipy import signal
 from polyfold.core.errors import InputError, check_int
 from polyfold.eeg.data import CHANNELS, CLASSES, SFREQ, Windows
 
-__all__ = ["CARD", "MONTAGE", "forward_gain", "simulate"]
+__all__ = ["CARD", "MONTAGE", "electrode_positions", "forward_gain", "montage_info", "simulate"]
 
 #: How many cortical dipoles drive the background.
 N_SOURCES = 48
@@ -77,14 +77,26 @@ MONTAGE = "standard_1020"
 
 
 @functools.cache
-def _info() -> Any:
+def _montage_info(channels: tuple[str, ...], sfreq: float) -> Any:
     import mne
 
-    info = mne.create_info(list(CHANNELS), SFREQ, "eeg")
+    info = mne.create_info(list(channels), sfreq, "eeg")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        info.set_montage(mne.channels.make_standard_montage(_montage_name()))
+        try:
+            info.set_montage(mne.channels.make_standard_montage(_montage_name()))
+        except ValueError as err:
+            raise InputError(f"channels: not all in the standard 10-20 montage ({err})") from None
     return info
+
+
+def montage_info(channels: tuple[str, ...] = CHANNELS, sfreq: float = SFREQ) -> Any:
+    """A copy of the :class:`mne.Info` of ``channels`` at their standard 10-20 positions."""
+    return _montage_info(tuple(channels), float(sfreq)).copy()
+
+
+def _info() -> Any:
+    return _montage_info(CHANNELS, SFREQ)
 
 
 def electrode_positions() -> np.ndarray:
@@ -165,19 +177,19 @@ class _Subject:
     """The drawn parameters of one simulated subject."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.radius_scale = round(float(np.clip(rng.normal(1.0, 0.05), 0.88, 1.12)), 3)
-        self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.003, 3))
-        self.channel_gain = np.exp(rng.normal(0.0, 0.12, len(CHANNELS)))
-        self.background_uv = float(rng.uniform(12.0, 24.0))  # median channel RMS
-        self.alpha_hz = float(rng.uniform(8.8, 11.5))
-        self.alpha_power = float(rng.uniform(1.5, 5.0))
-        self.beta_hz = float(rng.uniform(17.0, 23.0))
-        self.exponent = float(rng.uniform(1.4, 2.1))
-        self.artifact_scale = float(np.exp(rng.normal(0.0, 0.2)))
-        self.chew_hz = float(rng.uniform(1.0, 2.0))
-        self.shiver_hz = float(rng.uniform(4.0, 8.0))
-        self.muscle_side = float(rng.uniform(0.2, 0.8))  # probability of a left-sided burst
-        self.eye_topography_length = float(rng.uniform(0.03, 0.045))
+        self.radius_scale = round(float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)), 3)
+        self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.0015, 3))
+        self.channel_gain = np.exp(rng.normal(0.0, 0.04, len(CHANNELS)))
+        self.background_uv = float(rng.uniform(15.0, 20.0))  # median channel RMS
+        self.alpha_hz = float(rng.uniform(9.5, 11.0))
+        self.alpha_power = float(rng.uniform(2.5, 4.0))
+        self.beta_hz = float(rng.uniform(18.0, 22.0))
+        self.exponent = float(rng.uniform(1.6, 1.9))
+        self.artifact_scale = float(np.exp(rng.normal(0.0, 0.1)))
+        self.chew_hz = float(rng.uniform(1.2, 1.8))
+        self.shiver_hz = float(rng.uniform(5.0, 7.0))
+        self.muscle_side = float(rng.uniform(0.35, 0.65))  # probability of a left-sided burst
+        self.eye_topography_length = float(rng.uniform(0.035, 0.042))
 
 
 def _background(
@@ -326,11 +338,13 @@ def simulate(
     windows_per_class: int = 20,
     seconds: float = 2.0,
     seed: int = 0,
+    artifacts: bool = True,
     progress: Any = None,
 ) -> Windows:
     """The simtuar set: ``windows_per_class`` windows of each class for each of ``n_subjects``
-    subjects, ``seconds`` long at 250 Hz, in microvolts. ``progress``: an optional
-    :class:`polyfold.core.progress.Progress` advanced once per subject. Seeded."""
+    subjects, ``seconds`` long at 250 Hz, in microvolts. ``artifacts=False`` leaves the
+    artifacts out (the same background EEG, labels kept: a control set). ``progress``: an
+    optional :class:`polyfold.core.progress.Progress` advanced once per subject. Seeded."""
     check_int("n_subjects", n_subjects, 1)
     check_int("windows_per_class", windows_per_class, 1)
     if not (isinstance(seconds, int | float) and 0.2 <= seconds <= 60.0):
@@ -346,7 +360,9 @@ def simulate(
         x = _background(rng, sub, n, n_times, gain)
         y = np.repeat(np.arange(len(CLASSES)), windows_per_class)
         for i, label in enumerate(y):
-            x[i] += sub.artifact_scale * _ARTIFACTS[CLASSES[label]](rng, sub, n_times)
+            artifact = _ARTIFACTS[CLASSES[label]](rng, sub, n_times)
+            if artifacts:
+                x[i] += sub.artifact_scale * artifact
         x *= sub.channel_gain[None, :, None]
         xs.append(x)
         ys.append(y)
@@ -358,6 +374,7 @@ def simulate(
         "windows_per_class": windows_per_class,
         "seconds": float(seconds),
         "seed": seed,
+        "artifacts": artifacts,
         "montage": MONTAGE,
     }
     return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(subs), card=card)
