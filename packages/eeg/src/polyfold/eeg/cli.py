@@ -174,6 +174,10 @@ def train(
     preset: Annotated[
         str, typer.Option(help="ddpm: 'config' (cosine, v-prediction) or 'paper' (linear, eps).")
     ] = "config",
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate [default: wgan 1e-4 (Adam 0, 0.9), ddpm 2e-4 (AdamW)]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     seconds: Annotated[
         float, typer.Option(help="Window length of the simtuar default set (without --data).")
@@ -199,6 +203,8 @@ def train(
     for value, option in ((steps, "--steps"), (checkpoint_every, "--checkpoint-every")):
         if value is not None:
             _positive(value, option)
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"--lr: expected a number > 0, got {lr}")
     if model == "ddpm":
         from polyfold.eeg.diffusion import PRESETS
 
@@ -221,11 +227,14 @@ def train(
         typer.echo(resuming_line(resumed, cfg.steps, out / "run"), err=True)
     else:
         cfg = model_config(model, tr, steps=steps or 2000, seed=seed, preset=preset)
+        if lr is not None:
+            cfg.lr = lr
     label = "loss" if model == "ddpm" else "W-estimate"
     command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
     for option, value, default in (
         ("--data", data, None),
         ("--preset", preset if model == "ddpm" else "config", "config"),
+        ("--lr", lr, None),
         ("--seed", seed, 0),
         ("--seconds", seconds if data is None else 2.0, 2.0),
         ("--test-fraction", test_fraction, 0.25),

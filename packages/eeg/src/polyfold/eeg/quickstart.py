@@ -51,7 +51,7 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Run the quickstart; write ``out/report.html`` and return its path."""
     from polyfold.eeg.evaluation import evaluate
     from polyfold.eeg.generate import SHIPPED, load_synthesizer, synthesize
-    from polyfold.eeg.report import add_class_section, add_metric_table
+    from polyfold.eeg.report import DIRECTIONS, add_class_section, add_metric_table
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -77,8 +77,6 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             "see one preprocessing (per-channel standardisation fitted on the training subjects)."
         )
         report.heading("Metrics (synthetic vs held-out real)")
-        from polyfold.eeg.evaluation import DIRECTIONS  # type: ignore[attr-defined]
-
         add_metric_table(report, metrics, DIRECTIONS)
         report.heading("Real and synthetic windows and spectra, per class")
         for name in test.classes:

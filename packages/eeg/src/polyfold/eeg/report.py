@@ -11,7 +11,22 @@ import numpy as np
 from polyfold.core.report import Report
 from polyfold.eeg.data import CLASS_NAMES, Windows
 
-__all__ = ["add_class_section", "add_metric_table", "stacked_traces"]
+__all__ = ["DIRECTIONS", "add_class_section", "add_metric_table", "stacked_traces"]
+
+#: the overall metrics a report shows, with their direction and reference
+DIRECTIONS: dict[str, str] = {
+    "worst_band_rel_error": "lower is better (worst class and band; goal <= 0.20)",
+    "psd_distance_db": "lower is better (dB, RMS over channels and 0.5-100 Hz)",
+    "covariance_distance": "lower is better (relative Frobenius)",
+    "autocorrelation_distance": "lower is better",
+    "mmd_features": "lower is better (unbiased MMD^2; ~0 = same distribution)",
+    "c2st_accuracy": "closer to 0.5 is better (goal <= 0.7)",
+    "class_recovery": "higher is better (goal >= 0.8; real windows: class_recovery_real)",
+    "class_recovery_real": "reference: the classifier on real held-out windows",
+    "tstr_over_trtr": "higher is better (goal >= 0.8)",
+    "diversity": "closer to diversity_real is better",
+    "diversity_real": "reference: the real windows' own diversity",
+}
 
 
 def stacked_traces(x: np.ndarray, sfreq: float) -> dict[str, list[tuple[float, float]]]:
