@@ -177,15 +177,15 @@ class _Subject:
     """The drawn parameters of one simulated subject."""
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.radius_scale = round(float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)), 3)
-        self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.0015, 3))
-        self.channel_gain = np.exp(rng.normal(0.0, 0.04, len(CHANNELS)))
-        self.background_uv = float(rng.uniform(15.0, 20.0))  # median channel RMS
+        self.radius_scale = round(float(np.clip(rng.normal(1.0, 0.01), 0.97, 1.03)), 3)
+        self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.001, 3))
+        self.channel_gain = np.exp(rng.normal(0.0, 0.025, len(CHANNELS)))
+        self.background_uv = float(rng.uniform(16.0, 19.0))  # median channel RMS
         self.alpha_hz = float(rng.uniform(9.5, 11.0))
-        self.alpha_power = float(rng.uniform(2.5, 4.0))
+        self.alpha_power = float(rng.uniform(2.8, 3.6))
         self.beta_hz = float(rng.uniform(18.0, 22.0))
-        self.exponent = float(rng.uniform(1.6, 1.9))
-        self.artifact_scale = float(np.exp(rng.normal(0.0, 0.1)))
+        self.exponent = float(rng.uniform(1.65, 1.85))
+        self.artifact_scale = float(np.exp(rng.normal(0.0, 0.05)))
         self.chew_hz = float(rng.uniform(1.2, 1.8))
         self.shiver_hz = float(rng.uniform(5.0, 7.0))
         self.muscle_side = float(rng.uniform(0.35, 0.65))  # probability of a left-sided burst
@@ -225,7 +225,7 @@ def _background(
     eeg = np.einsum("ck,nkt->nct", gain, src)
     eeg *= sub.background_uv / np.median(eeg.std(axis=-1))
     eeg += rng.normal(0.0, 0.5, eeg.shape)  # amplifier noise, uV
-    return eeg
+    return np.asarray(eeg)
 
 
 def _events(rng: np.random.Generator, n_times: int, k: int) -> np.ndarray:
