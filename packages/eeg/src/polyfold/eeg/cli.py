@@ -15,6 +15,7 @@ overwritten without ``--force``; ``train`` checkpoints its run and continues it 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shlex
@@ -31,6 +32,7 @@ from polyfold.core.outputs import (
     check_output_file,
     prepare_output_dir,
     probe_writable,
+    write_bytes,
     write_text,
 )
 from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
@@ -231,7 +233,7 @@ def train(
             cfg.lr = lr
     label = "loss" if model == "ddpm" else "W-estimate"
     command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
-    for option, value, default in (
+    settings: tuple[tuple[str, Any, Any], ...] = (
         ("--data", data, None),
         ("--preset", preset if model == "ddpm" else "config", "config"),
         ("--lr", lr, None),
@@ -240,7 +242,8 @@ def train(
         ("--test-fraction", test_fraction, 0.25),
         ("--split-seed", split_seed, 0),
         ("--checkpoint-every", checkpoint_every, None),
-    ):
+    )
+    for option, value, default in settings:
         if value != default:
             command += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     command += ["--out", str(out)]
@@ -281,7 +284,9 @@ def _classes(asked: list[str] | None, known: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _sample_options(sampler: str | None, steps: int | None, guidance: float | None) -> dict:
+def _sample_options(
+    sampler: str | None, steps: int | None, guidance: float | None
+) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if sampler is not None:
         from polyfold.core.samplers import get_sampler
@@ -346,9 +351,7 @@ def generate(
     with Progress(n * len(names), f"generate ({synth.kind})", quiet=quiet) as bar:
         w = synthesize(synth, names, n, seed=seed, callback=bar.advance, **options)
     for c in names:
-        from polyfold.core.outputs import write_bytes
-
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         np.save(buf, w.of_class(c).x)
         write_bytes(out / f"{c}.npy", buf.getvalue())
     w.save(out / "synthetic.npz")

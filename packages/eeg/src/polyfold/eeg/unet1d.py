@@ -39,7 +39,8 @@ class _ResBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        if self.conv2.bias is not None:
+            nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))

@@ -111,7 +111,8 @@ class WGANGenerator(nn.Module):
         """Windows of the classes ``y`` (``(B,)`` indices), in the model's units."""
         z = torch.randn(len(y), self.config.z_dim, generator=generator)
         with torch.no_grad():
-            return self(z, y)
+            out: Tensor = self(z, y)
+        return out
 
 
 class Critic(nn.Module):
