@@ -81,8 +81,8 @@ def test_eye_movement_is_slow_large_and_frontal(sim: Windows, clean: Windows) ->
     power = p.sum(-1)
     _, pb = _psd(clean.of_class("eyem").x)
     gain = power / pb.sum(-1)
-    assert gain[ch("Fp1")] > 10
-    assert gain[ch("Fp2")] > 10
+    assert gain[ch("Fp1")] > 5
+    assert gain[ch("Fp2")] > 5  # large deflections: 5x the background power
     assert gain[ch("O1")] < gain[ch("Fp1")] / 5
     assert gain[ch("O2")] < gain[ch("Fp2")] / 5
 
@@ -141,6 +141,10 @@ def test_subjects_have_their_own_forward_solution() -> None:
     assert g0.shape == (8, len(dirs))
     assert np.isfinite(g0).all()
     assert not np.allclose(g0, g1)
+
+
+def test_any_window_length() -> None:
+    assert simulate(n_subjects=1, windows_per_class=1, seconds=1.1).x.shape == (5, 8, 275)
 
 
 def test_bad_arguments() -> None:

@@ -124,7 +124,7 @@ class Windows:
 
     def save(self, path: str | Path) -> Path:
         """Write ``X.npz`` (arrays and metadata) and ``X.json`` (the card); returns the npz."""
-        npz = Path(path).with_suffix(".npz")
+        npz = _npz_path(path)
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
@@ -145,7 +145,7 @@ class Windows:
     @classmethod
     def load(cls, path: str | Path) -> Windows:
         """Read what :meth:`save` wrote (``X``, ``X.npz``); the card ``X.json`` if present."""
-        npz = Path(path).with_suffix(".npz")
+        npz = _npz_path(path)
         if not npz.is_file():
             raise InputError(f"{npz}: no such windows file (expected what `prepare` writes)")
         with reading(npz, "windows file"):
@@ -176,6 +176,11 @@ class Windows:
             )
         except InputError as err:
             raise InputError(f"{npz}: {err}") from None
+
+
+def _npz_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 
 
 def subject_split(

@@ -10,10 +10,10 @@ Every window is ``background + artifact`` on the 8 ArtifactGen channels at 250 H
   sources, mu/beta (about 20 Hz) from central ones, theta (about 6 Hz) from frontal ones.
 - **Subjects** differ in head radius and sphere centre (so their gain matrices differ), channel
   gains (electrode contact), alpha frequency and power, aperiodic exponent and artifact habits
-  (amplitudes, chewing rate, shivering tremor frequency, preferred side of muscle activity), so
+  (amplitudes, chewing rate, shivering tremor frequency), so
   a subject-wise split tests generalisation to new heads.
 - **Artifacts** have the spatial and spectral signatures of their TUAR class: ``eyem`` saccades
-  and blinks (corneo-retinal dipoles at the eyes, frontal Fp1/Fp2, below 4 Hz, 50-200 uV);
+  and blinks (corneo-retinal dipoles at the eyes, frontal Fp1/Fp2, below 4 Hz, 80-150 uV);
   ``musc`` 20-100 Hz EMG bursts at a temporal site (T3/T4); ``chew`` bilateral temporal EMG
   bursts at 1-2 Hz with a slow jaw-motion component; ``shiv`` sustained EMG over all sites,
   rhythmically modulated at 4-8 Hz; ``elec`` an electrode pop on one channel (a step and its
@@ -147,22 +147,28 @@ def forward_gain(
 
 
 def _colored_noise(
-    rng: np.random.Generator, shape: tuple[int, ...], amp_spectrum: np.ndarray
+    rng: np.random.Generator, shape: tuple[int, ...], amp_spectrum: np.ndarray, n_times: int
 ) -> np.ndarray:
-    """Gaussian noise of the given amplitude spectrum (last axis = rfft bins), unit-free."""
-    n_times = 2 * (amp_spectrum.shape[-1] - 1)
+    """Gaussian noise of ``n_times`` samples with the given amplitude spectrum (last axis: the
+    ``n_times // 2 + 1`` rfft bins), unit-free."""
     spec = rng.standard_normal((*shape, amp_spectrum.shape[-1])) + 1j * rng.standard_normal(
         (*shape, amp_spectrum.shape[-1])
     )
     return np.fft.irfft(spec * amp_spectrum, n=n_times, axis=-1)
 
 
-def _bandpassed(rng: np.random.Generator, n: int, n_times: int, lo: float, hi: float) -> np.ndarray:
-    """(n, n_times) unit-RMS Gaussian noise band-passed to [lo, hi] Hz (EMG carrier)."""
+@functools.cache
+def _band_gain(n_times: int, lo: float, hi: float) -> np.ndarray:
+    """Power gain ``|H(f)|^2`` of a 4th-order Butterworth band-pass at the rfft bins."""
     sos = signal.butter(4, [lo, hi], btype="bandpass", fs=SFREQ, output="sos")
-    pad = 100
-    out = signal.sosfiltfilt(sos, rng.standard_normal((n, n_times + 2 * pad)), axis=-1)
-    out = out[:, pad:-pad]
+    _, h = signal.sosfreqz(sos, worN=np.fft.rfftfreq(n_times, 1.0 / SFREQ), fs=SFREQ)
+    return np.asarray(np.abs(h) ** 2)
+
+
+def _bandpassed(rng: np.random.Generator, n: int, n_times: int, lo: float, hi: float) -> np.ndarray:
+    """(n, n_times) unit-RMS Gaussian noise band-passed to [lo, hi] Hz (EMG carrier), shaped in
+    the frequency domain by a zero-phase 4th-order Butterworth response."""
+    out = _colored_noise(rng, (n,), _band_gain(n_times, lo, hi), n_times)
     return np.asarray(out / out.std(axis=-1, keepdims=True))
 
 
@@ -181,15 +187,14 @@ class _Subject:
         self.centre_shift = tuple(round(float(v), 4) for v in rng.normal(0.0, 0.001, 3))
         self.channel_gain = np.exp(rng.normal(0.0, 0.025, len(CHANNELS)))
         self.background_uv = float(rng.uniform(16.0, 19.0))  # median channel RMS
-        self.alpha_hz = float(rng.uniform(9.5, 11.0))
+        self.alpha_hz = float(rng.uniform(9.8, 10.4))
         self.alpha_power = float(rng.uniform(2.8, 3.6))
         self.beta_hz = float(rng.uniform(18.0, 22.0))
-        self.exponent = float(rng.uniform(1.65, 1.85))
+        self.exponent = float(rng.uniform(1.72, 1.8))
         self.artifact_scale = float(np.exp(rng.normal(0.0, 0.05)))
         self.chew_hz = float(rng.uniform(1.2, 1.8))
         self.shiver_hz = float(rng.uniform(5.0, 7.0))
-        self.muscle_side = float(rng.uniform(0.35, 0.65))  # probability of a left-sided burst
-        self.eye_topography_length = float(rng.uniform(0.035, 0.042))
+        self.eye_topography_length = float(rng.uniform(0.037, 0.040))
 
 
 def _background(
@@ -217,9 +222,12 @@ def _background(
     power[:, 0] = 0.0
     # windows differ in alpha state (eyes open/closed): scale the rhythmic part per window
     state = np.exp(rng.normal(0.0, 0.35, (n, 1, 1)))
-    src = _colored_noise(rng, (n, N_SOURCES), np.sqrt(power)[None] * np.ones((n, 1, 1)))
+    src = _colored_noise(rng, (n, N_SOURCES), np.sqrt(power)[None] * np.ones((n, 1, 1)), n_times)
     alpha_extra = _colored_noise(
-        rng, (n, N_SOURCES), np.sqrt(posterior[:, None] * peak(sub.alpha_hz, 0.8)[None, :])[None]
+        rng,
+        (n, N_SOURCES),
+        np.sqrt(posterior[:, None] * peak(sub.alpha_hz, 0.8)[None, :])[None],
+        n_times,
     )
     src = src + (state - 1.0).clip(-0.8, None) * alpha_extra * np.sqrt(sub.alpha_power)
     eeg = np.einsum("ck,nkt->nct", gain, src)
@@ -241,9 +249,9 @@ def _eyem(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     horizontal = topo[0] - topo[1]
     t = np.arange(n_times) / SFREQ
     out = np.zeros((len(CHANNELS), n_times))
-    for onset in _events(rng, n_times, int(rng.integers(1, 4))):
+    for onset in _events(rng, n_times, int(rng.integers(1, 3))):
         kind = rng.random()
-        amp = rng.uniform(60.0, 180.0) * rng.choice([-1.0, 1.0])
+        amp = rng.uniform(80.0, 150.0) * rng.choice([-1.0, 1.0])
         if kind < 0.35:  # blink: a ~300 ms positive deflection at Fp1/Fp2
             width = rng.uniform(0.15, 0.3)
             wave = np.exp(-0.5 * ((t - onset / SFREQ) / (width / 2.5)) ** 2) * abs(amp)
@@ -280,7 +288,7 @@ def _musc(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     env = _burst_envelope(
         n_times, _events(rng, n_times, k), rng.integers(int(0.3 * SFREQ), int(1.2 * SFREQ), k)
     )
-    left = rng.random() < sub.muscle_side
+    left = rng.random() < 0.5
     both = rng.random() < 0.3
     weights = topo[0] if left else topo[1]
     if both:
@@ -295,7 +303,7 @@ def _chew(rng: np.random.Generator, sub: _Subject, n_times: int) -> np.ndarray:
     period = SFREQ / rate
     first = rng.uniform(0.0, period)
     starts = np.arange(first, n_times, period).astype(int)
-    burst = int(rng.uniform(0.12, 0.25) * SFREQ)
+    burst = int(rng.uniform(0.25, 0.35) * period)  # bursts fill a fixed share of each cycle
     env = _burst_envelope(n_times, starts, np.full(len(starts), burst))
     t = np.arange(n_times) / SFREQ
     jaw = np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) * rng.uniform(5.0, 15.0)
