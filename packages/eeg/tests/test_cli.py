@@ -36,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("data") / "sim.npz"
     code = _run(
-        "prepare", "--subjects", "4", "--per-class", "1", "--seconds", "0.4", "--out", str(path)
+        "prepare", "--subjects", "4", "--per-class", "5", "--seconds", "0.4", "--out", str(path)
     )
     assert code == 0
     return path
@@ -56,7 +56,7 @@ def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_prepare_writes_windows_and_card(data: Path) -> None:
     w = Windows.load(data)
-    assert w.x.shape == (20, 8, 100)
+    assert w.x.shape == (100, 8, 100)
     assert json.loads(data.with_suffix(".json").read_text())["simulated"] is True
 
 
@@ -154,3 +154,14 @@ def test_generate_bad_input(run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert (out / "keep.txt").read_text() == "mine"
     assert _run("generate", "--model", model, "-n", "1", "--out", str(out), "--force", "-q") == 0
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_evaluate_uses_the_models_held_out_subjects(run: Path, tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    assert _run("generate", "--model", str(run / "model"), "-n", "5", "--out", str(gen), "-q") == 0
+    out = tmp_path / "metrics.json"
+    assert _run("evaluate", str(gen / "synthetic.npz"), "--out", str(out), "-q") == 0
+    result = json.loads(out.read_text())
+    assert set(result["per_class"]) == {"eyem", "musc", "elec", "chew", "shiv"}
+    assert 0.0 <= result["overall"]["c2st_accuracy"] <= 1.0
+    assert "tstr_over_trtr" in result["overall"]

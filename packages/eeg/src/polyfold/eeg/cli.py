@@ -373,6 +373,9 @@ def evaluate(
     ] = None,
     n: Annotated[int, typer.Option("-n", help="With --model: windows per class.")] = 64,
     data: DataOpt = None,
+    seconds: Annotated[
+        float, typer.Option(help="Window length of the simtuar set (without --data or a model).")
+    ] = 2.0,
     test_fraction: TestFraction = 0.25,
     split_seed: SplitSeed = 0,
     seed: Annotated[int, typer.Option(help="Seed of the metrics (and of --model's samples).")] = 0,
@@ -382,7 +385,8 @@ def evaluate(
 ) -> None:
     """Compare synthetic windows with the held-out subjects of the real set (per class and
     overall: band-power errors, PSD, MMD, covariance, autocorrelation, C2ST, class recovery,
-    TSTR, diversity)."""
+    TSTR, diversity). Without --data, the real set and split are the model's own (from its
+    card; for FAKE, the model that generated it)."""
     _single_thread()
     from polyfold.eeg.data import Windows
     from polyfold.eeg.evaluation import evaluate as run_evaluation
@@ -394,14 +398,25 @@ def evaluate(
         check_output_file(out, force=force)
     if data is not None and not data.with_suffix(".npz").is_file():
         raise InputError(f"--data {data}: no such windows file (write one with `prepare`)")
-    w, _ = _load_windows(data, quiet=quiet)
-    train_real, test_real = _split(w, test_fraction, split_seed)
+    from polyfold.eeg.generate import load_synthesizer, synthesize
+    from polyfold.eeg.quickstart import heldout_windows
+
+    synth = None
     if fake is not None:
         synthetic = Windows.load(fake)
+        source = synthetic.card.get("model")
+        if data is None and isinstance(source, str) and Path(source + ".json").is_file():
+            synth = load_synthesizer(source)
     else:
-        from polyfold.eeg.generate import load_synthesizer, synthesize
-
         synth = load_synthesizer(model)
+    if data is None and synth is not None:
+        # the real windows the model was trained and held out on, rebuilt from its card
+        train_real, test_real = heldout_windows(synth.card)
+    else:
+        w, _ = _load_windows(data, seconds=seconds, quiet=quiet)
+        train_real, test_real = _split(w, test_fraction, split_seed)
+    if fake is None:
+        assert synth is not None
         held = synth.card.get("test_subjects") or []
         if held and sorted(held) != sorted(int(s) for s in np.unique(test_real.subject)):
             raise InputError(

@@ -35,7 +35,8 @@ def shipped_path(name: str) -> Path:
 
 @dataclass(frozen=True)
 class Synthesizer:
-    """A loaded model with what it needs to produce microvolt windows."""
+    """A loaded model with what it needs to produce microvolt windows (``path``: its file
+    stem)."""
 
     model: Any
     kind: str
@@ -72,7 +73,8 @@ def load_synthesizer(model: str | Path | None = None) -> Synthesizer:
         sfreq = float(card["sfreq"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{card_path}: not a polyfold-eeg model card (missing {err})") from None
-    return Synthesizer(loaded.model, kind, prep, classes, channels, sfreq, card, weights.parent)
+    stem = weights.with_suffix("")
+    return Synthesizer(loaded.model, kind, prep, classes, channels, sfreq, card, stem)
 
 
 def synthesize(
