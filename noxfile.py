@@ -75,6 +75,10 @@ def _install(session: nox.Session, names: list[str], extras: str | None = "test"
 #: (shell words; ``{tmp}`` is a fresh temporary folder)
 SMOKE_COMMANDS: dict[str, list[str]] = {
     "core": ["polyfold info"],
+    "eeg": [
+        "polyfold-eeg generate --class eyem -n 4 --out {tmp}/eeg --quiet",
+        "polyfold-eeg generate --model wgan --class musc,chew -n 4 --out {tmp}/eeg-wgan --quiet",
+    ],
     "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
     "tabular": [
         'python -c "from sklearn.datasets import load_wine; '

@@ -1,7 +1,14 @@
-"""Training losses: denoising score matching and flow matching, with weightings and OT coupling."""
+"""Training losses: denoising score matching and flow matching, with weightings and OT coupling;
+WGAN-GP losses for adversarial models."""
 
 from polyfold.core.losses.dsm import Reduction, draw_noise, draw_times, dsm_loss
 from polyfold.core.losses.flow import Coupling, cfm_loss
+from polyfold.core.losses.gan import (
+    gradient_penalty,
+    wgan_critic_loss,
+    wgan_generator_loss,
+    wgan_gp_critic_loss,
+)
 from polyfold.core.losses.ot import hungarian, linear_assignment, ot_coupling, pairwise_sq_cost
 from polyfold.core.losses.weighting import (
     WEIGHTINGS,
@@ -20,11 +27,15 @@ __all__ = [
     "draw_noise",
     "draw_times",
     "dsm_loss",
+    "gradient_penalty",
     "hungarian",
     "linear_assignment",
     "ot_coupling",
     "pairwise_sq_cost",
     "target_scale2",
     "target_weight",
+    "wgan_critic_loss",
+    "wgan_generator_loss",
+    "wgan_gp_critic_loss",
     "x0_weight",
 ]
