@@ -31,6 +31,14 @@ from polyfold.core.distill.progressive import (
     progressive_distillation_target,
     progressive_schedule,
 )
+from polyfold.core.distill.sim import (
+    SIMDistance,
+    SIMDistiller,
+    sim_distillation_step,
+    sim_gradient,
+    sim_loss,
+    sim_trainer_loss,
+)
 from polyfold.core.distill.score_distillation import (
     LoRALinear,
     SDWeighting,
@@ -56,6 +64,8 @@ __all__ = [
     "PDTarget",
     "PDWeighting",
     "SDWeighting",
+    "SIMDistance",
+    "SIMDistiller",
     "StageLog",
     "add_lora",
     "boundary_coefficients",
@@ -80,6 +90,10 @@ __all__ = [
     "pseudo_huber",
     "sds_gradient",
     "sds_loss",
+    "sim_distillation_step",
+    "sim_gradient",
+    "sim_loss",
+    "sim_trainer_loss",
     "surrogate_loss",
     "teacher_ode_step",
     "tsm_gradient",
