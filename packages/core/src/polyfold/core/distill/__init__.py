@@ -31,14 +31,6 @@ from polyfold.core.distill.progressive import (
     progressive_distillation_target,
     progressive_schedule,
 )
-from polyfold.core.distill.sim import (
-    SIMDistance,
-    SIMDistiller,
-    sim_distillation_step,
-    sim_gradient,
-    sim_loss,
-    sim_trainer_loss,
-)
 from polyfold.core.distill.score_distillation import (
     LoRALinear,
     SDWeighting,
@@ -55,6 +47,14 @@ from polyfold.core.distill.score_distillation import (
     vsd_aux_loss,
     vsd_gradient,
     vsd_loss,
+)
+from polyfold.core.distill.sim import (
+    SIMDistance,
+    SIMDistiller,
+    sim_distillation_step,
+    sim_gradient,
+    sim_loss,
+    sim_trainer_loss,
 )
 
 __all__ = [
