@@ -46,8 +46,7 @@ class ExactInit(nn.Module):
     def forward(self, y: Tensor, t: Tensor) -> Tensor:
         m = self.model[0]
         k = int((m.times == float(t[0])).nonzero()[0, 0])
-        mean, prec = conditional(m, k, y)
-        return mean
+        return conditional(m, k, y)[0]
 
 
 def conditional(m: CDRL, k: int, y: Tensor) -> tuple[Tensor, Tensor]:
