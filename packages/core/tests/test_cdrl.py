@@ -149,6 +149,8 @@ def test_cdrl_bad_input() -> None:
     flat = CDRL(_FlatEnergy(), None, path=PATH, times=TIMES)
     with pytest.raises(InputError, match="energy: expected an output of shape"):
         flat.losses(data(4, 0), torch.Generator())
+    with pytest.raises(InputError, match="level: expected an integer < 3"):
+        CDRL(e, None, path=PATH, times=TIMES).losses(data(4, 0), torch.Generator(), level=3)
     with pytest.raises(InputError, match="CDRL"):
         cdrl_loss(nn.Linear(2, 2), data(4, 0), torch.Generator())
 

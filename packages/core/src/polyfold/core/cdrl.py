@@ -163,22 +163,31 @@ class CDRL(nn.Module):
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean.detach() + std * z
 
-    def losses(self, x0: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+    def losses(
+        self, x0: Tensor, generator: torch.Generator, level: int | None = None
+    ) -> dict[str, Tensor]:
         """``{"ebm", "init"}``: the recovery-likelihood and cooperative losses of a data batch,
-        each example at a level drawn uniformly from ``0 .. L-1`` (``init`` is 0 for DRL)."""
+        each example at a level drawn uniformly from ``0 .. L-1``, or all at ``level`` (cheaper
+        per step: one group of chains); ``init`` is 0 for DRL."""
         if not isinstance(x0, Tensor) or x0.ndim < 1 or not x0.is_floating_point():
             raise InputError("x0: expected a batch-first floating tensor")
         b, dev = x0.shape[0], x0.device
-        level = torch.randint(0, self.levels, (b,), generator=generator, device=dev)
+        if level is None:
+            lv = torch.randint(0, self.levels, (b,), generator=generator, device=dev)
+        else:
+            check_int("level", level, minimum=0)
+            if level >= self.levels:
+                raise InputError(f"level: expected an integer < {self.levels}, got {level}")
+            lv = torch.full((b,), level, dtype=torch.long, device=dev)
         e1 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=dev)
         e2 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=dev)
-        coef = {n: v.to(dev, x0.dtype)[level] for n, v in (("al", self.alpha), ("sg", self.sigma))}
+        coef = {n: v.to(dev, x0.dtype)[lv] for n, v in (("al", self.alpha), ("sg", self.sigma))}
         x_k = expand_to(coef["al"], x0) * x0 + expand_to(coef["sg"], x0) * e1
-        a, s = self.a.to(dev, x0.dtype)[level], self.s.to(dev, x0.dtype)[level]
+        a, s = self.a.to(dev, x0.dtype)[lv], self.s.to(dev, x0.dtype)[lv]
         y = expand_to(a, x0) * x_k + expand_to(s, x0) * e2
         ebm, init, reg = x0.new_zeros(()), x0.new_zeros(()), x0.new_zeros(())
-        for k in level.unique().tolist():
-            idx = (level == k).nonzero().squeeze(1)
+        for k in lv.unique().tolist():
+            idx = (lv == k).nonzero().squeeze(1)
             mean = self.proposal(y[idx], k)
             neg = self.refine(self._start(mean, k, generator), y[idx], k, generator)
             e_pos, e_neg = self.energy_at(x_k[idx], k), self.energy_at(neg, k)

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 Divergence = Literal["exact", "hutchinson"]
-FPWeighting = Literal["uniform", "sigma4"] | Callable[[Tensor, Tensor], Tensor]
+FPWeighting = Literal["normalized", "sigma4", "uniform"] | Callable[[Tensor, Tensor], Tensor]
 
 
 def _check_path(path: object) -> GaussianPath:
@@ -141,7 +141,7 @@ def fokker_planck_loss(
     path: GaussianPath,
     prediction: Prediction = "eps",
     cond: Any = None,
-    weighting: FPWeighting = "sigma4",
+    weighting: FPWeighting = "normalized",
     t_range: tuple[float, float] | None = None,
     divergence: Divergence = "exact",
     probes: int = 1,
@@ -149,14 +149,15 @@ def fokker_planck_loss(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """``mean_B w(t) ||R(x_t, t)||^2 / d`` at ``x_t = alpha x0 + sigma eps``, ``t`` uniform on
-    ``t_range`` (default: the path's upper 95%, away from the data end where the score is
-    singular). ``weighting``: ``"sigma4"`` (``sigma^4``, the residual in noise units, default),
-    ``"uniform"`` or a callable of ``(alpha, sigma)``."""
+    ``t_range`` (default: the path's upper 90%, away from the data end where the score is
+    singular). ``weighting``: ``"normalized"`` (``sigma^4 / g^4``: ``R`` in noise units per unit
+    of diffusion, so no time range dominates; default), ``"sigma4"``, ``"uniform"`` or a
+    callable of ``(alpha, sigma)``."""
     _check_path(path)
     if not isinstance(x0, Tensor) or x0.ndim < 1 or not x0.is_floating_point():
         raise InputError("x0: expected a batch-first floating tensor")
     span = path.t_max - path.t_min
-    lo, hi = t_range or (path.t_min + 0.05 * span, path.t_max)
+    lo, hi = t_range or (path.t_min + 0.1 * span, path.t_max)
     if not (path.t_min < lo < hi <= path.t_max):
         raise InputError(
             f"t_range: expected t_min={path.t_min} < lo < hi <= t_max={path.t_max}, got "
@@ -181,13 +182,16 @@ def fokker_planck_loss(
     alpha, sigma = path.alpha(t), path.sigma(t)
     if callable(weighting):
         w = weighting(alpha, sigma)
+    elif weighting == "normalized":
+        w = (sigma**2 / path.sde(t)[1].pow(2).clamp_min(1e-12)) ** 2
     elif weighting == "sigma4":
         w = sigma**4
     elif weighting == "uniform":
         w = torch.ones_like(t)
     else:
         raise InputError(
-            f"weighting: expected 'uniform', 'sigma4' or a callable, got {weighting!r}"
+            f"weighting: expected 'normalized', 'sigma4', 'uniform' or a callable, got "
+            f"{weighting!r}"
         )
     per = r.reshape(b, -1).pow(2).mean(1)
     return (w.to(per.dtype) * per).mean()
