@@ -48,6 +48,14 @@ from polyfold.core.samplers import get_sampler, uniform_t_grid
 Rows = list[dict[str, Any]]
 Section = Callable[[bool], tuple[Rows, dict[str, Any]]]
 PATH = VPCosine()
+STEP_SCALE = 0.2  # CDRL/DRL Langevin step, a fraction of the recovery conditional's variance
+#: (quick, full) sizes: sim (teacher steps, generator steps), cdrl (steps, Langevin steps per
+#: level), fp (training steps, samples, grid points, regulariser weight)
+SIZES: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
+    "sim": ((1000, 600), (3000, 2000)),
+    "cdrl": ((800, 3), (2500, 3)),
+    "fp": ((500, 1000, 60, 0.1), (2000, 2000, 200, 0.1)),
+}
 
 
 @functools.cache
@@ -102,7 +110,7 @@ class TeacherPlusResidual(nn.Module):
 
 
 def sim_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
-    teacher_steps, iters = (1000, 600) if quick else (4000, 3000)
+    teacher_steps, iters = SIZES["sim"][not quick]
     ref = reference()
     prior = as_denoiser(teacher(teacher_steps), PATH, prediction="eps")
     rows: Rows = []
@@ -212,15 +220,15 @@ class Initializer(nn.Module):
 
 
 def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
-    iters, mcmc = (800, 3) if quick else (4000, 3)
-    times = [0.25, 0.5, 0.75, 0.99]
+    iters, mcmc = SIZES["cdrl"][not quick]
+    times = [0.2, 0.4, 0.6, 0.8, 0.9]
     ref = reference()
     rows: Rows = []
     sw2 = {}
     for name in ("cdrl", "drl"):
         torch.manual_seed(40)
         energy = Energy()
-        model = CDRL(energy, None, path=PATH, times=times, mcmc_steps=mcmc, step_scale=0.2)
+        model = CDRL(energy, None, path=PATH, times=times, mcmc_steps=mcmc, step_scale=STEP_SCALE)
         if name == "cdrl":
             model.initializer = Initializer([model])
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
@@ -259,7 +267,7 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
 
 
 def fp_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
-    steps, n, grid_n, weight = (500, 1000, 60, 0.1) if quick else (3000, 2000, 200, 0.1)
+    steps, n, grid_n, weight = SIZES["fp"][not quick]
     ref = reference()
     rows: Rows = []
     out: dict[str, dict[str, float]] = {}

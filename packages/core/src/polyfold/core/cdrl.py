@@ -13,14 +13,15 @@ a conditional that is close to Gaussian, so a few Langevin steps sample it well
 (:func:`polyfold.core.langevin.langevin`, step ``step_scale * V_k`` with
 ``V_k = 1 / (a_k^2 / s_k^2 + 1 / (alpha_k^2 + sigma_k^2))`` the conditional's variance for
 unit-variance Gaussian data: ``s_k^2 / a_k^2`` between close levels). CDRL starts those
-steps from an initializer ``init(x_{k+1}, tau_k)`` (a network proposing ``x_k``, plus the
-path's posterior noise ``s_k sigma_k / sigma_{k+1}``) instead of DRL's ``x_{k+1} / a_k``. One
-training step, for a level drawn per example:
+steps from a Gaussian initializer ``N(init(x_{k+1}, tau_k), v_k I)`` (a network proposing
+``x_k``, and a learned variance per level) instead of DRL's ``x_{k+1} / a_k``. One training
+step, for a level drawn per example:
 
 - the EBM maximises the recovery log-likelihood of the observed ``x_k``: its loss
   ``E(x_k) - E(stopgrad(x_k^-))`` with ``x_k^-`` the Langevin-revised samples;
-- the initializer learns from the revision (cooperative learning): its loss
-  ``||init(x_{k+1}) - stopgrad(x_k^-)||^2`` (mean over entries).
+- the initializer learns from the revision (cooperative learning) by maximum likelihood of the
+  revised samples: its loss ``||init(x_{k+1}) - stopgrad(x_k^-)||^2 / (2 v_k) + log(v_k) / 2``
+  (mean over entries), which fits both the mean network and ``v_k``.
 
 Sampling runs the cooperative chain from ``N(0, sigma_L^2 I)`` down to level 0: at each level
 the initializer's proposal, then the Langevin steps. One energy network and one initializer
@@ -57,7 +58,8 @@ class CDRL(nn.Module):
         times: the noisy levels ``tau_1 < ... < tau_L`` in ``(t_min, t_max]``.
         mcmc_steps: Langevin steps per level (training and sampling), ``>= 0``.
         step_scale: Langevin step as a fraction of ``V_k`` (:attr:`step_sizes`), ``> 0``.
-        init_noise: add the posterior noise to the initializer's proposal.
+        init_noise: draw the initializer's proposal from its Gaussian (``False``: its mean,
+            and ``v_k`` is not learned).
         energy_reg: weight ``>= 0`` of ``mean(E(x_k)^2 + E(x_k^-)^2)``, keeping energies bounded.
     """
 
@@ -107,6 +109,9 @@ class CDRL(nn.Module):
         var = 1.0 / (a**2 / s2 + 1.0 / (alpha[:-1] ** 2 + sigma[:-1] ** 2))
         self.step_sizes = self.step_scale * var
         """``(L,)`` Langevin step of each level."""
+        self.init_log_var = nn.Parameter(var.log().to(torch.get_default_dtype()))
+        """``(L,)`` log of the initializer's variance ``v_k`` (starts at ``log V_k``)."""
+        self.init_log_var.requires_grad_(initializer is not None and self.init_noise)
 
     @property
     def levels(self) -> int:
@@ -157,9 +162,9 @@ class CDRL(nn.Module):
         ).samples
 
     def _start(self, mean: Tensor, k: int, generator: torch.Generator) -> Tensor:
-        std = float(self.s[k] * self.sigma[k] / self.sigma[k + 1])
-        if self.initializer is None or not self.init_noise or std == 0.0:
+        if self.initializer is None or not self.init_noise:
             return mean.detach()
+        std = math.exp(0.5 * float(self.init_log_var[k]))
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean.detach() + std * z
 
@@ -194,7 +199,11 @@ class CDRL(nn.Module):
             ebm = ebm + (e_pos - e_neg).sum() / b
             reg = reg + (e_pos.pow(2) + e_neg.pow(2)).sum() / b
             if self.initializer is not None:
-                init = init + (mean - neg).flatten(1).pow(2).mean(1).sum() / b
+                sq = (mean - neg).flatten(1).pow(2).mean(1)
+                if self.init_noise:
+                    log_v = self.init_log_var[k]
+                    sq = 0.5 * sq / log_v.exp() + 0.5 * log_v
+                init = init + sq.sum() / b
         return {"ebm": ebm + self.energy_reg * reg, "init": init}
 
     @torch.no_grad()
