@@ -7,10 +7,11 @@ The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a c
 - ``sim``: one teacher, an eps-network trained by DSM on mixture draws (VP cosine path). Two
   one-step generators ``z -> x`` (same MLP, same init, optimiser, step count, batch and online
   network: the teacher plus a zero-initialised residual MLP fitted by DSM to the generator's
-  samples) are distilled with no data, one by SIM (pseudo-Huber, :mod:`polyfold.core.distill.sim`)
-  and one by VSD (SwiftBrush, ``one_step_distillation_step``); a third by SIM with the L2
-  distance. Summary ``sim_1step_sw2_over_vsd_1step_sw2`` (goal <= 1) and
-  ``sim_l2_1step_sw2_over_vsd_1step_sw2``; the teacher's own 50-step DDIM is a row beside them.
+  samples) are distilled with no data by SIM (:mod:`polyfold.core.distill.sim`, L2 distance,
+  weighting ``sigma^2 / alpha``), by SIM with the pseudo-Huber distance (same weighting) and by
+  VSD (SwiftBrush, ``one_step_distillation_step``, its ``sigma^2`` weighting). Summary
+  ``sim_1step_sw2_over_vsd_1step_sw2`` (goal <= 1) and
+  ``sim_huber_1step_sw2_over_vsd_1step_sw2``; the teacher's own 50-step DDIM is a row beside.
 - ``cdrl``: EBMs on ``L`` noise levels (one energy MLP conditioned on the level time) trained by
   recovery likelihood with the same number of Langevin steps per level, with an initializer
   network (CDRL) and without (DRL: chains start at ``x_{k+1} / a_k``); samples by each one's
@@ -52,9 +53,9 @@ STEP_SCALE = 0.2  # CDRL/DRL Langevin step, a fraction of the recovery condition
 #: (quick, full) sizes: sim (teacher steps, generator steps), cdrl (steps, Langevin steps per
 #: level), fp (training steps, samples, grid points, regulariser weight)
 SIZES: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
-    "sim": ((1000, 600), (3000, 2000)),
-    "cdrl": ((800, 3), (2500, 3)),
-    "fp": ((500, 1000, 60, 0.1), (2000, 2000, 200, 0.1)),
+    "sim": ((1000, 600), (2000, 1200)),
+    "cdrl": ((800, 3), (1600, 3)),
+    "fp": ((500, 1000, 60, 0.1), (1000, 2000, 120, 0.1)),
 }
 
 
@@ -109,13 +110,19 @@ class TeacherPlusResidual(nn.Module):
         return out
 
 
+def sim_weight(alpha: Tensor, sigma: Tensor) -> Tensor:
+    """SIM's ``w(t) = sigma^2 / alpha``: SIM's gradient carries a factor ``alpha J_eps`` (about
+    ``alpha`` at high noise), so this gives it VSD's ``sigma^2`` scale across ``t``."""
+    return sigma**2 / alpha
+
+
 def sim_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
     teacher_steps, iters = SIZES["sim"][not quick]
     ref = reference()
     prior = as_denoiser(teacher(teacher_steps), PATH, prediction="eps")
     rows: Rows = []
     sw2 = {}
-    for name, distance in (("sim", "pseudo_huber"), ("sim_l2", "l2"), ("vsd", "")):
+    for name, distance in (("sim", "l2"), ("sim_huber", "pseudo_huber"), ("vsd", "")):
         torch.manual_seed(30)
         student = nn.Sequential(
             nn.Linear(2, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2)
@@ -138,6 +145,7 @@ def sim_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
                     noise_shape=(2,),
                     score_steps=2,
                     distance=distance,  # type: ignore[arg-type]
+                    weighting=sim_weight,
                     generator=gen,
                 )
             else:
@@ -173,7 +181,7 @@ def sim_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
     rows.append({"section": "sim", "method": "teacher_ddim", "steps": 50, "sw2": sw(t_x, ref)})
     return rows, {
         "sim_1step_sw2_over_vsd_1step_sw2": sw2["sim"] / sw2["vsd"],
-        "sim_l2_1step_sw2_over_vsd_1step_sw2": sw2["sim_l2"] / sw2["vsd"],
+        "sim_huber_1step_sw2_over_vsd_1step_sw2": sw2["sim_huber"] / sw2["vsd"],
         "sim_1step_sw2": sw2["sim"],
         "vsd_1step_sw2": sw2["vsd"],
     }
