@@ -138,7 +138,9 @@ def sim_gradient(
         score: the online score network of the generator's samples, as a denoiser. Both
             denoisers must be differentiable in their input (their parameters get no gradient).
         distance: ``"l2"`` or ``"pseudo_huber"`` (``huber_c`` default ``0.1 sqrt(d)``).
-        weighting: ``w(t)`` (``"uniform"``, ``"sigma2"`` or a callable of ``(alpha, sigma)``).
+        weighting: ``w(t)`` (``"uniform"``, ``"sigma2"`` or a callable of ``(alpha, sigma)``);
+            ``sigma^2 / alpha`` gives the gradient VSD's ``sigma^2`` scale across ``t`` (the
+            gradient carries a factor ``alpha J_eps``, about ``alpha`` at high noise).
         t, t_range, noise, generator: the draws, as in
             :func:`~polyfold.core.distill.score_distillation.vsd_gradient`.
     """
