@@ -164,7 +164,7 @@ class CDRL(nn.Module):
     def _start(self, mean: Tensor, k: int, generator: torch.Generator) -> Tensor:
         if self.initializer is None or not self.init_noise:
             return mean.detach()
-        std = math.exp(0.5 * float(self.init_log_var[k]))
+        std = math.exp(0.5 * float(self.init_log_var[k].detach()))
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean.detach() + std * z
 
