@@ -71,6 +71,14 @@ from polyfold.core.distill.slimflow import (
     reflow_loss,
     reflow_pairs,
 )
+from polyfold.core.distill.sim import (
+    SIMDistance,
+    SIMDistiller,
+    sim_distillation_step,
+    sim_gradient,
+    sim_loss,
+    sim_trainer_loss,
+)
 
 __all__ = [
     "AnnealSchedule",
@@ -82,6 +90,8 @@ __all__ = [
     "PDWeighting",
     "ReflowPairs",
     "SDWeighting",
+    "SIMDistance",
+    "SIMDistiller",
     "StageLog",
     "add_lora",
     "anneal_noise",
@@ -121,6 +131,10 @@ __all__ = [
     "reflow_pairs",
     "sds_gradient",
     "sds_loss",
+    "sim_distillation_step",
+    "sim_gradient",
+    "sim_loss",
+    "sim_trainer_loss",
     "surrogate_loss",
     "teacher_ode_step",
     "tsm_gradient",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from polyfold.core.denoiser import Denoiser, as_denoiser
 from polyfold.core.distill._util import check_path
@@ -69,11 +69,7 @@ def one_step_distillation_step(
     check_int("aux_steps", aux_steps)
     if (aux_model is None) != (aux_opt is None):
         raise InputError("aux_opt: give it exactly when aux_model is given")
-    ref = next(iter(student.parameters()), None)
-    device = ref.device if ref is not None else torch.device("cpu")
-    dtype = ref.dtype if ref is not None else torch.get_default_dtype()
-    z = torch.randn((batch_size, *noise_shape), generator=generator, device=device, dtype=dtype)
-    x = student(z)
+    x = student(student_noise(student, batch_size, noise_shape, generator))
     out: dict[str, float] = {}
     if aux_model is None:
         loss = sds_loss(
@@ -89,18 +85,56 @@ def one_step_distillation_step(
     student_opt.step()
     out["student"] = float(loss.detach())
     if aux_model is not None and aux_opt is not None:
-        samples = x.detach()
-        for _ in range(aux_steps):
-            aloss = vsd_aux_loss(
-                aux_model,
-                samples,
-                path=path,
-                prediction=aux_prediction,
-                generator=generator,
-                **(aux_kwargs or {}),
-            )
-            aux_opt.zero_grad(set_to_none=True)
-            aloss.backward()
-            aux_opt.step()
-        out["aux"] = float(aloss.detach())
+        out["aux"] = fit_aux(
+            aux_model,
+            aux_opt,
+            x,
+            path=path,
+            prediction=aux_prediction,
+            steps=aux_steps,
+            generator=generator,
+            dsm_kwargs=aux_kwargs,
+        )
     return out
+
+
+def student_noise(
+    student: nn.Module,
+    batch_size: int,
+    noise_shape: Sequence[int],
+    generator: torch.Generator | None,
+) -> Tensor:
+    """A ``(batch_size, *noise_shape)`` standard normal draw on the student's device and dtype."""
+    ref = next(iter(student.parameters()), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+    return torch.randn((batch_size, *noise_shape), generator=generator, device=device, dtype=dtype)
+
+
+def fit_aux(
+    aux_model: nn.Module,
+    aux_opt: torch.optim.Optimizer,
+    samples: Tensor,
+    *,
+    path: GaussianPath,
+    prediction: Prediction,
+    steps: int,
+    generator: torch.Generator | None,
+    dsm_kwargs: dict[str, Any] | None = None,
+) -> float:
+    """``steps`` DSM steps of the auxiliary (online score) network on ``stopgrad(samples)``;
+    returns the last loss."""
+    check_int("steps", steps)
+    for _ in range(steps):
+        loss = vsd_aux_loss(
+            aux_model,
+            samples.detach(),
+            path=path,
+            prediction=prediction,
+            generator=generator,
+            **(dsm_kwargs or {}),
+        )
+        aux_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        aux_opt.step()
+    return float(loss.detach())

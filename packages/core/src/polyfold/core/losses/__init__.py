@@ -1,8 +1,15 @@
 """Training losses: denoising score matching and flow matching, with weightings and OT coupling;
-WGAN-GP losses for adversarial models."""
+WGAN-GP losses for adversarial models; the score Fokker-Planck regulariser and the ODE-SDE gap."""
 
 from polyfold.core.losses.dsm import Reduction, draw_noise, draw_times, dsm_loss
 from polyfold.core.losses.flow import Coupling, cfm_loss
+from polyfold.core.losses.fokker_planck import (
+    GapResult,
+    empirical_w2,
+    fokker_planck_loss,
+    fokker_planck_residual,
+    ode_sde_gap,
+)
 from polyfold.core.losses.gan import (
     gradient_penalty,
     wgan_critic_loss,
@@ -21,15 +28,20 @@ from polyfold.core.losses.weighting import (
 __all__ = [
     "WEIGHTINGS",
     "Coupling",
+    "GapResult",
     "Reduction",
     "Weighting",
     "cfm_loss",
     "draw_noise",
     "draw_times",
     "dsm_loss",
+    "empirical_w2",
+    "fokker_planck_loss",
+    "fokker_planck_residual",
     "gradient_penalty",
     "hungarian",
     "linear_assignment",
+    "ode_sde_gap",
     "ot_coupling",
     "pairwise_sq_cost",
     "target_scale2",

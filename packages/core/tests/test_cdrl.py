@@ -1,0 +1,170 @@
+"""CDRL: recovery likelihood with the exact Gaussian energy, the MCMC revision against the exact
+conditional, training by the Trainer, the cooperative chain, and bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from polyfold.core.cdrl import CDRL, cdrl_loss
+from polyfold.core.errors import InputError
+from polyfold.core.paths import VPCosine
+from polyfold.core.train import Trainer
+
+PATH = VPCosine()
+TIMES = [0.2, 0.45, 0.7]
+MU, VAR = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.25
+
+
+class GaussEnergy(nn.Module):
+    """The exact energy family of N(mu, v I) data at every level: ||x - a mu||^2 / (2 c)."""
+
+    def __init__(self, mu: Tensor, var: float) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(mu.clone())
+        self.log_var = nn.Parameter(torch.tensor(math.log(var), dtype=mu.dtype))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        a, s = PATH.alpha(t)[:, None], PATH.sigma(t)[:, None]
+        a = torch.where(t[:, None] == 0, torch.ones_like(a), a)
+        s = torch.where(t[:, None] == 0, torch.zeros_like(s), s)
+        c = a * a * self.log_var.exp() + s * s
+        return ((x - a * self.mu) ** 2 / (2 * c)).sum(1)
+
+
+class ExactInit(nn.Module):
+    """The exact conditional mean E[x_k | x_{k+1} = y] of the Gaussian data."""
+
+    def __init__(self, model: CDRL) -> None:
+        super().__init__()
+        self.model = [model]
+
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        m = self.model[0]
+        k = int((m.times == float(t[0])).nonzero()[0, 0])
+        return conditional(m, k, y)[0]
+
+
+def conditional(m: CDRL, k: int, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and precision of p(x_k | x_{k+1} = y) for N(MU, VAR I) data."""
+    al, sg, a, s = (float(v[k]) for v in (m.alpha, m.sigma, m.a, m.s))
+    c = al * al * VAR + sg * sg
+    prec = 1 / c + a * a / (s * s)
+    return (al * MU / c + a * y / (s * s)) / prec, torch.tensor(prec)
+
+
+def data(n: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return MU + math.sqrt(VAR) * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+def test_refine_samples_the_exact_recovery_conditional() -> None:
+    m = CDRL(GaussEnergy(MU, VAR), None, path=PATH, times=TIMES, mcmc_steps=150, step_scale=0.05)
+    g = torch.Generator().manual_seed(0)
+    for k in range(m.levels):
+        y = torch.full((5000, 2), 0.3, dtype=torch.float64)
+        x = m.refine(m.proposal(y, k), y, k, g)
+        mean, prec = conditional(m, k, y[:1])
+        torch.testing.assert_close(x.mean(0), mean[0], atol=0.02, rtol=0)
+        v, step = 1 / float(prec), float(m.step_sizes[k])
+        ula_var = v / (1 - step / (2 * v))  # unadjusted Langevin's exact stationary variance
+        assert abs(float(x.var(0).mean()) / ula_var - 1) < 0.03
+
+
+def test_recovery_likelihood_gradient_vanishes_at_the_exact_energy() -> None:
+    def grads(mu: Tensor) -> Tensor:
+        energy = GaussEnergy(mu, VAR)
+        m = CDRL(energy, None, path=PATH, times=TIMES, mcmc_steps=100, step_scale=0.05)
+        m.initializer = ExactInit(m)
+        loss = m.losses(data(8192, 1), torch.Generator().manual_seed(2))["ebm"]
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, energy.parameters())])
+
+    at_truth, off = grads(MU), grads(MU + torch.tensor([0.5, 0.0], dtype=torch.float64))
+    assert off.norm() > 0.3
+    assert at_truth.norm() < 0.15 * off.norm()
+    assert off[0] > 0  # descent moves mu back towards the truth
+
+
+class Init(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2).double()
+
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        return y + self.lin(torch.cat([y, t[:, None]], 1))
+
+
+def test_trainer_steps_fit_energy_and_initializer(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    energy = GaussEnergy(MU + torch.tensor([0.8, -0.6], dtype=torch.float64), VAR)
+    model = CDRL(energy, Init(), path=PATH, times=TIMES, mcmc_steps=5, step_scale=0.2)
+    gap0 = float((energy.mu.detach() - MU).norm())
+    batch = data(512, 3)
+    init0 = float(model.losses(batch, torch.Generator().manual_seed(4))["init"].detach())
+    Trainer(
+        model,
+        cdrl_loss,
+        torch.utils.data.TensorDataset(data(4096, 5)),
+        out_dir=tmp_path,
+        max_steps=40,
+        batch_size=128,
+        lr=0.05,
+        warmup_steps=0,
+        quiet=True,
+        device="cpu",
+        checkpoint_every=1000,
+    ).fit()
+    assert float((energy.mu.detach() - MU).norm()) < 0.3 * gap0
+    init1 = float(model.losses(batch, torch.Generator().manual_seed(4))["init"].detach())
+    assert init1 < 0.5 * init0
+
+
+def test_cooperative_chain_samples_the_gaussian() -> None:
+    times = [*TIMES, 0.99]  # the chain starts from N(0, sigma^2): alpha(0.99) ~ 0.016
+    m = CDRL(GaussEnergy(MU, VAR), None, path=PATH, times=times, mcmc_steps=40, step_scale=0.05)
+    m.initializer = ExactInit(m)
+    x = m.sample(8000, (2,), generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    assert x.shape == (8000, 2)
+    torch.testing.assert_close(x.mean(0), MU, atol=0.05, rtol=0)
+    assert abs(float(x.var(0).mean()) / VAR - 1) < 0.1
+
+
+def test_cdrl_bad_input() -> None:
+    e = GaussEnergy(MU, VAR)
+    with pytest.raises(InputError, match="mcmc_steps"):
+        CDRL(e, None, path=PATH, times=TIMES, mcmc_steps=-1)
+    with pytest.raises(InputError, match="step_scale"):
+        CDRL(e, None, path=PATH, times=TIMES, step_scale=-0.1)
+    with pytest.raises(InputError, match="energy_reg"):
+        CDRL(e, None, path=PATH, times=TIMES, energy_reg=-1.0)
+    with pytest.raises(InputError, match="times"):
+        CDRL(e, None, path=PATH, times=[0.5, 0.3])
+    wrong = CDRL(e, nn.Linear(2, 3).double(), path=PATH, times=TIMES)
+    wrong.initializer = _Wrong()
+    with pytest.raises(InputError, match=r"initializer: expected an output of shape \(\d, 2\)"):
+        wrong.losses(data(4, 0), torch.Generator())
+    flat = CDRL(_FlatEnergy(), None, path=PATH, times=TIMES)
+    with pytest.raises(InputError, match="energy: expected an output of shape"):
+        flat.losses(data(4, 0), torch.Generator())
+    with pytest.raises(InputError, match="level: expected an integer < 3"):
+        CDRL(e, None, path=PATH, times=TIMES).losses(data(4, 0), torch.Generator(), level=3)
+    with pytest.raises(InputError, match="CDRL"):
+        cdrl_loss(nn.Linear(2, 2), data(4, 0), torch.Generator())
+
+
+class _Wrong(nn.Module):
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        return y[:, :1]
+
+
+class _FlatEnergy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2, dtype=torch.float64))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return x * self.w
