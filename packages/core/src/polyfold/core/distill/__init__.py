@@ -59,6 +59,14 @@ from polyfold.core.distill.score_distillation import (
     vsd_gradient,
     vsd_loss,
 )
+from polyfold.core.distill.sim import (
+    SIMDistance,
+    SIMDistiller,
+    sim_distillation_step,
+    sim_gradient,
+    sim_loss,
+    sim_trainer_loss,
+)
 from polyfold.core.distill.slimflow import (
     AnnealSchedule,
     ReflowPairs,
@@ -70,14 +78,6 @@ from polyfold.core.distill.slimflow import (
     one_step_sample,
     reflow_loss,
     reflow_pairs,
-)
-from polyfold.core.distill.sim import (
-    SIMDistance,
-    SIMDistiller,
-    sim_distillation_step,
-    sim_gradient,
-    sim_loss,
-    sim_trainer_loss,
 )
 
 __all__ = [
