@@ -1,5 +1,7 @@
 """Training objectives on the Gaussian-mixture test-bed, with trained (not exact) networks:
-Score Implicit Matching against VSD, CDRL against DRL, Fokker-Planck regularisation.
+SlimFlow and guided-model distillation (section ``flows``, :mod:`_training_flows`, with its
+PaD-TS domain row), Score Implicit Matching against VSD, CDRL against DRL, Fokker-Planck
+regularisation.
 
 The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a circle of radius
 2; quality is the sliced W2 (``polyfold.core.metrics.sliced_wasserstein``) to 4000 exact draws.
@@ -24,6 +26,8 @@ The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a c
   runs (the two-sample noise floor of the gap). Summary ``fp_ode_sde_gap_ratio`` (with over
   without, goal < 1) with ``fp_sde_sw2_with`` and ``fp_sde_sw2_without`` beside it.
 
+Summary keys of ``flows``: see :mod:`_training_flows`.
+
 Run: ``python apps/bench/training.py [--quick] [--out FILE]``.
 """
 
@@ -36,6 +40,7 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, write_json  # type: ignore[import-not-found]
+import _training_flows  # type: ignore[import-not-found]
 from distill import TimeMLP, coverage, mixture, sw  # type: ignore[import-not-found]
 from torch import Tensor, nn
 
@@ -317,7 +322,13 @@ def fp_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
     }
 
 
-SECTIONS: list[Section] = [sim_section, cdrl_section, fp_section]
+def flows_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
+    """SlimFlow and guided-model distillation, and their PaD-TS row (:mod:`_training_flows`)."""
+    rows, summary = _training_flows.run(quick)
+    return rows, summary
+
+
+SECTIONS: list[Section] = [flows_section, sim_section, cdrl_section, fp_section]
 
 
 def main(argv: list[str] | None = None) -> None:
