@@ -38,9 +38,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _training_flows  # type: ignore[import-not-found]
 import torch
 from _common import parse_args, print_table, write_json  # type: ignore[import-not-found]
-import _training_flows  # type: ignore[import-not-found]
 from distill import TimeMLP, coverage, mixture, sw  # type: ignore[import-not-found]
 from torch import Tensor, nn
 
