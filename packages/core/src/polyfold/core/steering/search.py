@@ -37,7 +37,7 @@ from polyfold.core.guidance._common import check_scale
 from polyfold.core.paths import Paths
 from polyfold.core.samplers._core import NoiseFn
 from polyfold.core.samplers.grids import check_grid
-from polyfold.core.state import Mask, State, randn_like, tree_map
+from polyfold.core.state import Mask, State, keep_padding, randn_like, tree_map
 from polyfold.core.steering._common import (
     Counted,
     Reward,
@@ -142,7 +142,15 @@ class _Search:
         return out, cost
 
     def prior(self, rows: Tensor) -> State:
-        return prior_like(take(self.x, rows), self.paths, self.times[0], self.noise, self.generator)
+        """Fresh prior draws for examples ``rows`` (padding kept from ``x``)."""
+        x = take(self.x, rows)
+        return self.keep(prior_like(x, self.paths, self.times[0], self.noise, self.generator), rows)
+
+    def keep(self, new: State, rows: Tensor) -> State:
+        """``new`` with the padding of ``x``'s examples ``rows``."""
+        if self.mask is None:
+            return new
+        return keep_padding(new, take(self.x, rows), take(self.mask, rows))
 
     def score(self, x: State, where: str) -> Tensor:
         return evaluate(self.verifier, x, where, "verifier")
@@ -241,8 +249,13 @@ def zero_order_search(
     while n + neighbors <= budget // cost:
         rr = rows.repeat(neighbors)
         z = s.prior(rr)
-        cand_x = tree_map(
-            lambda p, zi: math.sqrt(1 - rho * rho) * p + rho * zi, _repeat(pivot, neighbors), z
+        cand_x = s.keep(
+            tree_map(
+                lambda p, zi: math.sqrt(1 - rho * rho) * p + rho * zi,
+                _repeat(pivot, neighbors),
+                z,
+            ),
+            rr,
         )
         cand, _ = s.run(cand_x, rr, 0, len(s.times) - 1)
         pick, better, best_r = _better(best_r, s.score(cand, f"iteration {it}"), s.b)

@@ -5,9 +5,15 @@ The tree lives on the discretised reverse chain ``x_{t_0} -> x_{t_1} -> ... -> x
 grid: a node at level ``k`` is a partial trajectory ending in a state at ``t_k``; the root's
 children are draws of the prior at ``t_0`` (no network call), every other child is drawn from
 the base reverse kernel (one step of the registered sampler ``sampler``, e.g. ``"ddpm"``).
-Each rollout descends from the root; at the first node with fewer than ``branching`` children
-it expands a new child and continues with the base kernel to a leaf at ``t_K``, whose reward
-``r`` is then backed up along its path:
+Each rollout descends from the root by the selection rule below. The root gains a new child
+(a prior draw) whenever it has fewer than ``max(branching, rollouts^widening)``. A node created
+by a rollout is a *chain node* with one child; the first time a selection reaches it, it is
+expanded: ``branching`` fresh children are drawn from the base kernel and each is rolled out to
+a leaf, and the chain child is retired from the node's estimate (the decision to expand looked
+at it; values from the fresh children alone keep ``exp v`` unbiased, where widening a node
+because its first children looked good would bias every value low). Nodes one step before a
+grid's data point keep one child (that step is deterministic). Each leaf's reward ``r`` is
+backed up along its path:
 
 - DTS (soft values, sampling ``p(x) exp(r(x)/lam)``): ``v(leaf) = r/lam`` and
   ``v(node) = log mean_c exp(v(c))``, the soft Bellman backup: since children are draws of the
@@ -40,7 +46,7 @@ from polyfold.core.guidance._common import check_scale
 from polyfold.core.paths import Paths
 from polyfold.core.samplers._core import NoiseFn
 from polyfold.core.samplers.grids import check_grid, zero_time
-from polyfold.core.state import Mask, State
+from polyfold.core.state import Mask, State, keep_padding
 from polyfold.core.steering._common import (
     Counted,
     Reward,
@@ -71,10 +77,8 @@ class DiffusionTree:
         reward: ``reward(x) -> (B,)`` on final states.
         lam: the reward temperature (target ``p exp(r/lam)``).
         greedy: DTS* (max backup, UCT selection) instead of DTS.
-        branching, widening: a node may have ``max(branching, visits^widening)`` children
-            (progressive widening: the children of every node grow without bound, which the
-            asymptotic exactness of DTS needs); nodes one step before a grid's data point
-            have one child (that step is deterministic).
+        branching: children of an expanded node.
+        widening: the root has ``max(branching, rollouts^widening)`` children (prior draws).
         exploration: DTS*'s UCT constant.
         sampler: the registered Gaussian sampler whose single steps are the base kernel, with
             ``options``.
@@ -92,8 +96,9 @@ class DiffusionTree:
         lam: float = 1.0,
         greedy: bool = False,
         branching: int = 4,
-        widening: float = 0.5,
+        widening: float = 0.7,
         exploration: float = 1.0,
+        sharpness: float = 1.0,
         sampler: str = "ddpm",
         options: dict[str, Any] | None = None,
         wave: int = 64,
@@ -117,6 +122,7 @@ class DiffusionTree:
         self.widening = check_scale(widening, "widening", 0.0, 1.0)
         self.final_deterministic = self.times[-1] == min(zero_time(p) for p in _path_list(paths))
         self.exploration = check_scale(exploration, "exploration", 0.0)
+        self.sharpness = check_scale(sharpness, "sharpness", 0.0, 1.0)
         self.wave = check_budget(wave, "wave", 1)
         self.sampler, self.options = sampler, dict(options or {})
         self.noise, self.generator, self.template = noise, generator, x
@@ -127,6 +133,8 @@ class DiffusionTree:
         self.state: list[State | None] = [None]
         self.value: list[float] = [math.nan]
         self.visits: list[int] = [0]
+        self.expanded: list[bool] = [True]
+        self.retired: list[int] = []
         self.rewards: dict[int, float] = {}
         self.rollouts = 0
         self._per_step = 1  # calls per example per step, measured on the first step
@@ -149,6 +157,7 @@ class DiffusionTree:
         self.state.append(state)
         self.value.append(math.nan)
         self.visits.append(0)
+        self.expanded.append(False)
         self.children[parent].append(i)
         return i
 
@@ -161,28 +170,32 @@ class DiffusionTree:
             n = torch.tensor([max(self.visits[c], 1) for c in kids], dtype=F64)
             bonus = self.exploration * torch.sqrt(math.log(max(self.visits[node], 1)) / n)
             return kids[int(torch.argmax(v / self.lam + bonus))]
-        p = torch.softmax(v, 0)
+        p = torch.softmax(v * self.sharpness, 0)
         return kids[int(torch.multinomial(p, 1, generator=self.generator))]
 
-    def _room(self, node: int) -> int:
-        """Children the node may have now: ``max(branching, visits^widening)`` (progressive
-        widening), and one below the last noisy level (the final step is deterministic for the
-        samplers that denoise to the data point)."""
-        if self.level[node] == self.depth - 1 and self.final_deterministic:
-            return 1
-        return max(self.branching, int(self.visits[node] ** self.widening))
+    def _expandable(self, node: int) -> bool:
+        """A chain node (one child, never expanded) above the last random step."""
+        last = self.depth - 1 if self.final_deterministic else self.depth
+        return node != 0 and not self.expanded[node] and self.level[node] < last
 
-    def _descend(self) -> int:
-        """A node to expand below (or a leaf reached through full nodes)."""
+    def _descend(self) -> tuple[str, int]:
+        """Where the next rollout starts: ``("root", 0)`` (a new prior draw), ``("expand",
+        node)``, ``("leaf", node)`` (reached through full nodes) or ``("blocked", node)``
+        (every child of ``node`` is still pending in this wave)."""
         node = 0
-        while self.level[node] < self.depth:
-            if len(self.children[node]) < self._room(node):
-                return node
+        while True:
+            if node == 0:
+                room = max(self.branching, int(self.visits[0] ** self.widening))
+                if len(self.children[0]) < room:
+                    return "root", 0
+            elif self._expandable(node):
+                return "expand", node
+            if self.level[node] == self.depth:
+                return "leaf", node
             nxt = self._select_child(node)
-            if nxt is None:  # every child still pending in this wave
-                return node
+            if nxt is None:
+                return "blocked", node
             node = nxt
-        return node
 
     def grow(self, budget: int) -> DiffusionTree:
         """Run rollouts until about ``budget`` more network calls (single examples) are
@@ -191,18 +204,24 @@ class DiffusionTree:
         stop = self.calls + budget
         while True:
             starts: list[tuple[int, int]] = []
-            planned = revisits = 0
-            while len(starts) < self.wave and revisits < 10 * self.wave:
-                node = self._descend()
-                cost = (self.depth - max(self.level[node], 0)) * self._per_step
-                if node != 0 and self.level[node] == self.depth:
-                    self._backup(node)  # a leaf through full nodes: a free revisit
-                    revisits += 1
+            planned = idle = 0
+            while len(starts) < self.wave and idle < 10 * self.wave:
+                kind, node = self._descend()
+                if kind in ("leaf", "blocked"):
+                    if kind == "leaf":
+                        self._backup(node)  # a free revisit
+                    idle += 1
                     continue
+                width = 1 if kind == "root" else self.branching
+                cost = width * (self.depth - max(self.level[node], 0)) * self._per_step
                 if self.calls + planned + cost > stop:
                     break
                 planned += cost
-                starts.append((node, self._new(node, None)))  # a pending child (value NaN)
+                if kind == "expand":  # B fresh children replace the chain child
+                    self.expanded[node] = True
+                    self.retired.extend(self.children[node])
+                    self.children[node] = []
+                starts += [(node, self._new(node, None)) for _ in range(width)]
             if not starts:
                 return self
             self._run_wave(starts)
@@ -213,8 +232,11 @@ class DiffusionTree:
         cur = []
         for s, c in starts:
             if s == 0:  # a root child: a prior draw, no network call
-                self.state[c] = prior_like(
+                draw = prior_like(
                     self.template, self.paths, self.times[0], self.noise, self.generator
+                )
+                self.state[c] = (
+                    draw if self.mask is None else keep_padding(draw, self.template, self.mask)
                 )
                 cur.append(c)
             else:
