@@ -1,9 +1,9 @@
 """The real section of ``steering.py``: the shipped GDSS QM9 model steered toward RDKit's QED.
 
-Every method runs core's steering code on GDSS's dict state ``{"x", "adj"}`` with the
-``reverse_diffusion`` sampler on GDSS's grid. Molecules of different sizes share batches: the
-node mask is read from the state (padding stays exactly zero under every sampler), so the
-network, the noise and the decoding follow any reordering of rows.
+Every method runs core's steering code on GDSS's dict state ``{"x", "adj"}`` with the S4
+sampler (GDSS's QM9 settings; validity ~0.97 at 100 steps). Molecules of different sizes share
+batches: the node mask is read from the state (padding stays exactly zero under every
+sampler), so the network, the noise and the decoding follow any reordering of rows.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def qm9(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     sde = gm.sde
     paths = sde.paths()
     steps, n_mol, n_cand = SIZES[quick]
-    grid = _grid("gdss", sde, steps)
+    grid = _grid("to_end", sde, steps)
     k = len(grid) - 1
     budget = n_cand * k
     gen = torch.Generator().manual_seed(0)
@@ -79,7 +79,8 @@ def qm9(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 out.append(0.0)
         return torch.tensor(out, dtype=torch.float64)
 
-    common = {"sampler": "reverse_diffusion", "noise": noise, "mask": state_masks(masks)}
+    s4 = {"snr": 0.2, "scale_eps": 0.7}  # GDSS's QM9 Langevin settings
+    common = {"sampler": "s4", "options": s4, "noise": noise, "mask": state_masks(masks)}
     rows: list[dict[str, Any]] = []
 
     def row(method: str, state: Any, calls: float, seconds: float) -> None:
@@ -124,7 +125,8 @@ def qm9(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             lam=0.05,
             greedy=True,
             branching=2,
-            sampler="reverse_diffusion",
+            sampler="s4",
+            options=s4,
             noise=noise,
             generator=gen,
             mask=state_masks(masks[i : i + 1]),

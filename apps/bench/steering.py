@@ -19,11 +19,12 @@ Exact test-beds (2-D Gaussian mixtures with exact denoisers, VP path):
   against plain CFG with the same Euler-Maruyama sampler and the same calls.
   ``fkc_sw2_over_cfg_sw2``: their sliced-W2 ratio.
 
-Real: the shipped GDSS QM9 model (``"reverse"`` sampler, GDSS's node-count histogram) steered
-toward RDKit's QED with validity (no correction) and uniqueness kept in view: best-of-N (random
-search, argmax QED), zero-order and path search, DTS* per molecule (one tree per sampled node
-mask), at equal calls per molecule. ``qm9_reward_gain_at_equal_calls``: the best method's mean
-QED minus best-of-N's (methods with validity >= 0.95 only).
+Real: the shipped GDSS QM9 model (S4 sampler, GDSS's node-count histogram) steered toward
+RDKit's QED with validity (no correction) and uniqueness kept in view: best-of-N (random search,
+argmax QED), zero-order and path search, DTS* per molecule (one tree per sampled node mask) and
+FKC with the QED tilt (Euler-Maruyama), at equal calls per molecule.
+``qm9_reward_gain_at_equal_calls``: the best method's mean QED minus best-of-N's (methods with
+validity >= 0.95 only).
 
     python apps/bench/steering.py --quick --out runs/bench/steering.json
 
