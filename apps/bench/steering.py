@@ -213,7 +213,7 @@ def exact_cfg(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
     ref = _grid_reference(logp, 20000, gen)
     m = 400 if quick else 2000
-    grid = uniform_t_grid(PATH, 50 if quick else 200)
+    grid = uniform_t_grid(PATH, 100 if quick else 200)
     model = gmm.model(PATH)
     cond = as_denoiser(model, PATH, prediction="eps", cond=label)
     uncond = as_denoiser(model, PATH, prediction="eps", cond=NULL_LABEL)

@@ -204,6 +204,7 @@ def fkc(
     if big_b != 1.0:
         x = tmap(lambda v: v * big_b**-0.5, x)
     betas = [b for _, b in experts]
+    plain = betas == [1.0]
     n = run.batch
     logw = torch.zeros(n, dtype=F64)
     phi = torch.zeros(n, dtype=F64)
@@ -216,12 +217,18 @@ def fkc(
         eps = smap(partial(_weighted, betas), *(d.eps for d in ds))
         x0 = smap(partial(_x0, betas), x, eps, lv, *(d.x0 for d in ds))
         dtau = t - run.t[i + 1]
-        per_key = tmap(partial(_g_key, betas, i), eps, mask, lv, fg, *(d.eps for d in ds))
-        g_sum = sum(per_key.values()) if isinstance(per_key, dict) else per_key
-        logw = logw + dtau * g_sum
+        if not plain:  # G = 0 exactly when the target is the model
+            per_key = tmap(partial(_g_key, betas, i), eps, mask, lv, fg, *(d.eps for d in ds))
+            parts = list(per_key.values()) if isinstance(per_key, dict) else [per_key]
+            logw = logw + dtau * torch.stack(parts).sum(0).detach()
         if target.reward is not None:
             new_phi = evaluate(target.reward, x0, f"step {i} (t={t:.4g})") / target.lam
             logw, phi = logw + new_phi - phi, new_phi
+        if bool(torch.isnan(logw).any()) or bool((logw == math.inf).any()):
+            raise InputError(
+                f"fkc: the weights became {logw[~torch.isfinite(logw)][0].item()} at step {i} "
+                f"(t={t:.4g}); expected finite denoiser predictions"
+            )
         ess = effective_sample_size(logw)
         out.ess.append(ess)
         if ess < thr * n:
