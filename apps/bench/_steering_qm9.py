@@ -36,7 +36,7 @@ RDLogger.DisableLog("rdApp.*")
 
 
 #: ``quick -> (steps, molecules, candidates per molecule)``.
-SIZES = {True: (50, 24, 4), False: (100, 96, 8)}
+SIZES = {True: (50, 12, 4), False: (100, 64, 8)}
 
 
 def _mask_of(state: dict[str, torch.Tensor]) -> torch.Tensor:
