@@ -246,13 +246,13 @@ def zero_order_search(
     best_r = s.score(best, "the pivot")
     pivot, n, it = x, 1, 0
     rows = torch.arange(s.b)
-    while n + neighbors <= budget // cost:
-        rr = rows.repeat(neighbors)
+    while (m := min(neighbors, int(budget // cost) - n)) > 0:  # the last round may be smaller
+        rr = rows.repeat(m)
         z = s.prior(rr)
         cand_x = s.keep(
             tree_map(
                 lambda p, zi: math.sqrt(1 - rho * rho) * p + rho * zi,
-                _repeat(pivot, neighbors),
+                _repeat(pivot, m),
                 z,
             ),
             rr,
@@ -260,7 +260,7 @@ def zero_order_search(
         cand, _ = s.run(cand_x, rr, 0, len(s.times) - 1)
         pick, better, best_r = _better(best_r, s.score(cand, f"iteration {it}"), s.b)
         best, pivot = _choose(best, cand, pick, better), _choose(pivot, cand_x, pick, better)
-        n, it = n + neighbors, it + 1
+        n, it = n + m, it + 1
     return SearchResult(best, best_r, s.spent, n)
 
 
