@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from polyfold.core.errors import InputError
+from polyfold.core.outputs import prepare_output_dir, probe_writable
 
 if TYPE_CHECKING:
     from polyfold.core.state import State, StepCallback
@@ -174,3 +175,44 @@ def resuming_line(step: int, max_steps: int | None = None, where: str | Path | N
     if where is not None:
         text += f" ({where})"
     return text
+
+
+#: the trainer's run folder inside a training command's ``--out``
+RUN_FOLDER = "run"
+
+
+def prepare_training_out(out: str | Path, *, resume: bool, force: bool = False) -> int | None:
+    """Check a training command's ``--out`` before any work. A fresh run needs a new or empty
+    folder (or ``force``); ``resume`` needs a checkpoint in ``out/run``, and a folder holding
+    one is refused without it. Returns the step to resume from (``None``: a fresh run)."""
+    out = Path(out)
+    run = out / RUN_FOLDER
+    done = checkpoint_step(run) if run.is_dir() else None
+    if resume:
+        if done is None:
+            raise InputError(
+                f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
+            )
+        probe_writable(out)
+        return done
+    if done is not None:
+        raise InputError(
+            f"--out {out}: holds a training run at step {done}; pass --resume to continue it, "
+            "or choose another folder"
+        )
+    prepare_output_dir(out, force=force)
+    return None
+
+
+def saved_model_config(run: str | Path) -> dict[str, Any]:
+    """The ``model_config`` recorded by the newest checkpoint in ``run`` (to resume a run with
+    the settings it was started with)."""
+    from polyfold.core.train.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(run)
+    if found is None:
+        raise InputError(f"--resume: {run} holds no checkpoint")
+    cfg = json.loads((found / "config.json").read_text(encoding="utf-8")).get("model_config")
+    if not isinstance(cfg, dict):
+        raise InputError(f"--resume: {found} does not record the model's settings")
+    return cfg

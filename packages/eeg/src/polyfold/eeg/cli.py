@@ -31,11 +31,17 @@ from polyfold.core.outputs import (
     Force,
     check_output_file,
     prepare_output_dir,
-    probe_writable,
     write_bytes,
     write_text,
 )
-from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
+from polyfold.core.progress import (
+    RUN_FOLDER,
+    Progress,
+    Quiet,
+    prepare_training_out,
+    resuming_line,
+    saved_model_config,
+)
 
 __all__ = ["app", "main"]
 
@@ -136,37 +142,6 @@ def prepare(
     typer.echo(f"wrote {path} ({len(w)} windows, {len(np.unique(w.subject))} subjects: {counts})")
 
 
-def _prepare_run(out: Path, *, resume: bool, force: bool) -> int | None:
-    """A fresh run needs a new or empty ``--out`` (or ``--force``); ``--resume`` a checkpoint."""
-    run = out / "run"
-    done = checkpoint_step(run) if run.is_dir() else None
-    if resume:
-        if done is None:
-            raise InputError(
-                f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
-            )
-        probe_writable(out)
-        return done
-    if done is not None:
-        raise InputError(
-            f"--out {out}: holds a training run at step {done}; pass --resume to continue it, "
-            "or choose another folder"
-        )
-    prepare_output_dir(out, force=force)
-    return None
-
-
-def _saved_config(run: Path) -> dict[str, Any]:
-    from polyfold.core.train import latest_checkpoint
-
-    found = latest_checkpoint(run)
-    assert found is not None
-    cfg = json.loads((found / "config.json").read_text(encoding="utf-8")).get("model_config")
-    if not isinstance(cfg, dict):
-        raise InputError(f"--resume: {found} does not record the model's settings")
-    return cfg
-
-
 @app.command()
 def train(
     model: Annotated[str, typer.Option("--model", help="wgan or ddpm.")],
@@ -214,12 +189,12 @@ def train(
             raise InputError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
     if data is not None and not data.with_suffix(".npz").is_file():
         raise InputError(f"--data {data}: no such windows file (write one with `prepare`)")
-    resumed = _prepare_run(out, resume=resume, force=force)
+    resumed = prepare_training_out(out, resume=resume, force=force)
     w, card_id = _load_windows(data, seconds=seconds, quiet=quiet)
     tr, te = _split(w, test_fraction, split_seed)
     if resumed is not None:
         cfg = model_config(model, tr, steps=1, seed=seed, preset=preset)
-        saved = _saved_config(out / "run")
+        saved = saved_model_config(out / RUN_FOLDER)
         cfg = type(cfg)(**{**saved, "steps": saved["steps"] if steps is None else steps})
         if resumed >= cfg.steps:
             raise InputError(

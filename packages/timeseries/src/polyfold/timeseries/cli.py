@@ -31,11 +31,17 @@ from polyfold.core.outputs import (
     Force,
     check_output_file,
     prepare_output_dir,
-    probe_writable,
     write_report,
     write_text,
 )
-from polyfold.core.progress import Progress, Quiet, checkpoint_step, resuming_line
+from polyfold.core.progress import (
+    RUN_FOLDER,
+    Progress,
+    Quiet,
+    prepare_training_out,
+    resuming_line,
+    saved_model_config,
+)
 
 __all__ = ["app", "main"]
 
@@ -125,39 +131,6 @@ def _load_model(model_dir: Path) -> Any:
     from polyfold.timeseries.tsdiff import TSDiff
 
     return TSDiff.load(model_dir)
-
-
-def _prepare_run(out: Path, *, resume: bool, force: bool) -> int | None:
-    """Check a training command's ``--out`` before any work: a fresh run needs a new or empty
-    folder (or ``--force``), ``--resume`` needs a checkpoint there. Returns the step resumed."""
-    run = out / "run"
-    done = checkpoint_step(run) if run.is_dir() else None
-    if resume:
-        if done is None:
-            raise InputError(
-                f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
-            )
-        probe_writable(out)
-        typer.echo(resuming_line(done, None, run), err=True)
-        return done
-    if done is not None:
-        raise InputError(
-            f"--out {out}: holds a training run at step {done}; pass --resume to continue it, "
-            "or choose another folder"
-        )
-    prepare_output_dir(out, force=force)
-    return None
-
-
-def _saved_model_config(run: Path) -> dict[str, Any]:
-    from polyfold.core.train import latest_checkpoint
-
-    found = latest_checkpoint(run)
-    assert found is not None
-    cfg = json.loads((found / "config.json").read_text(encoding="utf-8")).get("model_config")
-    if not isinstance(cfg, dict):
-        raise InputError(f"--resume: {found} does not record the model's settings")
-    return cfg
 
 
 def _sampler_reports_steps() -> bool:
@@ -279,9 +252,10 @@ def train(
     ):
         if value is not None:
             _positive(value, option)
-    resumed = _prepare_run(out, resume=resume, force=force)
+    resumed = prepare_training_out(out, resume=resume, force=force)
     if resumed is not None:
-        cfg = TSDiffConfig(**_saved_model_config(out / "run"))
+        typer.echo(resuming_line(resumed, None, out / RUN_FOLDER), err=True)
+        cfg = TSDiffConfig(**saved_model_config(out / RUN_FOLDER))
         cfg.steps = cfg.steps if steps is None else steps
         if resumed >= cfg.steps:
             raise InputError(
@@ -561,7 +535,9 @@ def generate(
     else:
         table, columns = load_table(dataset) if dataset is not None else read_table(Path(str(data)))
         w = windows(table, seq_len, scale="none")
-    _prepare_run(out, resume=resume, force=force)
+    resumed = prepare_training_out(out, resume=resume, force=force)
+    if resumed is not None:
+        typer.echo(resuming_line(resumed, None, out / RUN_FOLDER), err=True)
     _fake, scores = _padts_run(
         w,
         columns,
