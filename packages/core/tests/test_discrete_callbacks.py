@@ -19,7 +19,7 @@ from polyfold.core.discrete import (
     sample_confidence,
     sample_first_hitting,
 )
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.samplers import get_sampler
 
 MASK = 9
@@ -259,3 +259,44 @@ def test_an_inactive_proposal_changes_nothing_and_a_bad_one_is_refused() -> None
         sample_ancestral(
             RandomModel(8), process, x, generator=torch.Generator(), proposal=Bad(1, 0, 1), **kw
         )
+
+
+class NaNFrom(RandomModel):
+    """:class:`RandomModel` whose logits are NaN at one position from call ``k`` on."""
+
+    def __init__(self, length: int, k: int) -> None:
+        super().__init__(length)
+        self.k = k
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        out = super().__call__(x_t, t, cond)
+        if len(self.times) >= self.k:
+            out[0, 3, 0] = float("nan")
+        return out
+
+
+@pytest.mark.parametrize("name", ["ancestral", "blockwise", "confidence", "first_hitting"])
+def test_nan_logits_are_reported_not_sampled(name: str) -> None:
+    process, x, fixed = _inputs()
+    opts: dict[str, Any] = {"steps": 6}
+    if name == "blockwise":
+        opts = {"block_length": 4, "sampler": partial(sample_ancestral, steps=6)}
+    with pytest.raises(NonFiniteError, match=r"logits hold NaN or \+inf from call 2 of"):
+        get_sampler(name, "masked")(
+            NaNFrom(8, 2), process, x, generator=torch.Generator(), fixed=fixed, **opts
+        )
+
+
+def test_minus_inf_logits_are_legitimate() -> None:
+    process, x, fixed = _inputs()
+
+    class Forbids(RandomModel):  # token 0 never allowed: -inf logits are zero probabilities
+        def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+            out = super().__call__(x_t, t, cond)
+            out[..., 0] = float("-inf")
+            return out
+
+    res = sample_ancestral(
+        Forbids(8), process, x, steps=6, generator=torch.Generator(), fixed=fixed
+    )
+    assert not bool((res.tokens[~fixed] == 0).any())

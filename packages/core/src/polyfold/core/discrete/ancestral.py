@@ -129,6 +129,7 @@ def sample_ancestral(
         if callback is not None:
             estimate = x0 if x0 is not None else greedy_estimate(process, used, x_t, fixed)
             callback(i, float(times[i + 1]), x_t, estimate)
+    call.check("ancestral")
     return TokenSample(tokens=x_t, nfe=counter.count)
 
 

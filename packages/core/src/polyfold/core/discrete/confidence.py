@@ -91,4 +91,5 @@ def sample_confidence(
         masked &= ~reveal
         if callback is not None:
             callback(i, float(times[i + 1]), x_t, proposal)
+    call.check("confidence")
     return TokenSample(tokens=x_t, nfe=counter.count)

@@ -87,4 +87,5 @@ def sample_first_hitting(
             estimate = greedy_estimate(process, logits, x_t, fixed)
             callback(step, now, x_t.clone(), estimate)  # x_t changes in place
         step += 1
+    call.check("first_hitting")
     return TokenSample(tokens=x_t, nfe=counter.count)

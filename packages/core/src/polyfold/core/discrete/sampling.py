@@ -20,7 +20,7 @@ import torch
 
 from polyfold.core.denoiser import NFECounter
 from polyfold.core.discrete.process import LogitsModel, MaskedProcess, check_mask, check_tokens
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, NonFiniteError
 
 __all__ = ["TokenSample"]
 
@@ -36,19 +36,45 @@ class TokenSample:
     nfe: int
 
 
-def counted_logits(
-    model: LogitsModel, process: MaskedProcess, cond: Any, counter: NFECounter
-) -> LogitsCall:
-    """``model(x_t, t, cond)`` with ``t`` cast to float32, its logits' shape checked, every call
-    counted in ``counter``."""
+class CountedLogits:
+    """``model(x_t, t, cond)`` with ``t`` cast to float32, its logits' shape checked and every
+    call counted in ``counter``. It also notes, on the device (no host sync), whether a call's
+    logits held NaN or ``+inf`` (``-inf`` is a legitimate zero probability); :meth:`check`,
+    called once at the end of a sampler, raises :class:`NonFiniteError` naming the sampler and
+    the first such call instead of returning tokens drawn from them."""
 
-    def call(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = model(x_t, t.float(), cond)
-        counter.add()
-        process.check_logits(logits, x_t)
+    def __init__(
+        self, model: LogitsModel, process: MaskedProcess, cond: Any, counter: NFECounter
+    ) -> None:
+        self.model, self.process, self.cond, self.counter = model, process, cond, counter
+        self._bad: list[torch.Tensor] = []
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x_t, t.float(), self.cond)
+        self.counter.add()
+        self.process.check_logits(logits, x_t)
+        self._bad.append(torch.isnan(logits).any() | torch.isposinf(logits).any())
         return logits
 
-    return call
+    def check(self, sampler: str) -> None:
+        """Raise :class:`NonFiniteError` if any call so far gave NaN or ``+inf`` logits."""
+        if not self._bad:
+            return
+        bad = torch.stack([b.cpu() for b in self._bad])
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0]) + 1
+            raise NonFiniteError(
+                f"{sampler}: the model's logits hold NaN or +inf from call {first} of "
+                f"{len(self._bad)}; the tokens drawn from them would be arbitrary (check the "
+                "model file and its inputs)"
+            )
+
+
+def counted_logits(
+    model: LogitsModel, process: MaskedProcess, cond: Any, counter: NFECounter
+) -> CountedLogits:
+    """The model as a counted, checked :class:`CountedLogits` call ``call(x_t, t)``."""
+    return CountedLogits(model, process, cond, counter)
 
 
 def greedy_estimate(
