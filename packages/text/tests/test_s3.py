@@ -158,7 +158,8 @@ def test_extract_json() -> None:
 
 class LayoutOracle:
     """The exact denoiser of the uniform distribution over a few scaffold layouts: per-position
-    marginals of the layouts consistent with the revealed tokens."""
+    marginals of the layouts consistent with the revealed tokens (of all layouts when none is:
+    an unscaffolded sampler can reveal tokens no layout has, where the exact answer is 0/0)."""
 
     def __init__(self, layouts: torch.Tensor, vocab: int, mask_id: int) -> None:
         self.layouts = layouts
@@ -168,7 +169,8 @@ class LayoutOracle:
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:
         seen = (x_t[:, None] == self.mask_id) | (x_t[:, None] == self.layouts[None])
         w = seen.all(-1).double()
-        w = w / w.sum(-1, keepdim=True)
+        total = w.sum(-1, keepdim=True)
+        w = torch.where(total > 0, w / total.clamp_min(1.0), 1.0 / w.shape[-1])
         return torch.einsum("br,rlv->blv", w, self.onehot).clamp_min(1e-12).log().float()
 
 
