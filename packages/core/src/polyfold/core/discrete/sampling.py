@@ -53,7 +53,8 @@ class CountedLogits:
         logits = self.model(x_t, t.float(), self.cond)
         self.counter.add()
         self.process.check_logits(logits, x_t)
-        self._bad.append(torch.isnan(logits).any() | torch.isposinf(logits).any())
+        seen = logits.detach()
+        self._bad.append(torch.isnan(seen).any() | torch.isposinf(seen).any())
         return logits
 
     def check(self, sampler: str) -> None:

@@ -126,7 +126,7 @@ def _leaves(x: State) -> list[tuple[str, Tensor]]:
 
 def all_finite(x: State) -> Tensor:
     """A 0-d bool tensor (no host sync): every entry of every leaf of ``x`` is finite."""
-    flags = [torch.isfinite(xi).all() for _, xi in _leaves(x)]
+    flags = [torch.isfinite(xi.detach()).all() for _, xi in _leaves(x)]
     return flags[0] if len(flags) == 1 else torch.stack(flags).all()
 
 
