@@ -51,7 +51,7 @@ from polyfold.core.errors import InputError, is_int
 from polyfold.core.guidance._common import leaves, rebuild
 from polyfold.core.paths import Paths
 from polyfold.core.predictions import Prediction
-from polyfold.core.samplers._core import Level, Run, smap
+from polyfold.core.samplers._core import Level, Run, all_finite, smap
 from polyfold.core.state import Mask, State
 
 __all__ = ["AdjointResult", "adjoint_gradients", "adjoint_sample", "pf_ode_sample"]
@@ -99,7 +99,7 @@ def _or_zeros(grads: Sequence[Tensor | None], like: Sequence[Tensor]) -> list[Te
 
 
 def _check_finite(x: State, what: str) -> None:
-    if not all(bool(torch.isfinite(t).all()) for t in leaves(x)):
+    if not bool(all_finite(x)):
         raise InputError(f"{what}: contains NaN or infinite values")
 
 
