@@ -89,7 +89,9 @@ def target_of(
         v = _project(source.sdf, v.astype(np.float64))
         sdf, name, cls = source.sdf, f"{source.cls}-{source.seed}", source.cls
     else:
-        raise InputError(f"source: expected a Mesh or a procedural Shape, got {type(source).__name__}")
+        raise InputError(
+            f"source: expected a Mesh or a procedural Shape, got {type(source).__name__}"
+        )
     pts, nrm = sample_surface(v, f, samples, seed=seed)
     return Target(sdf, pts, nrm, v, f, name, cls)
 
@@ -160,7 +162,11 @@ def refine(m: MSDF, x: Tensor, y: Tensor, cfg: ConvertConfig) -> MSDF:
 def convert(source: Mesh | Shape | Target, config: ConvertConfig | None = None) -> MSDF:
     """The refined M-SDF of a mesh, a procedural shape or a prepared :class:`Target`."""
     cfg = config or ConvertConfig()
-    target = source if isinstance(source, Target) else target_of(source, samples=cfg.surface_samples, seed=cfg.seed)
+    target = (
+        source
+        if isinstance(source, Target)
+        else target_of(source, samples=cfg.surface_samples, seed=cfg.seed)
+    )
     m = initialise(target, cfg)
     if cfg.steps:
         x, y = _training_points(target, cfg)

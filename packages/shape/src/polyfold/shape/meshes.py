@@ -103,7 +103,9 @@ def from_arrays(
     )
 
 
-def load_mesh(path: str | os.PathLike[str], *, cls: str = "", require_watertight: bool = False) -> Mesh:
+def load_mesh(
+    path: str | os.PathLike[str], *, cls: str = "", require_watertight: bool = False
+) -> Mesh:
     """Read one mesh file (.obj/.ply/.stl/.off/.glb; scenes are merged into one mesh)."""
     import trimesh
 
@@ -139,7 +141,9 @@ def load_folder(folder: str | os.PathLike[str], *, require_watertight: bool = Fa
     out = []
     for p in files:
         rel = p.relative_to(root).parts
-        out.append(load_mesh(p, cls=rel[0] if len(rel) > 1 else "", require_watertight=require_watertight))
+        out.append(
+            load_mesh(p, cls=rel[0] if len(rel) > 1 else "", require_watertight=require_watertight)
+        )
     return out
 
 

@@ -87,7 +87,9 @@ def emd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def pairwise(
-    xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], dist: Callable[[np.ndarray, np.ndarray], float]
+    xs: Sequence[np.ndarray],
+    ys: Sequence[np.ndarray],
+    dist: Callable[[np.ndarray, np.ndarray], float],
 ) -> np.ndarray:
     """``(len(xs), len(ys))`` matrix of ``dist``."""
     return np.array([[dist(x, y) for y in ys] for x in xs], dtype=np.float64)

@@ -235,7 +235,7 @@ def load_msdf(path: str | os.PathLike[str]) -> MSDF:
             with safe_open(str(path), framework="pt") as fh:
                 meta = fh.metadata() or {}
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-        except (OSError, ValueError, RuntimeError) as err:
+        except Exception as err:  # safetensors raises its own error type on a broken header
             raise InputError(f"{path}: not an M-SDF file ({err})") from None
     if meta.get("format") != "msdf" or set(tensors) != {"centres", "scales", "values"}:
         raise InputError(f"{path}: not an M-SDF file (expected centres, scales and values)")

@@ -150,7 +150,9 @@ def make_shape(cls: str, seed: int) -> Shape:
     return Shape(name, seed, _MAKERS[name](r))
 
 
-def dataset(classes: list[str] | tuple[str, ...] = CLASSES, n: int = 8, *, seed: int = 0) -> list[Shape]:
+def dataset(
+    classes: list[str] | tuple[str, ...] = CLASSES, n: int = 8, *, seed: int = 0
+) -> list[Shape]:
     """``n`` shapes of each class (seeds ``seed * 100_000 + i``), class by class."""
     check_int("n", n, 1)
     return [make_shape(c, seed * 100_000 + i) for c in check_classes(classes) for i in range(n)]
