@@ -58,7 +58,8 @@ def test_loss_trains_and_sampling_is_seeded(coupling):
     m.eval()
     a = m.sample(y, generator=torch.Generator().manual_seed(1), steps=2, sampler="euler")
     b = m.sample(y, generator=torch.Generator().manual_seed(1), steps=2, sampler="euler")
-    assert torch.equal(a, b) and a.shape == (4, 12, m.config.dim)
+    assert torch.equal(a, b)
+    assert a.shape == (4, 12, m.config.dim)
 
 
 def test_model_file_round_trip_and_unknown_class(tmp_path):

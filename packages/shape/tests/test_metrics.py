@@ -21,8 +21,8 @@ def test_reconstruction_metrics_on_known_cases():
     a = _cloud(0)
     assert chamfer(a, a) == 0
     assert fscore(a, a, 0.01) == 1
-    shifted = a + [0.1, 0, 0]
-    assert chamfer(a[:1], a[:1] + [0.1, 0, 0]) == pytest.approx(0.02)
+    shifted = a + np.array([0.1, 0, 0])
+    assert chamfer(a[:1], a[:1] + np.array([0.1, 0, 0])) == pytest.approx(0.02)
     assert fscore(a[:50], shifted[:50] + 5, 0.01) == 0
     n = np.tile([[0.0, 0, 1]], (len(a), 1))
     assert normal_consistency(a, n, a, -n) == pytest.approx(1)
@@ -33,17 +33,19 @@ def test_reconstruction_metrics_on_known_cases():
 
 def test_emd_of_a_shift_is_its_length():
     a = _cloud(1, 64)
-    assert emd(a, a + [0, 0.05, 0]) == pytest.approx(0.05, rel=1e-6)
+    assert emd(a, a + np.array([0, 0.05, 0])) == pytest.approx(0.05, rel=1e-6)
     assert emd(a, a[::-1]) == pytest.approx(0)
 
 
 def test_generation_metrics_identical_sets_and_separated_sets():
     ref = [_cloud(i, 128) for i in range(4)]
     same = generation_metrics(ref, ref, use_emd=False)
-    assert same["mmd_cd"] == 0 and same["cov_cd"] == 1
+    assert same["mmd_cd"] == 0
+    assert same["cov_cd"] == 1
     far = [r + 3 for r in ref]
     sep = generation_metrics(far, ref, use_emd=True)
-    assert sep["1nna_cd"] == 1 and sep["1nna_emd"] == 1
+    assert sep["1nna_cd"] == 1
+    assert sep["1nna_emd"] == 1
     gg = np.array([[0, 1.0], [1.0, 0]])
     assert one_nna(gg, np.full((2, 2), 5.0), gg) == 1
 

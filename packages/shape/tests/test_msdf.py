@@ -36,8 +36,9 @@ def test_msdf_reproduces_an_analytic_sdf_near_the_surface(name):
     fm, den = evaluate_sparse(m.to(torch.float64), x)
     assert (den > 0).all()  # every near-surface point is covered
     err = (fm - f(x)).abs()
-    assert err.mean() < 2e-3 and err.max() < 0.02  # the box's edges are the worst case
-    v, faces = to_mesh(evaluate_volume(m, 48))
+    assert err.mean() < 2e-3
+    assert err.max() < 0.02
+    v, _faces = to_mesh(evaluate_volume(m, 48))
     assert chamfer(v, tgt.surface) < 1e-3
 
 
@@ -57,7 +58,8 @@ def test_uncovered_enclosed_voxels_are_inside():
     tgt = _target(sphere((0, 0, 0), 0.4), "big")
     m = convert(tgt, ConvertConfig(n=48, k=4, steps=0, surface_samples=4000))
     vol = evaluate_volume(m, 24)
-    assert vol[12, 12, 12] < 0 and vol[0, 0, 0] > 0
+    assert vol[12, 12, 12] < 0
+    assert vol[0, 0, 0] > 0
 
 
 def test_farthest_points_is_order_invariant():
@@ -73,7 +75,8 @@ def test_msdf_file_round_trip_and_errors(tmp_path):
     m = MSDF(torch.zeros(2, 3), torch.full((2,), 0.1), torch.ones(2, 3, 3, 3), "mug")
     save_msdf(m, tmp_path / "a.msdf")
     r = load_msdf(tmp_path / "a.msdf")
-    assert r.cls == "mug" and torch.equal(r.values, m.values)
+    assert r.cls == "mug"
+    assert torch.equal(r.values, m.values)
     (tmp_path / "bad.msdf").write_text("not a tensor file")
     with pytest.raises(InputError, match="not an M-SDF file"):
         load_msdf(tmp_path / "bad.msdf")
@@ -84,8 +87,8 @@ def test_msdf_file_round_trip_and_errors(tmp_path):
 
 
 def test_target_type_is_checked():
-    with pytest.raises(InputError, match="Mesh or a procedural Shape"):
-        from polyfold.shape.convert import target_of
+    from polyfold.shape.convert import target_of
 
+    with pytest.raises(InputError, match="Mesh or a procedural Shape"):
         target_of(np.zeros(3))  # type: ignore[arg-type]
     assert Target  # re-exported for callers building their own

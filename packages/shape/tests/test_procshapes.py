@@ -29,7 +29,7 @@ def test_primitive_sdfs_are_exact():
 
 
 def test_unknown_class_is_a_clear_error():
-    with pytest.raises(InputError, match="unknown class sofa.*expected one of chair"):
+    with pytest.raises(InputError, match=r"unknown class sofa.*expected one of chair"):
         check_classes("chair,sofa")
     with pytest.raises(InputError, match="cls"):
         make_shape("sofa", 0)

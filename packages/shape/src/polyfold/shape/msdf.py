@@ -63,8 +63,9 @@ class MSDF:
             or k < 2
         ):
             raise InputError(
-                "msdf: expected centres (n, 3), scales (n,), values (n, k, k, k) with k >= 2, got "
-                f"{tuple(self.centres.shape)}, {tuple(self.scales.shape)}, {tuple(self.values.shape)}"
+                "msdf: expected centres (n, 3), scales (n,), values (n, k, k, k) with k >= 2, "
+                f"got {tuple(self.centres.shape)}, {tuple(self.scales.shape)}, "
+                f"{tuple(self.values.shape)}"
             )
         if not all(torch.isfinite(t).all() for t in (self.centres, self.scales, self.values)):
             raise InputError("msdf: centres, scales and values must be finite")

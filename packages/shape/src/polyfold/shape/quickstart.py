@@ -8,6 +8,7 @@ Registered in the ``polyfold.quickstart`` entry-point group. Writes ``out/report
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -52,8 +53,9 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             ]
         report.heading("Real meshes to M-SDF and back")
         report.paragraph(
-            f"pybullet_data meshes normalised to the unit cube, converted with {cfg.steps} refinement "
-            "steps and meshed back by sparse evaluation at 96^3 and marching cubes."
+            "pybullet_data meshes normalised to the unit cube, converted with "
+            f"{cfg.steps} refinement steps and meshed back by sparse evaluation at 96^3 and "
+            "marching cubes."
         )
         report.table(["mesh", *next(iter(recon.values())).keys()], rows)
         report.image(
@@ -67,10 +69,8 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
         for c in classes:
             ms = sample_msdfs(flow, [c] * PER_CLASS, seed=0)
             gen[c] = [msdf_points(m) for m in ms]
-            try:
+            with contextlib.suppress(ValueError):
                 meshes.append((msdf_mesh(ms[0], 64), f"{c} (sampled)"))
-            except ValueError:
-                pass
         echo("scoring samples against held-out procedural shapes (1-NNA, COV, MMD)")
         gm = generation_report(gen, use_emd=False)
         report.heading("Samples of the shipped flow model")
