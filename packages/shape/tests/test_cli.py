@@ -44,3 +44,92 @@ def test_convert_refuses_to_overwrite_and_needs_a_source(tmp_path):
         _run("convert", "--out", str(tmp_path / "y.msdf"))
     with pytest.raises(InputError, match="unknown class sofa"):
         _run("convert", "--procshape", "sofa", "--out", str(tmp_path / "z.msdf"))
+
+
+def test_train_the_point_baseline_and_sample_an_msdf_model(tmp_path):
+    from polyfold.core.errors import InputError
+    from polyfold.shape.generate import load_flow
+
+    r = _run(
+        "train",
+        "--tokens",
+        "points",
+        "--points",
+        "16",
+        "--class",
+        "mug,vase",
+        "--per-class",
+        "2",
+        "--steps",
+        "3",
+        "--width",
+        "32",
+        "--depth",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "pts"),
+    )
+    assert r.exit_code == 0, r.output
+    flow, card = load_flow(tmp_path / "pts" / "model")
+    assert flow.config.tokens == "points"
+    assert card["classes"] == ["mug", "vase"]
+    with pytest.raises(InputError, match="point-cloud baseline"):
+        _run(
+            "sample",
+            "--model",
+            str(tmp_path / "pts" / "model"),
+            "--class",
+            "mug",
+            "--out",
+            str(tmp_path / "s"),
+        )
+    r = _run(
+        "train",
+        "--class",
+        "mug",
+        "--per-class",
+        "2",
+        "--grids",
+        "8",
+        "--k",
+        "3",
+        "--steps",
+        "2",
+        "--width",
+        "32",
+        "--depth",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "msdf"),
+    )
+    assert r.exit_code == 0, r.output
+    r = _run(
+        "sample",
+        "--model",
+        str(tmp_path / "msdf" / "model"),
+        "--class",
+        "mug",
+        "-n",
+        "2",
+        "--steps",
+        "2",
+        "--res",
+        "24",
+        "--quiet",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "s").glob("*.msdf"))) == 2
+    with pytest.raises(InputError, match="unknown chair"):
+        _run(
+            "sample",
+            "--model",
+            str(tmp_path / "msdf" / "model"),
+            "--class",
+            "chair",
+            "--out",
+            str(tmp_path / "s2"),
+        )

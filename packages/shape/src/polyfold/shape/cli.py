@@ -137,6 +137,10 @@ def train(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
     depth: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
+    tokens: Annotated[
+        str, typer.Option(help="msdf, or points (the point-cloud baseline: --points per shape).")
+    ] = "msdf",
+    points: Annotated[int, typer.Option(help="Points per shape with --tokens points.")] = 256,
     coupling: Annotated[
         str, typer.Option(help="independent or ot (minibatch OT).")
     ] = "independent",
@@ -149,10 +153,46 @@ def train(
     _one_thread()
     from polyfold.shape.flow import FlowConfig
     from polyfold.shape.procshapes import check_classes
-    from polyfold.shape.train import TRAIN_CONVERT, fit_flow, load_msdf_folder, procshape_msdfs
+    from polyfold.shape.train import (
+        TRAIN_CONVERT,
+        fit_flow,
+        fit_tokens,
+        load_msdf_folder,
+        procshape_msdfs,
+        procshape_points,
+    )
 
     check_int("--per-class", per_class, 1)
+    if tokens not in ("msdf", "points"):
+        raise InputError(f"--tokens: expected msdf or points, got {tokens!r}")
     resumed = prepare_training_out(out, resume=resume, force=force)
+    if tokens == "points":
+        if data is not None:
+            raise InputError("--data: the point-cloud baseline trains on procshapes only")
+        names = check_classes(classes)
+        raw, labels = procshape_points(names, per_class, check_int("--points", points, 1))
+        cfg = FlowConfig(
+            classes=names,
+            tokens="points",
+            n=points,
+            steps=steps,
+            width=width,
+            depth=depth,
+            coupling=coupling,
+            seed=seed,
+        )
+        with Progress(cfg.steps, "train (points)", quiet=quiet) as bar:
+            path = fit_tokens(
+                raw,
+                labels,
+                out,
+                cfg,
+                resume=resumed is not None,
+                progress=bar.trainer_update,
+                data_source={"per_class": per_class, "points": points},
+            )
+        typer.echo(f"trained for {cfg.steps} steps; wrote {path}")
+        return
     if data is not None:
         shapes = load_msdf_folder(data)
         names = sorted({m.cls for m in shapes})
@@ -212,6 +252,10 @@ def sample(
 
     check_int("-n", n, 1)
     flow, _card = load_flow(model)
+    if flow.config.tokens != "msdf":
+        raise InputError(
+            f"--model {model}: a point-cloud baseline model; sample needs an M-SDF one"
+        )
     names = [c.strip() for c in cls.split(",") if c.strip()]
     flow.labels(names)  # an unknown class fails before any work
     prepare_output_dir(out, force=force)

@@ -1,4 +1,5 @@
-"""Class-conditional flow matching over the SET of M-SDF grids.
+"""Class-conditional flow matching over the SET of M-SDF grids (or, as the baseline, over a set
+of surface points with the same network: ``FlowConfig(tokens="points")``).
 
 A shape is ``n`` tokens, one per grid: ``[centre (3), log scale (1), values / scale (k^3)]``,
 standardised per feature with the training set's statistics (buffers of the model). The network
@@ -63,6 +64,8 @@ class FlowConfig:
     """Sizes, classes, the flow-matching and sampling settings, and training settings."""
 
     classes: list[str] = field(default_factory=lambda: ["chair"])
+    #: "msdf" (one token per grid) or "points" (one token per surface point: the baseline)
+    tokens: str = "msdf"
     n: int = 256
     k: int = 7
     width: int = 128
@@ -86,6 +89,8 @@ class FlowConfig:
             raise InputError(f"classes: expected distinct class names, got {self.classes!r}")
         if self.width % self.heads:
             raise InputError(f"width: expected a multiple of heads={self.heads}, got {self.width}")
+        if self.tokens not in ("msdf", "points"):
+            raise InputError(f"tokens: expected msdf or points, got {self.tokens!r}")
         if self.coupling not in ("independent", "ot"):
             raise InputError(f"coupling: expected independent or ot, got {self.coupling!r}")
         if not 0 <= self.p_uncond < 1:
@@ -95,7 +100,7 @@ class FlowConfig:
 
     @property
     def dim(self) -> int:
-        return 4 + self.k**3
+        return 3 if self.tokens == "points" else 4 + self.k**3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,10 +180,16 @@ class ShapeFlow(nn.Module):
         self.std.copy_(flat.std(0).clamp_min(1e-3))
 
     def encode(self, shapes: list[MSDF]) -> Tensor:
-        return (to_tokens(shapes) - self.mean) / self.std
+        return self.standardise(to_tokens(shapes))
+
+    def standardise(self, raw: Tensor) -> Tensor:
+        return (raw - self.mean) / self.std
+
+    def unstandardise(self, x: Tensor) -> Tensor:
+        return x * self.std + self.mean
 
     def decode(self, x: Tensor, cls: str = "") -> list[MSDF]:
-        return from_tokens(x * self.std + self.mean, self.config.k, cls)
+        return from_tokens(self.unstandardise(x), self.config.k, cls)
 
     def labels(self, classes: list[str]) -> Tensor:
         """Label indices of class names (an unknown class is an InputError)."""

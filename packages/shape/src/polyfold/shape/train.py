@@ -8,8 +8,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from polyfold.core.errors import InputError
@@ -20,7 +23,14 @@ from polyfold.shape.flow import FlowConfig, ShapeFlow
 from polyfold.shape.msdf import MSDF, load_msdf
 from polyfold.shape.procshapes import check_classes, dataset
 
-__all__ = ["TRAIN_CONVERT", "fit_flow", "load_msdf_folder", "procshape_msdfs"]
+__all__ = [
+    "TRAIN_CONVERT",
+    "fit_flow",
+    "fit_tokens",
+    "load_msdf_folder",
+    "procshape_msdfs",
+    "procshape_points",
+]
 
 #: conversion settings of training sets: cheap (no refinement, coarse reference mesh)
 TRAIN_CONVERT = ConvertConfig(steps=0, surface_samples=5000)
@@ -66,28 +76,52 @@ def fit_flow(
     shapes: list[MSDF],
     out: Path,
     cfg: FlowConfig,
+    **options: Any,
+) -> Path:
+    """Train on M-SDFs ``shapes`` in ``out/run``; write ``out/model`` (see :func:`fit_tokens`)."""
+    if {m.n for m in shapes} != {cfg.n} or {m.k for m in shapes} != {cfg.k}:
+        raise InputError(f"data: every M-SDF must have n={cfg.n} and k={cfg.k}")
+    from polyfold.shape.flow import to_tokens
+
+    return fit_tokens(to_tokens(shapes), [m.cls for m in shapes], out, cfg, **options)
+
+
+def procshape_points(
+    classes: list[str], per_class: int, points: int, *, seed: int = 0
+) -> tuple[Tensor, list[str]]:
+    """``(N, points, 3)`` surface samples of the same procedural shapes as
+    :func:`procshape_msdfs` (the point-cloud baseline's data) and their classes."""
+    shapes = dataset(check_classes(classes), per_class, seed=seed)
+    clouds = [target_of(s, samples=points, res=64, seed=i).surface for i, s in enumerate(shapes)]
+    return torch.from_numpy(np.stack(clouds)).float(), [s.cls for s in shapes]
+
+
+def fit_tokens(
+    raw: Tensor,
+    classes: list[str],
+    out: Path,
+    cfg: FlowConfig,
     *,
     resume: bool = False,
     progress: Callable[[int, float, float], None] | None = None,
     data_card: str | None = "procshapes",
     data_source: dict[str, object] | None = None,
 ) -> Path:
-    """Train on ``shapes`` in ``out/run``; write ``out/model`` (returns the weights' path)."""
+    """Train on raw tokens ``(N, n, dim)`` of classes ``classes`` in ``out/run``; write
+    ``out/model`` (returns the weights' path)."""
     from polyfold.core.train import Trainer
 
-    if {m.n for m in shapes} != {cfg.n} or {m.k for m in shapes} != {cfg.k}:
-        raise InputError(f"data: every M-SDF must have n={cfg.n} and k={cfg.k}")
+    if raw.ndim != 3 or raw.shape[1:] != (cfg.n, cfg.dim):
+        raise InputError(f"data: expected tokens (N, {cfg.n}, {cfg.dim}), got {tuple(raw.shape)}")
     torch.manual_seed(cfg.seed)
     model = ShapeFlow(cfg)
-    raw_y = model.labels([m.cls for m in shapes])
-    from polyfold.shape.flow import to_tokens
-
-    model.fit_normalisation(to_tokens(shapes))
-    x = model.encode(shapes)
+    labels = model.labels(classes)
+    model.fit_normalisation(raw)
+    x = model.standardise(raw.float())
     trainer = Trainer(
         model,
         lambda m, batch, g: model.loss(batch[0], batch[1], g, net=m),
-        TensorDataset(x, raw_y),
+        TensorDataset(x, labels),
         out_dir=out / "run",
         model_config=cfg.to_dict(),
         data_card=data_card,
@@ -110,7 +144,7 @@ def fit_flow(
         "data_source": data_source or {},
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "classes": cfg.classes,
-        "train_shapes": len(shapes),
+        "train_shapes": len(x),
         "steps": cfg.steps,
         "metrics": {"train_loss": float(result.loss) if result.loss is not None else None},
     }
