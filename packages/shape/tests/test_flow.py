@@ -54,7 +54,7 @@ def test_loss_trains_and_sampling_is_seeded(coupling):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first
+    assert loss.item() < first
     m.eval()
     a = m.sample(y, generator=torch.Generator().manual_seed(1), steps=2, sampler="euler")
     b = m.sample(y, generator=torch.Generator().manual_seed(1), steps=2, sampler="euler")

@@ -19,7 +19,7 @@ from polyfold.core.report import Report
 __all__ = ["MARKER", "quickstart"]
 
 MARKER = "shape-quickstart.json"
-REAL = ("bunny", "duck", "teddy")
+REAL = ("bunny", "duck")
 PER_CLASS = 4
 
 
@@ -35,7 +35,7 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
     t0 = time.perf_counter()
     with quickstart_run("shape", out, quiet=quiet, marker=MARKER) as echo:
         report = Report("polyfold-shape quickstart: Mosaic-SDF")
-        cfg = ConvertConfig(n=256, k=7, steps=30, surface_samples=10_000)
+        cfg = ConvertConfig(n=256, k=7, steps=10, surface_samples=10_000)
         rows, renders, recon = [], [], {}
         for name in REAL:
             echo(f"converting pybullet_data's {name} to an M-SDF (n=256, k=7)")
