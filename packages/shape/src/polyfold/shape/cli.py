@@ -72,15 +72,16 @@ def convert(
     _one_thread()
     from polyfold.shape.convert import ConvertConfig
     from polyfold.shape.convert import convert as run
-    from polyfold.shape.meshes import load_folder, load_mesh
+    from polyfold.shape.meshes import Mesh, load_folder, load_mesh
     from polyfold.shape.msdf import save_msdf
-    from polyfold.shape.procshapes import make_shape
+    from polyfold.shape.procshapes import Shape, make_shape
 
     cfg = ConvertConfig(n=grids, k=k, steps=steps)
     if (source is None) == (procshape is None):
         raise InputError("convert: give a mesh file or folder, or --procshape (one of them)")
     if procshape is not None or (source is not None and not source.is_dir()):
         check_output_file(out, force=force)
+        src: Mesh | Shape
         if procshape is not None:
             src = make_shape(*_parse_procshape(procshape))
         else:

@@ -78,6 +78,7 @@ def target_of(
 ) -> Target:
     """The :class:`Target` of a loaded mesh, or of a procedural shape (its reference mesh is
     marching cubes of the exact SDF at ``res``, vertices projected onto the exact surface)."""
+    sdf: SDF
     if isinstance(source, Mesh):
         v, f, sdf = source.vertices, source.faces, source.sdf
         name, cls = source.name, source.cls

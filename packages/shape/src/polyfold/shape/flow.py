@@ -143,6 +143,9 @@ class ShapeFlow(nn.Module):
     """The set transformer with its flow: ``loss(x0, y, generator)`` and ``sample(y, ...)``;
     ``x0`` are standardised tokens (:meth:`encode`)."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, config: FlowConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
         cfg = config if config is not None else FlowConfig(**kwargs)

@@ -60,4 +60,6 @@ def export_mesh(vertices: np.ndarray, faces: np.ndarray, path: str | os.PathLike
     if kind not in ("glb", "obj", "ply", "stl", "off"):
         raise InputError(f"--out {path}: expected a .glb, .obj, .ply, .stl or .off file")
     data = trimesh.Trimesh(vertices, faces, process=False).export(file_type=kind)
+    if not isinstance(data, bytes | str):
+        raise InputError(f"--out {path}: trimesh could not export a {kind} file")
     return write_bytes(path, data if isinstance(data, bytes) else data.encode())

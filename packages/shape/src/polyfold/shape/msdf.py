@@ -223,7 +223,7 @@ def save_msdf(m: MSDF, path: str | os.PathLike[str]) -> Path:
         "scales": m.scales.detach().float().contiguous().cpu(),
         "values": m.values.detach().float().contiguous().cpu(),
     }
-    return write_bytes(path, save(tensors, metadata={"format": "msdf", "cls": m.cls}))
+    return write_bytes(Path(path), save(tensors, metadata={"format": "msdf", "cls": m.cls}))
 
 
 def load_msdf(path: str | os.PathLike[str]) -> MSDF:
