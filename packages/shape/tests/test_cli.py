@@ -133,3 +133,27 @@ def test_train_the_point_baseline_and_sample_an_msdf_model(tmp_path):
             "--out",
             str(tmp_path / "s2"),
         )
+
+
+def test_convert_a_folder_keeps_class_sub_folders(tmp_path):
+    from polyfold.shape.msdf import load_msdf
+
+    (tmp_path / "in" / "mug").mkdir(parents=True)
+    trimesh.creation.cylinder(0.3, 0.5).export(tmp_path / "in" / "mug" / "m1.stl")
+    trimesh.creation.box().export(tmp_path / "in" / "cube.ply")
+    r = _run(
+        "convert",
+        str(tmp_path / "in"),
+        "--grids",
+        "16",
+        "--k",
+        "3",
+        "--steps",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert r.exit_code == 0, r.output
+    assert load_msdf(tmp_path / "out" / "mug" / "m1.msdf").cls == "mug"
+    assert (tmp_path / "out" / "cube.msdf").is_file()

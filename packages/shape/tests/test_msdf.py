@@ -92,3 +92,16 @@ def test_target_type_is_checked():
     with pytest.raises(InputError, match="Mesh or a procedural Shape"):
         target_of(np.zeros(3))  # type: ignore[arg-type]
     assert Target  # re-exported for callers building their own
+
+
+def test_reconstruction_metrics_of_a_sphere():
+    from polyfold.shape.convert import target_of
+    from polyfold.shape.evaluation import reconstruction_metrics
+
+    tgt = target_of(Shape("ball", 0, sphere((0, 0, 0), 0.35)), samples=20_000, res=48)
+    m = convert(tgt, ConvertConfig(n=64, k=5, steps=0, surface_samples=20_000))
+    r = reconstruction_metrics(m, tgt, res=48, points=20_000)  # sparser samples cap F-scores
+    assert r["fscore_2pct"] > 0.95
+    assert r["iou"] > 0.95
+    assert r["normal_consistency"] > 0.95
+    assert r["chamfer"] < 3 * r["chamfer_floor"]

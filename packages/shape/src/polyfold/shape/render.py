@@ -18,9 +18,10 @@ def render_views(
     titles: Sequence[str],
     *,
     views: Sequence[tuple[float, float]] = VIEWS,
-    max_faces: int = 6000,
+    max_faces: int = 20_000,
 ) -> str:
-    """One row per mesh (y up), one column per ``(elevation, azimuth)`` view; a data URI."""
+    """One row per mesh (y up), one column per ``(elevation, azimuth)`` view; a data URI.
+    Meshes over ``max_faces`` faces are drawn with a random subset of them (keep them small)."""
     import matplotlib
 
     matplotlib.use("Agg")
