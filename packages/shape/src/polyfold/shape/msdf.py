@@ -185,15 +185,19 @@ def evaluate_volume(m: MSDF, res: int) -> Tensor:
     span = int((hi - lo).max().clamp_min(0)) + 1
     r = torch.arange(span, device=dev)
     off = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)  # (M, 3)
-    idx = lo[:, None, :] + off[None]  # (n, M, 3)
-    ok = (idx <= hi[:, None, :]).all(-1)
-    grid = torch.arange(m.n, device=dev)[:, None].expand_as(ok)[ok]
-    idx = idx[ok]
-    x = -BOUND + idx.to(dt) * h
-    w, v = _local(m, x, grid)
-    flat = (idx[:, 0] * res + idx[:, 1]) * res + idx[:, 2]
-    num = torch.zeros(res**3, dtype=dt, device=dev).index_add_(0, flat, w * v)
-    den = torch.zeros(res**3, dtype=dt, device=dev).index_add_(0, flat, w)
+    num = torch.zeros(res**3, dtype=dt, device=dev)
+    den = torch.zeros(res**3, dtype=dt, device=dev)
+    step = max(1, (1 << 22) // len(off))  # grids per chunk: bounded memory for large cubes
+    for start in range(0, m.n, step):
+        rows = torch.arange(start, min(start + step, m.n), device=dev)
+        idx = lo[rows, None, :] + off[None]  # (g, M, 3)
+        ok = (idx <= hi[rows, None, :]).all(-1)
+        grid = rows[:, None].expand_as(ok)[ok]
+        idx = idx[ok]
+        w, v = _local(m, -BOUND + idx.to(dt) * h, grid)
+        flat = (idx[:, 0] * res + idx[:, 1]) * res + idx[:, 2]
+        num.index_add_(0, flat, w * v)
+        den.index_add_(0, flat, w)
     f = torch.where(den > 0, num / den.clamp_min(1e-30), torch.full_like(num, FAR))
     return _fill_uncovered(f, den, res)
 
