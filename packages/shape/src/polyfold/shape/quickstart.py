@@ -49,11 +49,11 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             rows.append([name, *(f"{v:.3g}" for v in recon[name].values())])
             renders += [
                 ((target.vertices, target.faces), f"{name} (mesh)"),
-                (msdf_mesh(m, 64), f"{name} (M-SDF, meshed at 64^3 for display)"),
+                (msdf_mesh(m, 64), f"{name} (M-SDF)"),
             ]
         report.heading("Real meshes to M-SDF and back")
         report.paragraph(
-            "pybullet_data meshes normalised to the unit cube, converted with "
+            "pybullet_data meshes normalised to the unit cube (renders: M-SDF meshed at 64^3), converted with "
             f"{cfg.steps} refinement steps and meshed back by sparse evaluation at 96^3 and "
             "marching cubes."
         )
