@@ -53,9 +53,9 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             ]
         report.heading("Real meshes to M-SDF and back")
         report.paragraph(
-            "pybullet_data meshes normalised to the unit cube (renders: M-SDF meshed at 64^3), converted with "
-            f"{cfg.steps} refinement steps and meshed back by sparse evaluation at 96^3 and "
-            "marching cubes."
+            "pybullet_data meshes normalised to the unit cube, converted with "
+            f"{cfg.steps} refinement steps and meshed back by sparse evaluation at 96^3 (the "
+            "renders at 64^3) and marching cubes."
         )
         report.table(["mesh", *next(iter(recon.values())).keys()], rows)
         report.image(
