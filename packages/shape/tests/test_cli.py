@@ -157,3 +157,13 @@ def test_convert_a_folder_keeps_class_sub_folders(tmp_path):
     assert r.exit_code == 0, r.output
     assert load_msdf(tmp_path / "out" / "mug" / "m1.msdf").cls == "mug"
     assert (tmp_path / "out" / "cube.msdf").is_file()
+
+
+def test_evaluate_the_shipped_model(tmp_path):
+    import json
+
+    r = _run("evaluate", "-n", "2", "--points", "64", "--quiet", "--out", str(tmp_path / "m.json"))
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert set(got) == {"chair", "table", "mug", "vase", "mean"}
+    assert 0 <= got["mean"]["1nna_cd"] <= 1

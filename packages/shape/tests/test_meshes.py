@@ -62,3 +62,17 @@ def test_conversion_is_invariant_to_vertex_order():
     ma, mb = convert(a, cfg), convert(b, cfg)
     assert torch.allclose(ma.centres, mb.centres, atol=1e-5)
     assert torch.allclose(ma.values, mb.values, atol=1e-4)
+
+
+def test_pybullet_meshes_load_when_the_extra_is_installed():
+    pytest.importorskip("pybullet_data")
+    from polyfold.shape.meshes import pybullet_mesh, pybullet_random_object
+
+    bunny = pybullet_mesh("bunny")
+    assert bunny.watertight
+    assert np.ptp(bunny.vertices, axis=0).max() == pytest.approx(1.0)
+    assert len(pybullet_random_object(7).faces) > 0
+    with pytest.raises(InputError, match="expected one of bunny"):
+        pybullet_mesh("dragon")
+    with pytest.raises(InputError, match="no random_urdfs object 1000"):
+        pybullet_random_object(1000)

@@ -26,6 +26,7 @@ __all__ = [
     "load_mesh",
     "mesh_sdf",
     "pybullet_mesh",
+    "pybullet_random_object",
     "sample_surface",
 ]
 
@@ -155,6 +156,20 @@ def pybullet_mesh(name: str) -> Mesh:
         raise InputError(f"mesh: expected one of {', '.join(PYBULLET_MESHES)}, got {name!r}")
     data = require_extra("pybullet_data", "shape", "pybullet", needed_for="pybullet's meshes")
     return load_mesh(Path(data.getDataPath()) / PYBULLET_MESHES[name], cls=name)
+
+
+def pybullet_random_object(index: int) -> Mesh:
+    """The ``index``-th (0-999) of pybullet_data's random_urdfs objects (its .obj mesh; needs
+    the pybullet extra)."""
+    from polyfold.core.errors import check_int
+    from polyfold.core.extras import require_extra
+
+    i = check_int("index", index, 0)
+    data = require_extra("pybullet_data", "shape", "pybullet", needed_for="pybullet's meshes")
+    path = Path(data.getDataPath()) / "random_urdfs" / f"{i:03d}" / f"{i:03d}.obj"
+    if not path.is_file():
+        raise InputError(f"index: no random_urdfs object {i} (expected 0-999)")
+    return load_mesh(path, cls="random_urdf")
 
 
 def mesh_sdf(vertices: np.ndarray, faces: np.ndarray, p: Tensor) -> Tensor:
