@@ -79,6 +79,11 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-eeg generate --class eyem -n 4 --out {tmp}/eeg --quiet",
         "polyfold-eeg generate --model wgan --class musc,chew -n 4 --out {tmp}/eeg-wgan --quiet",
     ],
+    "shape": [
+        "polyfold-shape convert --procshape mug:1 --grids 64 --k 5 --steps 5 --out {tmp}/mug.msdf",
+        "polyfold-shape mesh {tmp}/mug.msdf --res 48 --out {tmp}/mug.glb",
+        "polyfold-shape sample --class chair -n 1 --steps 4 --out {tmp}/shape --quiet",
+    ],
     "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
     "tabular": [
         'python -c "from sklearn.datasets import load_wine; '
