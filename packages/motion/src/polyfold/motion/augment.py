@@ -51,8 +51,8 @@ def scale_bones(motion: Motion, scales: np.ndarray) -> Motion:
 def _align(second: Motion, to: Motion, at: int) -> Motion:
     """``second`` turned and moved on the ground so that its first frame faces and stands
     where frame ``at`` of ``to`` does."""
-    yaw_to = facing_yaw(to.joints()[at : at + 1], to.skeleton)[0]
-    yaw_from = facing_yaw(second.joints()[:1], second.skeleton)[0]
+    yaw_to = facing_yaw(to.slice(at, at + 1).joints(), to.skeleton)[0]
+    yaw_from = facing_yaw(second.slice(0, 1).joints(), second.skeleton)[0]
     turned = rotate_motion(second, float(wrap_angle(yaw_to - yaw_from)))
     delta = to.root_pos[at] - turned.root_pos[0]
     delta[1] = 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyfold.motion.quaternion import normalize, qmul, qrotate
+from polyfold.motion.quaternion import normalize, qmul, to_matrix
 from polyfold.motion.skeleton import HUMANOID, Skeleton
 
 __all__ = ["forward_kinematics", "global_rotations"]
@@ -29,11 +29,14 @@ def forward_kinematics(
 ) -> np.ndarray:
     """World positions ``(..., J, 3)`` of every joint's frame origin (pybullet's link frames)."""
     root_pos = np.asarray(root_pos, dtype=np.float64)
-    grot = global_rotations(np.asarray(rotations, dtype=np.float64), skeleton)
-    pos = np.empty(grot.shape[:-1] + (3,))
+    local = to_matrix(normalize(np.asarray(rotations, dtype=np.float64)))
+    world = np.empty_like(local)
+    pos = np.empty(local.shape[:-2] + (3,))
     for j, p in enumerate(skeleton.parents):
         if p < 0:
+            world[..., j, :, :] = local[..., j, :, :]
             pos[..., j, :] = root_pos
         else:
-            pos[..., j, :] = pos[..., p, :] + qrotate(grot[..., p, :], skeleton.offsets[j])
+            world[..., j, :, :] = world[..., p, :, :] @ local[..., j, :, :]
+            pos[..., j, :] = pos[..., p, :] + world[..., p, :, :] @ skeleton.offsets[j]
     return pos
