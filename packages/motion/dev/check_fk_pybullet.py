@@ -25,7 +25,9 @@ def xyzw(q: np.ndarray) -> list[float]:
 def main() -> None:
     urdf = Path(pybullet_data.getDataPath()) / "humanoid/humanoid.urdf"
     parsed = skeleton_from_urdf(urdf)
-    print("max |URDF offset - shipped offset| (m):", np.abs(parsed.offsets - HUMANOID.offsets).max())
+    print(
+        "max |URDF offset - shipped offset| (m):", np.abs(parsed.offsets - HUMANOID.offsets).max()
+    )
     p.connect(p.DIRECT)
     body = p.loadURDF(str(urdf), [0, 0, 0], globalScaling=0.25)
     link_of = {p.getJointInfo(body, i)[12].decode(): i for i in range(p.getNumJoints(body))}
@@ -52,7 +54,10 @@ def main() -> None:
             worst = max(worst, float(err.max()))
         print(f"{clip.name:30s} frames={m.num_frames:4d} max err={worst * 100:.4f} cm")
     print(f"all clips: mean {np.mean(total) * 100:.5f} cm, max {worst * 100:.5f} cm")
-    print("reference (walk frame 0):", np.round(load_clips(("humanoid3d_walk",))[0].motion().joints()[0], 6).tolist())
+    print(
+        "reference (walk frame 0):",
+        np.round(load_clips(("humanoid3d_walk",))[0].motion().joints()[0], 6).tolist(),
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ def test_mirror_reflects_and_swaps(walk):
     # a left turn mirrored is a right turn
     assert np.diff(facing_yaw(walk.joints()))[-5:].sum() > 0
     assert np.diff(facing_yaw(mm.joints()))[-5:].sum() < 0
-    assert mirror_text("kicks with the right leg, turns left") == "kicks with the left leg, turns right"
+    assert (
+        mirror_text("kicks with the right leg, turns left")
+        == "kicks with the left leg, turns right"
+    )
 
 
 def test_speed_and_bone_scaling(walk):
@@ -64,14 +67,16 @@ def test_small_dataset(tmp_path):
     d = build_dataset(cfg, clips)
     assert d.features.shape[1:] == (24, 155)
     assert d.joints.shape[1:] == (24, 15, 3)
-    assert 6 <= len(d.indices("train")) <= 10 and 3 <= len(d.indices("test")) <= 5
+    assert 6 <= len(d.indices("train")) <= 10
+    assert 3 <= len(d.indices("test")) <= 5
     assert set(d.labels.tolist()) <= set(range(len(ACTIONS)))
     then = d.labels2 >= 0
     assert all(" then " in c for c, t in zip(d.captions, then, strict=True) if t)
     # canonical start: row 0 has no yaw and no xz position
     np.testing.assert_allclose(d.features[:, 0, :3], 0.0, atol=1e-5)
     mean, std = d.stats()
-    assert mean.shape == (155,) and (std > 0).all()
+    assert mean.shape == (155,)
+    assert (std > 0).all()
     d.save(tmp_path / "d.npz")
     back = MotionDataset.load(tmp_path / "d.npz")
     assert back.captions == d.captions

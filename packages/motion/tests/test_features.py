@@ -3,7 +3,12 @@ import pytest
 
 from polyfold.core.errors import InputError
 from polyfold.motion.deepmimic import load_clips
-from polyfold.motion.features import LAYOUT, joints_from_features, motion_features, motion_from_features
+from polyfold.motion.features import (
+    LAYOUT,
+    joints_from_features,
+    motion_features,
+    motion_from_features,
+)
 from polyfold.motion.motion import Motion
 from polyfold.motion.quaternion import normalize
 
@@ -15,7 +20,9 @@ def test_layout():
     assert g["rot6d"].stop - g["rot6d"].start == 54
 
 
-@pytest.mark.parametrize("name", ["humanoid3d_cartwheel", "humanoid3d_backflip", "walker_turn_right0"])
+@pytest.mark.parametrize(
+    "name", ["humanoid3d_cartwheel", "humanoid3d_backflip", "walker_turn_right0"]
+)
 def test_round_trip_exact(name):
     m = load_clips((name,))[0].resampled()
     f = motion_features(m)

@@ -91,5 +91,5 @@ def test_corrupt_deepmimic_file(tmp_path):
     with pytest.raises(InputError, match="44 numbers"):
         read_deepmimic(bad)
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="bad.txt"):
+    with pytest.raises(InputError, match=r"bad\.txt"):
         read_deepmimic(bad)

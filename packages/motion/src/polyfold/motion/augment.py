@@ -43,7 +43,9 @@ def scale_bones(motion: Motion, scales: np.ndarray) -> Motion:
     legs = [sk.index(n) for n in ("left_knee", "left_ankle", "right_knee", "right_ankle")]
     ankles = [sk.index("left_ankle"), sk.index("right_ankle")]
     before = motion.joints()[:, ankles, 1].min()
-    out = replace(motion, root_pos=motion.root_pos * scales[legs].mean(), skeleton=sk.scaled(scales))
+    out = replace(
+        motion, root_pos=motion.root_pos * scales[legs].mean(), skeleton=sk.scaled(scales)
+    )
     shift = before - out.joints()[:, ankles, 1].min()
     return replace(out, root_pos=out.root_pos + np.array([0.0, shift, 0.0]))
 

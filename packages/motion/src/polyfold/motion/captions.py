@@ -112,7 +112,7 @@ def caption_for(action: str, rng: np.random.Generator, *, mirrored: bool = False
 
 
 def then_caption(first: str, second: str) -> str:
-    """"A then B" from two single-action captions: the second loses its subject."""
+    """ "A then B" from two single-action captions: the second loses its subject."""
     rest = re.sub(r"^(a person|someone|a man|the person|a figure|a gymnast|a fighter|"
                   r"a martial artist|the figure)\s+", "", second)  # fmt: skip
     return f"{first} then {rest}"

@@ -84,18 +84,31 @@ class MotionDataset:
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
-            path, features=self.features, joints=self.joints, captions=np.array(self.captions),
-            labels=self.labels, labels2=self.labels2, split=self.split,
-        )  # fmt: skip
+            path,
+            features=self.features,
+            joints=self.joints,
+            captions=np.array(self.captions),
+            labels=self.labels,
+            labels2=self.labels2,
+            split=self.split,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> MotionDataset:
         with reading(path, "motion dataset"), np.load(path, allow_pickle=False) as d:
             need = {"features", "joints", "captions", "labels", "labels2", "split"}
             if not need <= set(d.files):
-                raise InputError(f"motion dataset {path}: missing arrays {sorted(need - set(d.files))}")
-            return cls(d["features"], d["joints"], d["captions"].tolist(), d["labels"],
-                       d["labels2"], d["split"])  # fmt: skip
+                raise InputError(
+                    f"motion dataset {path}: missing arrays {sorted(need - set(d.files))}"
+                )
+            return cls(
+                d["features"],
+                d["joints"],
+                d["captions"].tolist(),
+                d["labels"],
+                d["labels2"],
+                d["split"],
+            )
 
 
 def augment_params(rng: np.random.Generator) -> dict[str, object]:
@@ -116,10 +129,14 @@ def canonicalize(motion: Motion) -> Motion:
     yaw0 = facing_yaw(motion.joints()[:1], motion.skeleton)[0]
     turned = rotate_motion(motion, -float(yaw0))
     shift = turned.root_pos[0] * np.array([1.0, 0.0, 1.0])
-    return Motion(turned.root_pos - shift, turned.rotations, motion.fps, motion.skeleton, motion.name)
+    return Motion(
+        turned.root_pos - shift, turned.rotations, motion.fps, motion.skeleton, motion.name
+    )
 
 
-def _augmented(clip: RawClip, p: dict[str, object], frames: int, cache: dict[str, Motion]) -> Motion:
+def _augmented(
+    clip: RawClip, p: dict[str, object], frames: int, cache: dict[str, Motion]
+) -> Motion:
     if clip.name not in cache:
         cache[clip.name] = clip.resampled()
     m = cache[clip.name]
@@ -127,16 +144,26 @@ def _augmented(clip: RawClip, p: dict[str, object], frames: int, cache: dict[str
     if clip.loop:
         m = loop_to_length(m, frames)
     elif m.num_frames < frames:
-        m = concatenate(m, m.slice(m.num_frames - 1, m.num_frames).at_times(np.zeros(frames - m.num_frames + 1)), blend=0)
+        m = concatenate(
+            m,
+            m.slice(m.num_frames - 1, m.num_frames).at_times(np.zeros(frames - m.num_frames + 1)),
+            blend=0,
+        )
     if p["mirror"]:
         m = mirror(m)
     return scale_bones(m, p["scales"])  # type: ignore[arg-type]
 
 
-def _start(clip: RawClip, motion: Motion, length: int, held_out: bool, rng: np.random.Generator,
-           speed: float) -> int:  # fmt: skip
+def _start(
+    clip: RawClip,
+    motion: Motion,
+    length: int,
+    held_out: bool,
+    rng: np.random.Generator,
+    speed: float,
+) -> int:
     if clip.loop:
-        cycle = max(1, int(round((clip.frame_times()[-1]) * motion.fps / speed)))
+        cycle = max(1, round((clip.frame_times()[-1]) * motion.fps / speed))
         lo, hi = (TRAIN_PHASE, 1.0) if held_out else (0.0, TRAIN_PHASE)
         return int(rng.integers(int(lo * cycle), max(int(lo * cycle) + 1, int(hi * cycle))))
     room = motion.num_frames - length
@@ -148,9 +175,13 @@ def _start(clip: RawClip, motion: Motion, length: int, held_out: bool, rng: np.r
 
 
 def _window(
-    clip: RawClip, length: int, held_out: bool, rng: np.random.Generator,
-    p: dict[str, object], cache: dict[str, Motion],
-) -> Motion:  # fmt: skip
+    clip: RawClip,
+    length: int,
+    held_out: bool,
+    rng: np.random.Generator,
+    p: dict[str, object],
+    cache: dict[str, Motion],
+) -> Motion:
     speed = float(p["speed"])  # type: ignore[arg-type]
     m = _augmented(clip, p, 2 * length, cache)
     s = _start(clip, m, length, held_out, rng, speed)
@@ -159,13 +190,17 @@ def _window(
     return rotate_motion(m.slice(s, s + length), float(p["heading"]))  # type: ignore[arg-type]
 
 
-def build_dataset(config: DatasetConfig | None = None, clips: list[RawClip] | None = None) -> MotionDataset:
+def build_dataset(
+    config: DatasetConfig | None = None, clips: list[RawClip] | None = None
+) -> MotionDataset:
     """Windows of the embedded clips (or ``clips``), captioned and featurised."""
     cfg = config or DatasetConfig()
     clips = clips if clips is not None else load_clips()
     for c in clips:
         if c.name not in CLIP_ACTION:
-            raise InputError(f"clip {c.name!r}: no action class (expected one of {', '.join(CLIP_NAMES)})")
+            raise InputError(
+                f"clip {c.name!r}: no action class (expected one of {', '.join(CLIP_NAMES)})"
+            )
     motions: list[Motion] = []
     captions: list[str] = []
     labels: list[int] = []
@@ -206,8 +241,12 @@ def build_dataset(config: DatasetConfig | None = None, clips: list[RawClip] | No
             if joined.num_frames < cfg.length:
                 continue
             motions.append(joined)
-            captions.append(then_caption(caption_for(acts[0][0], rng, mirrored=acts[0][1]),
-                                         caption_for(acts[1][0], rng, mirrored=acts[1][1])))  # fmt: skip
+            captions.append(
+                then_caption(
+                    caption_for(acts[0][0], rng, mirrored=acts[0][1]),
+                    caption_for(acts[1][0], rng, mirrored=acts[1][1]),
+                )
+            )
             labels.append(ACTIONS.index(acts[0][0]))
             labels2.append(ACTIONS.index(acts[1][0]))
             split.append(tag)
@@ -215,7 +254,9 @@ def build_dataset(config: DatasetConfig | None = None, clips: list[RawClip] | No
         motions = [canonicalize(m) for m in motions]
     feats = np.stack([motion_features(m) for m in motions]).astype(np.float32)
     joints = np.stack([m.joints() for m in motions]).astype(np.float32)
-    return MotionDataset(feats, joints, captions, np.array(labels), np.array(labels2), np.array(split), cfg)
+    return MotionDataset(
+        feats, joints, captions, np.array(labels), np.array(labels2), np.array(split), cfg
+    )
 
 
 assert LAYOUT.dim == 155

@@ -61,7 +61,9 @@ def frames_to_motion(frames: np.ndarray, fps: float, name: str = "") -> Motion:
     """A :class:`Motion` from DeepMimic frame rows ``(T, 44)``."""
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 2 or frames.shape[1] != FRAME_WIDTH:
-        raise InputError(f"motion {name!r}: expected frames of {FRAME_WIDTH} values, got {frames.shape}")
+        raise InputError(
+            f"motion {name!r}: expected frames of {FRAME_WIDTH} values, got {frames.shape}"
+        )
     t = frames.shape[0]
     rot = np.zeros((t, HUMANOID.num_joints, 4))
     rot[..., 0] = 1.0
@@ -104,6 +106,8 @@ def load_clips(names: tuple[str, ...] | None = None) -> list[RawClip]:
         out = []
         for name in wanted:
             if name not in loops:
-                raise InputError(f"clip {name!r}: not embedded (expected one of {', '.join(CLIP_NAMES)})")
+                raise InputError(
+                    f"clip {name!r}: not embedded (expected one of {', '.join(CLIP_NAMES)})"
+                )
             out.append(RawClip(name, data[f"frames_{name}"].astype(np.float64), bool(loops[name])))
     return out

@@ -89,7 +89,7 @@ def foot_contacts(joints: np.ndarray, fps: float, skeleton: Skeleton = HUMANOID)
 def _heading_frame(yaw: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Vectors ``v (T, ..., 3)`` expressed in each frame's facing frame."""
     q = yaw_quat(-yaw).reshape(yaw.shape + (1,) * (v.ndim - 2) + (4,))
-    return qrotate(np.broadcast_to(q, v.shape[:-1] + (4,)), v)
+    return qrotate(np.broadcast_to(q, (*v.shape[:-1], 4)), v)
 
 
 def motion_features(motion: Motion) -> np.ndarray:
@@ -144,7 +144,7 @@ def joints_from_features(features: np.ndarray, layout: FeatureLayout = LAYOUT) -
     g = layout.groups
     yaw, root = _root_track(f, g)
     ric = f[:, g["ric"]].reshape(f.shape[0], -1, 3)
-    q = np.broadcast_to(yaw_quat(yaw)[:, None], ric.shape[:-1] + (4,))
+    q = np.broadcast_to(yaw_quat(yaw)[:, None], (*ric.shape[:-1], 4))
     return np.concatenate([root[:, None], qrotate(q, ric) + root[:, None]], axis=1)
 
 

@@ -20,7 +20,9 @@ def global_rotations(rotations: np.ndarray, skeleton: Skeleton = HUMANOID) -> np
     rotations = normalize(rotations)
     out = np.empty_like(rotations)
     for j, p in enumerate(skeleton.parents):
-        out[..., j, :] = rotations[..., j, :] if p < 0 else qmul(out[..., p, :], rotations[..., j, :])
+        out[..., j, :] = (
+            rotations[..., j, :] if p < 0 else qmul(out[..., p, :], rotations[..., j, :])
+        )
     return out
 
 
@@ -31,7 +33,7 @@ def forward_kinematics(
     root_pos = np.asarray(root_pos, dtype=np.float64)
     local = to_matrix(normalize(np.asarray(rotations, dtype=np.float64)))
     world = np.empty_like(local)
-    pos = np.empty(local.shape[:-2] + (3,))
+    pos = np.empty((*local.shape[:-2], 3))
     for j, p in enumerate(skeleton.parents):
         if p < 0:
             world[..., j, :, :] = local[..., j, :, :]

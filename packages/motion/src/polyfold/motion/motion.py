@@ -58,7 +58,9 @@ class Motion:
         return forward_kinematics(self.root_pos, self.rotations, self.skeleton)
 
     def slice(self, start: int, stop: int) -> Motion:
-        return replace(self, root_pos=self.root_pos[start:stop], rotations=self.rotations[start:stop])
+        return replace(
+            self, root_pos=self.root_pos[start:stop], rotations=self.rotations[start:stop]
+        )
 
     def at_times(self, times: np.ndarray, frame_times: np.ndarray | None = None) -> Motion:
         """The pose at ``times`` (seconds): root position interpolated linearly, every joint

@@ -133,6 +133,8 @@ def skeleton_from_urdf(path: str | Path, scale: float = _URDF_SCALE) -> Skeleton
         offsets[j] = [float(v) for v in xyz.split()]
         kind = _KIND_OF_URDF.get(node.get("type", ""))
         if kind is None:
-            raise InputError(f"URDF {path}: joint {name!r} has unsupported type {node.get('type')!r}")
+            raise InputError(
+                f"URDF {path}: joint {name!r} has unsupported type {node.get('type')!r}"
+            )
         kinds.append(kind)
     return Skeleton(_NAMES, _PARENTS, offsets * scale, tuple(kinds))
