@@ -14,7 +14,7 @@ from polyfold.core.errors import InputError
 from polyfold.core.outputs import write_text
 from polyfold.motion.skeleton import HUMANOID, Skeleton
 
-__all__ = ["project", "write_gif", "write_svg"]
+__all__ = ["project", "svg_text", "write_gif", "write_svg"]
 
 _PANEL = 240  # SVG pixels per panel
 _COLOURS = {"left": "#1f77b4", "right": "#d62728", "mid": "#333333"}
@@ -61,7 +61,18 @@ def write_svg(
     fps: float = 20.0,
     skeleton: Skeleton = HUMANOID,
 ) -> Path:
-    """An animated (SMIL) SVG with one stick figure per motion, looping."""
+    """Write :func:`svg_text` to ``path`` atomically."""
+    return write_text(path, svg_text(motions, captions, fps, skeleton))
+
+
+def svg_text(
+    motions: Sequence[np.ndarray],
+    captions: Sequence[str],
+    fps: float = 20.0,
+    skeleton: Skeleton = HUMANOID,
+) -> str:
+    """An animated (SMIL) SVG with one stick figure per motion ``(T, J, 3)``, looping; it can
+    be inlined in an HTML report."""
     _check(motions, captions, skeleton)
     proj, width_m, height_m, low = _layout(motions)
     scale = _PANEL / max(width_m, height_m)
@@ -98,7 +109,7 @@ def write_svg(
                 )
             parts.append("".join(line) + "</line>")
     parts.append("</svg>")
-    return write_text(path, "\n".join(parts) + "\n")
+    return "\n".join(parts) + "\n"
 
 
 def write_gif(
