@@ -2,8 +2,8 @@
 
 Registered in the ``polyfold.quickstart`` entry-point group. Builds a small version of the
 text-motion dataset, shows one real window of each action class as an animated stick figure
-with its caption, and checks the feature round trip. Writes ``out/report.html``, ``out/real.gif`` and
-``out/motion-quickstart.json``. Offline, one CPU thread.
+with its caption, and checks the feature round trip. Writes ``out/report.html``,
+``out/real.gif`` and ``out/motion-quickstart.json``. Offline, one CPU thread.
 """
 
 from __future__ import annotations
