@@ -115,6 +115,80 @@ def show(
     print(f"wrote {folder}/preview.svg, preview.gif and {len(loaded)} .npy/.bvh pairs")
 
 
+def _dataset(path: Path | None, quiet: bool):  # type: ignore[no-untyped-def]
+    from polyfold.motion.dataset import MotionDataset, build_dataset
+
+    if path is not None:
+        return MotionDataset.load(path)
+    if not quiet:
+        print("building the default window set (pass --data from `prepare` to reuse one) ...")
+    return build_dataset()
+
+
+Data = Annotated[
+    Path | None, typer.Option("--data", help="Dataset .npz from `prepare` (default: build it).")
+]
+Steps = Annotated[int, typer.Option(help="Optimizer steps.")]
+
+
+@app.command("train-tokenizer")
+def train_tokenizer_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1500,
+    width: Annotated[int, typer.Option(help="Convolution channels.")] = 64,
+    codes: Annotated[int, typer.Option(help="Entries per codebook.")] = 256,
+    quantizers: Annotated[int, typer.Option(help="Residual codebooks (1: VQ-VAE).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a VQ-VAE / RVQ-VAE motion tokenizer; writes OUT/tokenizer.safetensors + .json."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.tokenizer import TokenizerConfig
+    from polyfold.motion.train_tokenizer import train_tokenizer
+
+    prepare_training_out(out, resume=False, force=force)
+    d = _dataset(data, quiet)
+    cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
+                          num_quantizers=quantizers, blocks=1)  # fmt: skip
+    _, metrics = train_tokenizer(
+        d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
+        command="polyfold-motion " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    print(", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+@app.command("train-evaluator")
+def train_evaluator_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1500,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the contrastive motion evaluator; writes OUT/evaluator.safetensors + .json."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.evaluator import train_evaluator
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
+
+    prepare_training_out(out, resume=False, force=force)
+    d = _dataset(data, quiet)
+    text = encode_captions(load_text_encoder(), d.captions)
+    train_evaluator(
+        d, text, out, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
+        command="polyfold-motion " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    print(f"wrote {out}/evaluator.safetensors")
+
+
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(

