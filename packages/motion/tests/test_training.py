@@ -20,7 +20,7 @@ def test_tokenizer_training_round_trip(tiny, tmp_path):
     model, metrics = train_tokenizer(tiny, tmp_path, cfg, steps=3, batch_size=4, quiet=True)
     assert set(metrics) >= {"mpjpe_mm", "mpjpe_mm_first_codebook", "usage", "perplexity"}
     assert metrics["mpjpe_mm"] > 0
-    back, mean, std, card = load_tokenizer(tmp_path / "tokenizer")
+    back, mean, _std, card = load_tokenizer(tmp_path / "tokenizer")
     np.testing.assert_allclose(mean, tiny.stats()[0], rtol=1e-5, atol=1e-6)
     assert card["metrics"]["mpjpe_mm"] == pytest.approx(metrics["mpjpe_mm"])
     assert back.config == model.config

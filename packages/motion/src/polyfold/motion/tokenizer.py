@@ -36,6 +36,8 @@ class TokenizerConfig:
     reset_threshold: float = 1.0
     quantizer_dropout: float = 0.2
     commitment: float = 0.02
+    root_dims: int = 4
+    root_weight: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "width", "code_dim", "num_codes", "num_quantizers"):
@@ -134,10 +136,14 @@ class MotionTokenizer(nn.Module):
 
 
 def tokenizer_loss(model: MotionTokenizer, x: Tensor) -> tuple[Tensor, dict[str, float]]:
-    """Smooth-L1 reconstruction of the features plus the weighted commitment loss; returns
-    the loss and its parts with the codebook usage and perplexity."""
+    """Smooth-L1 reconstruction of the features (the first ``root_dims``, the root track whose
+    errors accumulate when it is integrated, weighted ``root_weight``) plus the weighted
+    commitment loss; returns the loss and its parts with codebook usage and perplexity."""
     recon, q = model(x)
-    rec = F.smooth_l1_loss(recon, x)
+    cfg = model.config
+    weight = torch.ones(x.shape[-1], device=x.device)
+    weight[: cfg.root_dims] = cfg.root_weight
+    rec = (F.smooth_l1_loss(recon, x, reduction="none") * weight).mean() / weight.mean()
     loss = rec + model.config.commitment * q.commitment
     parts = {"recon": rec, "commit": q.commitment, "usage": q.usage, "perplexity": q.perplexity}
     return loss, {k: float(v.detach()) for k, v in parts.items()}
