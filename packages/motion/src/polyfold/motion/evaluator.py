@@ -29,6 +29,7 @@ from polyfold.motion.metrics import accuracy, bootstrap, diversity, fid, kid, mm
 __all__ = [
     "EvaluatorConfig",
     "MotionEvaluator",
+    "embed_features",
     "evaluate_set",
     "load_evaluator",
     "train_evaluator",

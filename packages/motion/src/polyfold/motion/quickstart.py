@@ -2,7 +2,8 @@
 
 Registered in the ``polyfold.quickstart`` entry-point group. Builds a small version of the
 text-motion dataset, shows one real window of each action class as an animated stick figure
-with its caption, and checks the feature round trip. Writes ``out/report.html``,
+with its caption, checks the feature round trip and scores the windows with the shipped
+evaluator's action head. Writes ``out/report.html``,
 ``out/real.gif`` and ``out/motion-quickstart.json``. Offline, one CPU thread.
 """
 
@@ -46,8 +47,17 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             float(np.abs(joints_from_features(data.features[i]) - data.joints[i]).max())
             for i in picks
         )
-        summary = {
+        from polyfold.motion.evaluator import embed_features, load_evaluator
+        from polyfold.motion.metrics import accuracy
+        from polyfold.motion.shipped import shipped_path
+
+        echo("scoring the windows with the shipped evaluator's action head")
+        ev, mean, std, _ = load_evaluator(shipped_path("evaluator"))
+        _, logits = embed_features(ev, data.features, mean, std)
+        single = data.labels2 < 0
+        summary: dict[str, float | int] = {
             "windows": len(data),
+            "evaluator_action_accuracy": accuracy(logits[single], data.labels[single]),
             "held_out_windows": len(data.indices("test")),
             "feature_dim": int(data.features.shape[-1]),
             "feature_round_trip_max_error_m": err,
