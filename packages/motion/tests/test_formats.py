@@ -139,3 +139,26 @@ def test_exports_and_previews(tmp_path, cartwheel):
         assert im.n_frames == 6
     with pytest.raises(InputError, match="one caption per motion"):
         write_svg(tmp_path / "q.svg", [joints], [])
+
+
+def test_smpl_inputs_shapes(tmp_path):
+    from polyfold.motion.formats.amass import AmassMotion
+    from polyfold.motion.smpl import smpl_inputs, smpl_meshes
+
+    rng = np.random.default_rng(0)
+    rot = rng.normal(size=(5, 52, 4))
+    rot /= np.linalg.norm(rot, axis=-1, keepdims=True)
+    motion = AmassMotion(rot, np.zeros((5, 3)), 30.0, np.arange(16.0), "female")
+    inputs = smpl_inputs(motion)
+    assert inputs["global_orient"].shape == (5, 3)
+    assert inputs["body_pose"].shape == (5, 63)
+    assert inputs["betas"].shape == (5, 10)
+    np.testing.assert_allclose(inputs["betas"][0], np.arange(10.0))
+    short = AmassMotion(rot[:, :10], np.zeros((5, 3)), 30.0, np.zeros(10), "male")
+    with pytest.raises(InputError, match="at least 22 joints"):
+        smpl_inputs(short)
+    try:
+        import smplx  # noqa: F401
+    except ImportError:
+        with pytest.raises(InputError, match=r"polyfold-motion\[smpl\]"):
+            smpl_meshes(motion, tmp_path)

@@ -161,7 +161,7 @@ def write_gif(
     fd, tmp = tempfile.mkstemp(suffix=".gif", dir=path.parent)
     os.close(fd)
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps))
+        anim.save(tmp, writer=PillowWriter(fps=max(1, round(fps))))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
