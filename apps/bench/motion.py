@@ -25,16 +25,9 @@ import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
 
 from polyfold.motion.dataset import DatasetConfig, build_dataset
-from polyfold.motion.evaluator import embed_features, evaluate_set, load_evaluator
-from polyfold.motion.metrics import (
-    bone_length_std_cm,
-    fid,
-    foot_skating_ratio,
-    ground_penetration_cm,
-    jerk,
-)
+from polyfold.motion.evaluation import HeldOut, physical
+from polyfold.motion.evaluator import evaluate_set
 from polyfold.motion.shipped import shipped_path
-from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 from polyfold.motion.train_tokenizer import evaluate_tokenizer, load_tokenizer
 
 EMDM_KEYS = (
@@ -63,14 +56,11 @@ def main() -> None:
     per_window = time_call(lambda: tok.decode(tok.encode(x)), repeats=3) / len(x)
     rows.append({"row": "rvq tokenizer (shipped)", **tok_metrics, "s_per_window": per_window})
 
-    ev, e_mean, e_std, _ = load_evaluator(shipped_path("evaluator"))
-    text = encode_captions(load_text_encoder(), [data.captions[i] for i in test])
-    emb, logits = embed_features(ev, data.features[test], e_mean, e_std)
-    labels = np.where(data.labels2[test] < 0, data.labels[test], -1)
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(len(test))
+    held = HeldOut.build(data)
+    emb, logits, text, labels = held.emb, held.logits, held.text, held.labels
+    perm = np.random.default_rng(0).permutation(len(test))
     a, b = perm[: len(test) // 2], perm[len(test) // 2 :]
-    floor = fid(emb[a], emb[b])
+    floor = held.floor(0)
     res = evaluate_set(emb[a], logits[a], text[a], labels[a], emb[b], reps=reps)
     row = {"row": "real held-out half A vs half B"}
     for k, (v, lo, hi) in res.items():
@@ -78,14 +68,7 @@ def main() -> None:
         row[f"{k}_ci"] = f"[{lo:.3g}, {hi:.3g}]"
     rows.append(row)
 
-    joints = data.joints[test]
-    rows.append({
-        "row": "real held-out physical",
-        "skating": foot_skating_ratio(joints),
-        "bone_std_cm": bone_length_std_cm(joints),
-        "jerk": jerk(joints),
-        "penetration_cm": ground_penetration_cm(joints),
-    })  # fmt: skip
+    rows.append({"row": "real held-out physical", **physical(data.joints[test])})
     for r in rows:
         print_table([r])
     summary: dict[str, Any] = {
@@ -96,7 +79,7 @@ def main() -> None:
         "real_accuracy": res.get("accuracy", (float("nan"),))[0],
         "real_r_precision_top1": res["r_precision_top1"][0],
         "real_r_precision_top3": res["r_precision_top3"][0],
-        **{k: None for k in EMDM_KEYS},
+        **dict.fromkeys(EMDM_KEYS),
         "note": "EMDM and the DDPM-50 baseline are not implemented yet (issue 21, item 5)",
         "held_out_windows": len(test),
         "tokenizer_command": t_card.get("command", ""),
