@@ -92,8 +92,9 @@ def reconstruct(
 def evaluate_tokenizer(
     model: MotionTokenizer, data: MotionDataset, mean: np.ndarray, std: np.ndarray
 ) -> dict[str, float]:
-    """Held-out MPJPE (mm) with all codebooks and with the first only, and codebook usage and
-    perplexity of the first codebook over the held-out windows."""
+    """Held-out MPJPE (mm) with all codebooks, with the first only, and with all codebooks but
+    the true root track (the first four feature groups' 4 values: how much of the error is the
+    integrated root trajectory), and codebook usage and perplexity of the first codebook."""
     from polyfold.motion.quantizers import codebook_stats
 
     idx = data.indices("test")
@@ -103,6 +104,10 @@ def evaluate_tokenizer(
         rec = reconstruct(model, norm, q) * std + mean
         joints = np.stack([joints_from_features(r) for r in rec])
         out[key] = mpjpe_mm(joints, data.joints[idx])
+        if q is None:
+            rec[..., :4] = data.features[idx][..., :4]
+            true_root = np.stack([joints_from_features(r) for r in rec])
+            out["mpjpe_mm_true_root"] = mpjpe_mm(true_root, data.joints[idx])
     codes = model.encode(torch.from_numpy(norm).float())
     usage, perplexity = codebook_stats(codes[..., 0], model.config.num_codes)
     out["usage"] = float(usage)
