@@ -2,6 +2,8 @@
 
     polyfold-motion prepare --out runs/motion/data.npz
     polyfold-motion show humanoid3d_cartwheel walk.bvh --out runs/show
+    polyfold-motion train-tokenizer --data runs/motion/data.npz --out runs/tokenizer
+    polyfold-motion train-evaluator --data runs/motion/data.npz --out runs/evaluator
     polyfold-motion quickstart --out runs/motion
 
 ``show`` takes embedded clip names (see ``polyfold-motion clips``), DeepMimic ``.txt`` files,
