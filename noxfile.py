@@ -85,6 +85,10 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-shape sample --class chair -n 1 --steps 4 --out {tmp}/shape --quiet",
     ],
     "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
+    "motion": [
+        "polyfold-motion clips",
+        "polyfold-motion show humanoid3d_cartwheel walker_turn_left0 --out {tmp}/motion",
+    ],
     "tabular": [
         'python -c "from sklearn.datasets import load_wine; '
         "load_wine(as_frame=True).frame.to_csv('{tmp}/wine.csv', index=False)\"",

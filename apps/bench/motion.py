@@ -1,0 +1,93 @@
+"""polyfold-motion's benchmark on the held-out DeepMimic windows, every row on the same
+held-out captions and the same shipped evaluator.
+
+Rows: the shipped RVQ tokenizer's held-out reconstruction (MPJPE in mm with all codebooks and
+with the first, codebook usage and perplexity, encode+decode time per window); the real-vs-real
+floor of the evaluator (FID between two disjoint halves of the held-out windows, KID,
+R-precision, MM-Dist, action accuracy, with 95 % bootstrap intervals); physical metrics of the
+real held-out motion (the denominators of the generated/real ratios). EMDM and the DDPM
+baseline are not implemented yet: their summary keys are written as null.
+
+    python apps/bench/motion.py --quick --out runs/bench/motion.json
+
+Summary (goals from issue 21): ``rvq_mpjpe_mm`` (<= 20), ``emdm_accuracy`` (>= 0.9),
+``emdm_fid_over_real_floor`` (<= 2), ``emdm_skating_over_real`` (<= 1.5), ``emdm_bone_std_cm``
+(<= 1), ``emdm_speedup_vs_ddpm50`` (>= 10) with ``emdm_fid_over_ddpm50_fid`` (<= 1.2); also
+``real_fid_floor``, ``real_accuracy``, ``real_r_precision_top3``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+
+from polyfold.motion.dataset import DatasetConfig, build_dataset
+from polyfold.motion.evaluation import HeldOut, physical
+from polyfold.motion.evaluator import evaluate_set
+from polyfold.motion.shipped import shipped_path
+from polyfold.motion.train_tokenizer import evaluate_tokenizer, load_tokenizer
+
+EMDM_KEYS = (
+    "emdm_accuracy",
+    "emdm_fid_over_real_floor",
+    "emdm_skating_over_real",
+    "emdm_bone_std_cm",
+    "emdm_speedup_vs_ddpm50",
+    "emdm_fid_over_ddpm50_fid",
+)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    torch.set_num_threads(1)
+    reps = 30 if args.quick else 200
+    # the held-out windows do not depend on the training counts: build only those
+    cfg = DatasetConfig(train_windows_per_clip=0, train_then=0)
+    data = build_dataset(cfg)
+    test = data.indices("test")
+    rows: list[dict[str, Any]] = []
+
+    tok, t_mean, t_std, t_card = load_tokenizer(shipped_path("tokenizer"))
+    tok_metrics = evaluate_tokenizer(tok, data, t_mean, t_std)
+    x = torch.from_numpy((data.features[test[:32]] - t_mean) / t_std).float()
+    per_window = time_call(lambda: tok.decode(tok.encode(x)), repeats=3) / len(x)
+    rows.append({"row": "rvq tokenizer (shipped)", **tok_metrics, "s_per_window": per_window})
+
+    held = HeldOut.build(data)
+    emb, logits, text, labels = held.emb, held.logits, held.text, held.labels
+    perm = np.random.default_rng(0).permutation(len(test))
+    a, b = perm[: len(test) // 2], perm[len(test) // 2 :]
+    floor = held.floor(0)
+    res = evaluate_set(emb[a], logits[a], text[a], labels[a], emb[b], reps=reps)
+    row = {"row": "real held-out half A vs half B"}
+    for k, (v, lo, hi) in res.items():
+        row[k] = v
+        row[f"{k}_ci"] = f"[{lo:.3g}, {hi:.3g}]"
+    rows.append(row)
+
+    rows.append({"row": "real held-out physical", **physical(data.joints[test])})
+    for r in rows:
+        print_table([r])
+    summary: dict[str, Any] = {
+        "rvq_mpjpe_mm": tok_metrics["mpjpe_mm"],
+        "rvq_mpjpe_mm_true_root": tok_metrics["mpjpe_mm_true_root"],
+        "rvq_usage": tok_metrics["usage"],
+        "rvq_perplexity": tok_metrics["perplexity"],
+        "real_fid_floor": floor,
+        "real_accuracy": res.get("accuracy", (float("nan"),))[0],
+        "real_r_precision_top1": res["r_precision_top1"][0],
+        "real_r_precision_top3": res["r_precision_top3"][0],
+        **dict.fromkeys(EMDM_KEYS),
+        "note": "EMDM and the DDPM-50 baseline are not implemented yet (issue 21, item 5)",
+        "held_out_windows": len(test),
+        "tokenizer_command": t_card.get("command", ""),
+    }
+    print(summary)
+    write_json(args.out, rows, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""``polyfold-motion``: the text-motion dataset, previews and format conversion.
+
+    polyfold-motion prepare --out runs/motion/data.npz
+    polyfold-motion show humanoid3d_cartwheel walk.bvh --out runs/show
+    polyfold-motion train-tokenizer --data runs/motion/data.npz --out runs/tokenizer
+    polyfold-motion train-evaluator --data runs/motion/data.npz --out runs/evaluator
+    polyfold-motion quickstart --out runs/motion
+
+``show`` takes embedded clip names (see ``polyfold-motion clips``), DeepMimic ``.txt`` files,
+BVH files of the humanoid and ``.npz`` feature files of this package, and writes an animated
+preview (SVG and GIF) plus joints ``.npy`` and BVH for each. Outputs are never overwritten
+without ``--force``. Also reachable as ``polyfold motion``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from polyfold.core.cli import domain_app, run_app
+from polyfold.core.errors import InputError
+from polyfold.core.outputs import Force, check_output_file, prepare_output_dir
+from polyfold.core.progress import Quiet
+
+__all__ = ["app", "main"]
+
+app = domain_app(
+    "polyfold-motion", "Text-to-motion data, previews and evaluation on a 15-joint humanoid."
+)
+
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+
+
+@app.command()
+def clips() -> None:
+    """List the embedded DeepMimic clips with their action and length."""
+    from polyfold.motion.captions import CLIP_ACTION
+    from polyfold.motion.deepmimic import load_clips
+
+    for c in load_clips():
+        m = c.resampled()
+        print(f"{c.name:28s} {CLIP_ACTION[c.name]:24s} {m.num_frames:4d} frames at 20 fps")
+
+
+@app.command()
+def prepare(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset file (.npz) to write.")],
+    length: Annotated[int, typer.Option(help="Frames per window (20 fps).")] = 48,
+    seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Build the augmented, captioned window dataset of the embedded clips."""
+    from polyfold.motion.dataset import DatasetConfig, build_dataset
+
+    path = check_output_file(out, force=force)
+    if path.suffix != ".npz":
+        raise InputError(f"--out {out}: expected a .npz file name")
+    cfg = DatasetConfig(length=length, seed=seed)
+    if not quiet:
+        print("building windows (about 10-30 s) ...", flush=True)
+    data = build_dataset(cfg)
+    data.save(path)
+    if not quiet:
+        n_train, n_test = len(data.indices("train")), len(data.indices("test"))
+        print(f"wrote {path}: {n_train} training and {n_test} held-out windows of {length} frames")
+
+
+def _load_any(item: str):  # type: ignore[no-untyped-def]
+    """``(name, Motion)`` from a clip name or a file."""
+    from polyfold.motion.deepmimic import CLIP_NAMES, load_clips, read_deepmimic
+    from polyfold.motion.features import motion_from_features
+    from polyfold.motion.formats.bvh import bvh_to_motion, read_bvh
+
+    if item in CLIP_NAMES:
+        return item, load_clips((item,))[0].resampled()
+    path = Path(item)
+    if not path.is_file():
+        raise InputError(
+            f"{item}: neither an embedded clip (see `polyfold-motion clips`) nor a file"
+        )
+    if path.suffix.lower() == ".bvh":
+        return path.stem, bvh_to_motion(read_bvh(path)).resample()
+    if path.suffix.lower() == ".txt":
+        return path.stem, read_deepmimic(path).resampled()
+    if path.suffix.lower() == ".npy":
+        import numpy as np
+
+        from polyfold.core.errors import reading
+
+        with reading(path, "features"):
+            feats = np.load(path, allow_pickle=False)
+        return path.stem, motion_from_features(feats)
+    raise InputError(f"{item}: expected a .bvh, DeepMimic .txt or features .npy file")
+
+
+@app.command()
+def show(
+    items: Annotated[list[str], typer.Argument(help="Clip names or motion files.")],
+    out: Out,
+    force: Force = False,
+) -> None:
+    """Write preview.svg / preview.gif and <name>.npy / <name>.bvh for each motion."""
+    from polyfold.motion.export import motion_files
+    from polyfold.motion.render import write_gif, write_svg
+
+    loaded = [_load_any(i) for i in items]
+    folder = prepare_output_dir(out, force=force)
+    joints = [m.joints() for _, m in loaded]
+    names = [n for n, _ in loaded]
+    for name, m in loaded:
+        motion_files(folder, name, m)
+    write_svg(folder / "preview.svg", joints, names)
+    write_gif(folder / "preview.gif", joints, names)
+    print(f"wrote {folder}/preview.svg, preview.gif and {len(loaded)} .npy/.bvh pairs")
+
+
+def _dataset(path: Path | None, quiet: bool):  # type: ignore[no-untyped-def]
+    from polyfold.motion.dataset import MotionDataset, build_dataset
+
+    if path is not None:
+        return MotionDataset.load(path)
+    if not quiet:
+        print("building the default window set (pass --data from `prepare` to reuse one) ...")
+    return build_dataset()
+
+
+Data = Annotated[
+    Path | None, typer.Option("--data", help="Dataset .npz from `prepare` (default: build it).")
+]
+Steps = Annotated[int, typer.Option(help="Optimizer steps.")]
+
+
+@app.command("train-tokenizer")
+def train_tokenizer_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1500,
+    width: Annotated[int, typer.Option(help="Convolution channels.")] = 64,
+    codes: Annotated[int, typer.Option(help="Entries per codebook.")] = 256,
+    quantizers: Annotated[int, typer.Option(help="Residual codebooks (1: VQ-VAE).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a VQ-VAE / RVQ-VAE motion tokenizer; writes OUT/tokenizer.safetensors + .json."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.tokenizer import TokenizerConfig
+    from polyfold.motion.train_tokenizer import train_tokenizer
+
+    prepare_training_out(out, resume=False, force=force)
+    d = _dataset(data, quiet)
+    cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
+                          num_quantizers=quantizers, blocks=1)  # fmt: skip
+    _, metrics = train_tokenizer(
+        d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
+        command="polyfold-motion " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    print(", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+@app.command("train-evaluator")
+def train_evaluator_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1500,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the contrastive motion evaluator; writes OUT/evaluator.safetensors + .json."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.evaluator import train_evaluator
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
+
+    prepare_training_out(out, resume=False, force=force)
+    d = _dataset(data, quiet)
+    text = encode_captions(load_text_encoder(), d.captions)
+    train_evaluator(
+        d, text, out, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
+        command="polyfold-motion " + " ".join(sys.argv[1:]),
+    )  # fmt: skip
+    print(f"wrote {out}/evaluator.safetensors")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "polyfold-quickstart/motion"
+    ),
+    quiet: Quiet = False,
+) -> None:
+    """Run the quickstart on the embedded clips and write an HTML report."""
+    from polyfold.motion.quickstart import quickstart as run
+
+    print(run(out, quiet=quiet))
+
+
+def main() -> None:
+    run_app(app, prog_name="polyfold-motion")

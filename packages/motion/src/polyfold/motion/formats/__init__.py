@@ -1,0 +1,1 @@
+"""Readers and writers of the motion formats users have: BVH, HumanML3D, AMASS ``.npz``."""
