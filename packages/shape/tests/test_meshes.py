@@ -64,8 +64,7 @@ def test_conversion_is_invariant_to_vertex_order():
     assert torch.allclose(ma.values, mb.values, atol=1e-4)
 
 
-def test_pybullet_meshes_load_when_the_extra_is_installed():
-    pytest.importorskip("pybullet_data")
+def test_pybullet_meshes_load():
     from polyfold.shape.meshes import pybullet_mesh, pybullet_random_object
 
     bunny = pybullet_mesh("bunny")
