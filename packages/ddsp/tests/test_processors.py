@@ -41,7 +41,8 @@ def test_harmonic_controls_normalise_audible_harmonics_only():
     dist = torch.randn(1, 2, 6)
     amp = torch.zeros(1, 2, 1)
     out = harmonic_controls(amp, dist, f0, SR)
-    assert torch.all(out[0, 0, 7:] == 0) and torch.all(out[0, 1, 2:] == 0)  # k f0 >= 8000
+    assert torch.all(out[0, 0, 7:] == 0)
+    assert torch.all(out[0, 1, 2:] == 0)
     total = 2 * torch.sigmoid(torch.tensor(0.0)) ** math.log(10) + 1e-7
     torch.testing.assert_close(out.sum(-1), total.expand(1, 2))
 
@@ -84,7 +85,8 @@ def test_learned_reverb_keeps_dry_path_and_trains():
     audio = torch.randn(1, 500)
     out = rv(audio)
     out.pow(2).sum().backward()
-    assert rv.ir.grad is not None and rv.ir.grad[1:].abs().sum() > 0
+    assert rv.ir.grad is not None
+    assert rv.ir.grad[1:].abs().sum() > 0
 
 
 def test_upsample_interpolates_between_frame_centres():

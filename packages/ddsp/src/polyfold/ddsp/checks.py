@@ -26,6 +26,11 @@ def check_tensor(name: str, x: object, ndim: int | tuple[int, ...]) -> torch.Ten
 
 def check_rate(name: str, value: object) -> float:
     """A positive finite sample or frame rate."""
-    if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
+    if (
+        not isinstance(value, int | float)
+        or not value > 0
+        or value != value
+        or value == float("inf")
+    ):
         raise InputError(f"{name}: expected a positive number, got {value!r}")
     return float(value)

@@ -11,7 +11,7 @@ import torch
 from polyfold.core.errors import InputError
 from polyfold.ddsp.checks import check_rate, check_tensor
 
-__all__ = ["REF_DB", "RANGE_DB", "a_weighted_loudness"]
+__all__ = ["RANGE_DB", "REF_DB", "a_weighted_loudness"]
 
 REF_DB = 20.7  # the reference's offset, about the dB of a full-scale sine at n_fft 2048
 RANGE_DB = 120.0

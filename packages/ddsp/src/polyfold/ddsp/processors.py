@@ -102,7 +102,9 @@ def noise_controls(magnitudes: torch.Tensor) -> torch.Tensor:
     return exp_sigmoid(check_tensor("magnitudes", magnitudes, 3) - 5.0)
 
 
-def frequency_impulse_response(magnitudes: torch.Tensor, window_size: int | None = None) -> torch.Tensor:
+def frequency_impulse_response(
+    magnitudes: torch.Tensor, window_size: int | None = None
+) -> torch.Tensor:
     """Frequency-sampling FIR design: zero-phase magnitudes (..., M) at M linearly spaced
     frequencies 0..Nyquist to causal impulse responses (..., L).
 
@@ -136,7 +138,7 @@ def filtered_noise(
     *,
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
-    window_size: int | None = 257,
+    window_size: int | None = None,
 ) -> torch.Tensor:
     """Uniform noise in [-1, 1) shaped by a time-varying FIR filter: ``magnitudes`` (B, F, M) per
     frame, audio (B, F * hop). Each hop of noise is convolved with its frame's filter and the

@@ -48,7 +48,11 @@ def _check(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: float) -> No
             f"harmonic_oscillator: amplitudes must be a tensor (B, T, K) with f0's (B, T) = "
             f"{tuple(f0.shape)} on {f0.device}, got {got}"
         )
-    if not isinstance(sample_rate, int | float) or not math.isfinite(sample_rate) or sample_rate <= 0:
+    if (
+        not isinstance(sample_rate, int | float)
+        or not math.isfinite(sample_rate)
+        or sample_rate <= 0
+    ):
         raise InputError(f"harmonic_oscillator: sample_rate must be > 0, got {sample_rate!r}")
 
 
