@@ -63,5 +63,5 @@ def test_bad_recordings_are_named(tmp_path):
     np.save(folder / "x.f0.npy", np.full(7, 200.0))
     with pytest.raises(InputError, match=r"x.f0.npy: expected 250 values"):
         load_wav_folder(folder, seconds=1.0)
-    with pytest.raises(InputError, match="expected a folder holding .wav files"):
+    with pytest.raises(InputError, match=r"expected a folder holding \.wav files"):
         load_wav_folder(tmp_path / "nothing")
