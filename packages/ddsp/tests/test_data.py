@@ -52,10 +52,10 @@ def test_wav_folder_uses_f0_files_and_resamples(tmp_path):
 
 def test_bad_recordings_are_named(tmp_path):
     stereo = _wav(tmp_path / "stereo.wav", np.zeros((1000, 2)))
-    with pytest.raises(InputError, match="expected a mono file, got 2 channels"):
+    with pytest.raises(InputError, match="has 2 channels; expected mono audio"):
         read_mono(stereo)
     empty = _wav(tmp_path / "empty.wav", np.zeros(0))
-    with pytest.raises(InputError, match="holds no samples"):
+    with pytest.raises(InputError, match="contains no samples"):
         read_mono(empty)
     folder = tmp_path / "f"
     folder.mkdir()

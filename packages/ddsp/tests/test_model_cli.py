@@ -99,7 +99,7 @@ def test_resynth_transfer_and_bad_input(trained: Path, tmp_path: Path, capsys):
     err = _error(
         capsys, "resynth", str(stereo), "--model", str(trained), "--out", str(tmp_path / "o3.wav")
     )
-    assert "expected a mono file" in err
+    assert "expected mono audio" in err
     assert "--model" in _error(
         capsys, "resynth", str(src), "--model", "nope", "--out", str(tmp_path / "o4.wav")
     )

@@ -121,21 +121,10 @@ def fluid_solo(
 
 
 def read_mono(path: str | Path) -> np.ndarray:
-    """A mono wav (or any soundfile format) as float32 at 16 kHz."""
-    import soundfile as sf
+    """A mono audio file as float32 at 16 kHz (:func:`polyfold.core.audio.read_audio`)."""
+    from polyfold.core.audio import read_audio
 
-    with reading(path, "audio"):
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    if data.shape[1] != 1:
-        raise InputError(f"audio {path}: expected a mono file, got {data.shape[1]} channels")
-    if data.shape[0] == 0:
-        raise InputError(f"audio {path}: the file holds no samples")
-    x = data[:, 0]
-    if sr != SAMPLE_RATE:
-        import soxr
-
-        x = soxr.resample(x, sr, SAMPLE_RATE).astype(np.float32)
-    return x
+    return read_audio(path, sample_rate=SAMPLE_RATE)[0]
 
 
 def load_f0_file(path: Path, n_frames: int) -> np.ndarray:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.core.outputs import write_bytes
 from polyfold.ddsp.data import f0_for, loudness_of, read_mono
 from polyfold.ddsp.fluid import HOP, SAMPLE_RATE
 
@@ -43,14 +41,10 @@ def render(
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """A float32 mono wav, written atomically."""
-    import soundfile as sf
+    """A mono wav, written atomically (:func:`polyfold.core.audio.write_audio`)."""
+    from polyfold.core.audio import write_audio
 
-    buf = io.BytesIO()
-    sf.write(
-        buf, np.clip(audio, -1, 1).astype(np.float32), sample_rate, format="WAV", subtype="FLOAT"
-    )
-    return write_bytes(path, buf.getvalue())
+    return write_audio(path, audio, sample_rate)
 
 
 def render_file(
