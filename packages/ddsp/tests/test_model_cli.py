@@ -107,7 +107,7 @@ def test_resynth_transfer_and_bad_input(trained: Path, tmp_path: Path, capsys):
 
 def test_cli_train_writes_a_model(tmp_path: Path):
     out = tmp_path / "run"
-    assert _run("train", "--clips", "2", "--steps", "2", "--batch-size", "2", "--out", str(out),
+    assert _run("train", "--clips", "1", "--steps", "2", "--batch-size", "1", "--out", str(out),
                 "--quiet") == 0  # fmt: skip
     card = json.loads((out / "model.json").read_text())
     assert card["card"]["steps"] == 2

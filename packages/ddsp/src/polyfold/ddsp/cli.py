@@ -32,9 +32,7 @@ app = domain_app(
     "polyfold-ddsp", "DDSP: differentiable harmonic-plus-noise synthesis and timbre transfer."
 )
 
-ModelOpt = Annotated[
-    str, typer.Option("--model", help="A shipped model (violin, flute) or a model file.")
-]
+ModelOpt = Annotated[str, typer.Option("--model", help="A shipped model (violin) or a model file.")]
 
 
 def _single_thread() -> None:

@@ -11,7 +11,7 @@ from polyfold.core.export import LoadedModel, load_model
 __all__ = ["SHIPPED", "load_autoencoder", "shipped_path"]
 
 #: instrument name -> file stem in polyfold/ddsp/weights
-SHIPPED = {"violin": "violin", "flute": "flute"}
+SHIPPED = {"violin": "violin"}
 
 
 def shipped_path(name: str) -> Path:

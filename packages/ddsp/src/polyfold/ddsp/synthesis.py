@@ -14,12 +14,16 @@ from polyfold.ddsp.fluid import HOP, SAMPLE_RATE
 __all__ = ["render", "render_file", "transfer_controls", "write_wav"]
 
 
+def _check_octave(octave: int) -> None:
+    if not isinstance(octave, int) or abs(octave) > 4:
+        raise InputError(f"--octave: expected an integer in [-4, 4], got {octave!r}")
+
+
 def transfer_controls(
     f0: np.ndarray, loudness: np.ndarray, *, octave: int = 0, loudness_db: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The source's controls shifted: f0 by ``octave`` octaves, loudness by ``loudness_db``."""
-    if not isinstance(octave, int) or abs(octave) > 4:
-        raise InputError(f"--octave: expected an integer in [-4, 4], got {octave!r}")
+    _check_octave(octave)
     return f0 * 2.0**octave, loudness + loudness_db
 
 
@@ -61,7 +65,8 @@ def render_file(
     """Resynthesise (or, through another instrument's model, transfer) a recording to ``out``."""
     from polyfold.ddsp.shipped import load_autoencoder
 
-    loaded = load_autoencoder(model)  # before the work: a bad --model fails fast
+    _check_octave(octave)  # options and the model before the work
+    loaded = load_autoencoder(model)
     audio = read_mono(source)
     audio = audio[: len(audio) // HOP * HOP]
     if len(audio) < HOP:
