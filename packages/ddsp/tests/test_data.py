@@ -34,6 +34,9 @@ def test_clips_round_trip(tmp_path):
     assert back.card == clips.card
     with pytest.raises(InputError, match="instrument: expected one of"):
         fluid_solo("banjo")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(InputError, match=r"missing arrays \['audio', 'f0', 'loudness'\]"):
+        Clips.load(tmp_path / "other.npz")
 
 
 def _wav(path, data, sr=SAMPLE_RATE):

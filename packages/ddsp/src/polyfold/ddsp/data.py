@@ -85,6 +85,12 @@ class Clips(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         path = Path(path)
         with reading(path, "--data"):
             with np.load(path, allow_pickle=False) as z:
+                missing = {"audio", "f0", "loudness"} - set(z.files)
+                if missing:
+                    raise InputError(
+                        f"--data {path}: not a clips file from `prepare` "
+                        f"(missing arrays {sorted(missing)})"
+                    )
                 arrays = {k: z[k] for k in ("audio", "f0", "loudness")}
             card_path = path.with_suffix(".json")
             card = json.loads(card_path.read_text()) if card_path.exists() else {}
