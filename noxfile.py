@@ -75,6 +75,12 @@ def _install(session: nox.Session, names: list[str], extras: str | None = "test"
 #: (shell words; ``{tmp}`` is a fresh temporary folder)
 SMOKE_COMMANDS: dict[str, list[str]] = {
     "core": ["polyfold info"],
+    "ddsp": [
+        "python -c \"import numpy as np, soundfile as sf; t = np.arange(16000) / 16000; "
+        "sf.write('{tmp}/in.wav', 0.3 * np.sin(2 * np.pi * 440 * t), 16000)\"",
+        "polyfold-ddsp resynth {tmp}/in.wav --out {tmp}/resynth.wav",
+        "polyfold-ddsp transfer {tmp}/in.wav --model violin --octave -1 --out {tmp}/violin.wav",
+    ],
     "eeg": [
         "polyfold-eeg generate --class eyem -n 4 --out {tmp}/eeg --quiet",
         "polyfold-eeg generate --model wgan --class musc,chew -n 4 --out {tmp}/eeg-wgan --quiet",

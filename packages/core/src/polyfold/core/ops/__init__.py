@@ -24,6 +24,11 @@ from polyfold.core.ops.multistep import (
     multistep_update_reference,
     multistep_update_triton,
 )
+from polyfold.core.ops.oscillator import (
+    harmonic_oscillator,
+    harmonic_oscillator_reference,
+    harmonic_oscillator_triton,
+)
 from polyfold.core.ops.sgld import sgld_step, sgld_step_reference, sgld_step_triton
 
 __all__ = [
@@ -33,6 +38,9 @@ __all__ = [
     "gated_residual",
     "gated_residual_reference",
     "gated_residual_triton",
+    "harmonic_oscillator",
+    "harmonic_oscillator_reference",
+    "harmonic_oscillator_triton",
     "multistep_update",
     "multistep_update_reference",
     "multistep_update_triton",

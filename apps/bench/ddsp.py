@@ -1,0 +1,167 @@
+"""DDSP's benchmark: resynthesis of held-out fluid-solo violin clips by the shipped autoencoder
+against WORLD analysis-synthesis (pyworld), Griffin-Lim from the true magnitudes and a
+band-limited sawtooth at the exact f0 with the clip's frame envelope; timbre transfer (flute
+clips' f0 and loudness into the violin model); the fused oscillator kernel against its
+reference on CUDA.
+
+    python apps/bench/ddsp.py --quick --out runs/bench/ddsp.json
+
+Every method sees the same clips (fluid-solo test seeds, never trained on); every output is
+scored by the same code (:func:`polyfold.ddsp.evaluation.audio_metrics`): multi-scale spectral
+loss, loudness L1 over loud frames, f0 re-tracked with YIN on the output against the exact f0.
+Summary (goals from issue 29): ``mss_violin`` (<= 6.0), ``mss_over_world`` (< 0.75),
+``loudness_l1_db`` (<= 1.0), ``f0_l1_semitones`` (<= 0.15) and ``f0_outlier_ratio`` (0),
+``transfer_raw_pitch_accuracy_50c`` (>= 0.95), ``ddsp_rtf_1thread`` (seconds per second of
+audio), ``oscillator_kernel_speedup`` (CUDA only; "no CUDA" otherwise). The DDSP vocoder rows
+and keys (``vocoder_rtf_1thread``, ``vocoder_dnsmos_minus_hifigan``) are not built yet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+
+from polyfold.ddsp.data import Clips, fluid_solo
+from polyfold.ddsp.evaluation import audio_metrics, transfer_metrics
+from polyfold.ddsp.fluid import HOP, SAMPLE_RATE
+from polyfold.ddsp.processors import harmonic_synth
+from polyfold.ddsp.shipped import load_autoencoder
+from polyfold.ddsp.synthesis import render
+
+
+def _pyworld() -> Any:
+    """pyworld, whose __init__ still reads its version through pkg_resources (gone from
+    setuptools >= 81): a stand-in answering that one call from importlib.metadata."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import importlib.metadata
+        import sys
+        import types
+
+        shim = types.ModuleType("pkg_resources")
+        shim.get_distribution = lambda name: types.SimpleNamespace(  # type: ignore[attr-defined]
+            version=importlib.metadata.version(name)
+        )
+        sys.modules["pkg_resources"] = shim
+    import pyworld
+
+    return pyworld
+
+
+def world(clips: Clips) -> np.ndarray:
+    """pyworld analysis (Harvest f0, CheapTrick, D4C) and synthesis of each clip."""
+    pyworld = _pyworld()
+
+    out = []
+    for a in clips.audio.astype(np.float64):
+        f0, t = pyworld.harvest(a, SAMPLE_RATE, f0_floor=60.0, frame_period=HOP / 16)
+        sp = pyworld.cheaptrick(a, f0, t, SAMPLE_RATE)
+        ap = pyworld.d4c(a, f0, t, SAMPLE_RATE)
+        y = pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=HOP / 16)
+        out.append(np.pad(y, (0, max(0, len(a) - len(y))))[: len(a)])
+    return np.stack(out)
+
+
+def griffin_lim(clips: Clips, n_iter: int) -> np.ndarray:
+    """Griffin-Lim (librosa, momentum 0.99) from the true STFT magnitudes (n_fft 1024, hop 256)."""
+    import librosa
+
+    out = []
+    for a in clips.audio.astype(np.float64):
+        mag = np.abs(librosa.stft(a, n_fft=1024, hop_length=256))
+        y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=256, n_fft=1024, random_state=0)
+        out.append(np.pad(y, (0, max(0, len(a) - len(y))))[: len(a)])
+    return np.stack(out)
+
+
+def sawtooth(clips: Clips, n_harmonics: int = 60) -> np.ndarray:
+    """Band-limited sawtooth (harmonics 1/k below Nyquist) at the exact f0, scaled per frame to
+    the clip's RMS: an oracle-envelope baseline."""
+    f0 = torch.as_tensor(clips.f0, dtype=torch.float64)
+    k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
+    amps = (1 / k).expand(*f0.shape, n_harmonics).clone()
+    saw = harmonic_synth(f0, amps, SAMPLE_RATE, HOP).numpy()
+    n, t = clips.audio.shape
+    frames = lambda x: x.reshape(n, t // HOP, HOP)  # noqa: E731
+    gain = np.sqrt(
+        (frames(clips.audio) ** 2).mean(-1) / np.maximum((frames(saw) ** 2).mean(-1), 1e-12)
+    )
+    return (frames(saw) * gain[..., None]).reshape(n, t)
+
+
+def kernel_speedup(quick: bool) -> Any:
+    """Reference time / kernel time of the oscillator (forward + backward) on CUDA."""
+    if not torch.cuda.is_available():
+        return "no CUDA"
+    from polyfold.core.ops.oscillator import (
+        harmonic_oscillator_reference,
+        harmonic_oscillator_triton,
+    )
+
+    b, t, k = (4, 16000, 60) if quick else (16, 64000, 100)
+    f0 = (100 + 900 * torch.rand(b, t, device="cuda")).requires_grad_()
+    amps = torch.rand(b, t, k, device="cuda", requires_grad=True)
+
+    def step(fn: Any) -> None:
+        fn(f0, amps, float(SAMPLE_RATE)).square().sum().backward()
+
+    ref = time_call(lambda: step(harmonic_oscillator_reference))
+    ker = time_call(lambda: step(harmonic_oscillator_triton))
+    return ref / ker
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    torch.set_num_threads(1)
+    n = 2 if args.quick else 8
+    test = fluid_solo("violin", "test", n)
+    flute = fluid_solo("flute", "test", n)
+    model = load_autoencoder("violin").model
+    seconds = test.audio.size / SAMPLE_RATE
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, tuple[np.ndarray, float]] = {}
+    t0 = time.perf_counter()
+    outputs["DDSP autoencoder (shipped violin)"] = (
+        render(model, test.f0, test.loudness),
+        time.perf_counter() - t0,
+    )
+    for name, fn in (
+        ("WORLD (pyworld harvest + cheaptrick + d4c)", lambda: world(test)),
+        (f"Griffin-Lim from true magnitudes ({16 if args.quick else 100} iters)",
+         lambda: griffin_lim(test, 16 if args.quick else 100)),
+        ("band-limited sawtooth (exact f0, oracle envelope)", lambda: sawtooth(test)),
+    ):  # fmt: skip
+        t0 = time.perf_counter()
+        outputs[name] = (fn(), time.perf_counter() - t0)
+    for name, (audio, secs) in outputs.items():
+        m = audio_metrics(audio, test)
+        rows.append({"method": name, **m, "rtf_1thread": secs / seconds})
+    print_table(
+        rows,
+        ["method", "mss", "loudness_l1_db", "f0_l1_semitones", "f0_outlier_ratio", "rtf_1thread"],
+    )
+    ddsp, wrl = rows[0], rows[1]
+    transfer = transfer_metrics(model, flute)
+    summary = {
+        "clips": n,
+        "mss_violin": ddsp["mss"],
+        "mss_over_world": ddsp["mss"] / wrl["mss"],
+        "loudness_l1_db": ddsp["loudness_l1_db"],
+        "f0_l1_semitones": ddsp["f0_l1_semitones"],
+        "f0_outlier_ratio": ddsp["f0_outlier_ratio"],
+        "transfer_raw_pitch_accuracy_50c": transfer["raw_pitch_accuracy_50c"],
+        "ddsp_rtf_1thread": ddsp["rtf_1thread"],
+        "oscillator_kernel_speedup": kernel_speedup(args.quick),
+    }
+    for k, v in summary.items():
+        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+    write_json(args.out, rows, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The shipped models (``polyfold/ddsp/weights``) and loading a model by name or path."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from polyfold.core.errors import InputError
+from polyfold.core.export import LoadedModel, load_model
+
+__all__ = ["SHIPPED", "load_autoencoder", "shipped_path"]
+
+#: instrument name -> file stem in polyfold/ddsp/weights
+SHIPPED = {"violin": "violin"}
+
+
+def shipped_path(name: str) -> Path:
+    """The weights stem of a shipped model."""
+    return Path(str(resources.files("polyfold.ddsp").joinpath("weights", SHIPPED[name])))
+
+
+def load_autoencoder(model: str | Path) -> LoadedModel:
+    """A shipped model by name (``violin``) or a model file written by ``train``."""
+    if str(model) in SHIPPED:
+        path = shipped_path(str(model))
+        if not path.with_suffix(".safetensors").exists():
+            raise InputError(f"--model {model}: the shipped weights are missing from this install")
+        return load_model(path)
+    if not Path(model).with_suffix(".json").exists() and not Path(model).exists():
+        raise InputError(
+            f"--model {model}: expected one of {', '.join(SHIPPED)} or a model file from `train`"
+        )
+    return load_model(model)
