@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
 
+from polyfold.core.audio import load_pyworld
 from polyfold.ddsp.data import Clips, fluid_solo
 from polyfold.ddsp.evaluation import audio_metrics, transfer_metrics
 from polyfold.ddsp.fluid import HOP, SAMPLE_RATE
@@ -33,29 +34,9 @@ from polyfold.ddsp.shipped import load_autoencoder
 from polyfold.ddsp.synthesis import render
 
 
-def _pyworld() -> Any:
-    """pyworld, whose __init__ still reads its version through pkg_resources (gone from
-    setuptools >= 81): a stand-in answering that one call from importlib.metadata."""
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        import importlib.metadata
-        import sys
-        import types
-
-        shim = types.ModuleType("pkg_resources")
-        shim.get_distribution = lambda name: types.SimpleNamespace(  # type: ignore[attr-defined]
-            version=importlib.metadata.version(name)
-        )
-        sys.modules["pkg_resources"] = shim
-    import pyworld
-
-    return pyworld
-
-
 def world(clips: Clips) -> np.ndarray:
     """pyworld analysis (Harvest f0, CheapTrick, D4C) and synthesis of each clip."""
-    pyworld = _pyworld()
+    pyworld = load_pyworld("ddsp", "bench")
 
     out = []
     for a in clips.audio.astype(np.float64):

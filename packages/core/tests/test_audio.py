@@ -11,6 +11,7 @@ import torch
 from polyfold.core.audio import (
     MelSettings,
     hz_to_mel,
+    load_pyworld,
     log_mel,
     mel_filterbank,
     mel_frames,
@@ -166,3 +167,23 @@ def test_bad_settings_and_short_audio():
         MelSettings(win_length=2048)
     with pytest.raises(InputError, match="shorter than one analysis window"):
         log_mel(torch.zeros(100))
+
+
+def test_load_pyworld_gives_the_world_functions():
+    module = load_pyworld("speech", "eval")
+    x = _tone(220.0, 16000).astype(np.float64)
+    f0, t = module.dio(x, 16000)
+    f0 = module.stonemask(x, f0, t, 16000)
+    assert abs(np.median(f0[f0 > 0]) - 220.0) < 3.0
+
+
+def test_load_pyworld_missing_names_the_extra(monkeypatch):
+    import importlib
+
+    def missing(name, *args):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"polyfold-speech\[eval\]"):
+        load_pyworld.__wrapped__("speech", "eval")

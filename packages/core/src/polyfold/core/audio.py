@@ -4,6 +4,9 @@ torchaudio). File I/O and resampling need core's ``[audio]`` extra (soundfile, s
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
 import io
 import math
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from polyfold.core.extras import require_extra
 __all__ = [
     "MelSettings",
     "hz_to_mel",
+    "load_pyworld",
     "log_mel",
     "mel_filterbank",
     "mel_frames",
@@ -63,6 +67,29 @@ def read_audio(
     if sample_rate is not None and sample_rate != rate:
         samples, rate = resample(samples, rate, sample_rate), sample_rate
     return samples, int(rate)
+
+
+@functools.cache
+def load_pyworld(package: str, extra: str) -> ModuleType:
+    """The WORLD vocoder bindings (``pyworld``). Released pyworld wheels import
+    ``pkg_resources`` (gone from setuptools 81) only to read their version; where that import
+    fails, the compiled extension is loaded straight from the installed package folder. Not
+    installed: an :class:`InputError` naming ``polyfold-<package>[<extra>]``."""
+    try:
+        return importlib.import_module("pyworld")
+    except ImportError as err:
+        spec = importlib.util.find_spec("pyworld")
+        if spec is None or "pkg_resources" not in str(err):
+            return require_extra("pyworld", package, extra, needed_for="WORLD analysis")
+    for folder in spec.submodule_search_locations or ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"pyworld{suffix}"
+            ext = importlib.util.spec_from_file_location("pyworld.pyworld", path)
+            if path.is_file() and ext is not None and ext.loader is not None:
+                module = importlib.util.module_from_spec(ext)
+                ext.loader.exec_module(module)
+                return module
+    return require_extra("pyworld", package, extra, needed_for="WORLD analysis")
 
 
 def write_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sample_rate: int) -> Path:
