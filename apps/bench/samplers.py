@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _samplers_teleport import summarize_teleport, teleport_rows  # type: ignore[import-not-found]
 from torch import Tensor
 
 from polyfold.core import samplers as S
@@ -336,6 +337,7 @@ class Case:
             kind=kw["beta_schedule"], beta_start=kw["beta_start"], beta_end=kw["beta_end"]
         )
         gmm = make_target(dim, seed=dim)
+        self.target = gmm
         self.eps = MixtureEps(gmm)
         check_model(gmm, self.eps, self.path)
         self.truth = gmm.sample(20000, generator=torch.Generator().manual_seed(1), dtype=F64)
@@ -422,6 +424,8 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
         t_x = t_grid + time_call(partial(fn, case.den_fixed, path, x_start, grid, sched), repeats=3)
         us_x = (t_x - res.nfe * case.call_cost) / res.nfe * 1e6
         rows.append(_row(case, "polyfold", extra, res.x, res.nfe, budget, ref, us_x))
+    if pair.name == "UniPCMultistep":  # the few-step methods on this scheduler's grids
+        rows += teleport_rows(case, case.target, x_start, grid, ref, budget, _row)
     return rows, us_p, us_d
 
 
@@ -469,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
                     overhead.setdefault(pair.name, []).extend([us_p, us_d])
             print(f"# {sched_name} dim={dim}: {time.perf_counter() - started:.0f}s", flush=True)
 
-    summary = summarize(rows, overhead)
+    summary = {**summarize(rows, overhead), **summarize_teleport(rows)}
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()

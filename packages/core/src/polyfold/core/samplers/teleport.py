@@ -45,6 +45,7 @@ __all__ = [
     "MixtureScore",
     "SkipChoice",
     "choose_skip",
+    "handover_grid",
     "teleport",
 ]
 
@@ -146,6 +147,15 @@ class GaussianScore(_Analytic):
         out = self.mean + (z * gain) @ self.evecs.T
         return out.reshape(x.shape).to(x.dtype)
 
+    def log_marginal(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """``(B, P)``: ``log N(x; alpha mu, alpha^2 S + sigma^2 I)`` of each example at ``P``
+        noise levels ``alpha, sigma (P,)`` (up to the constant ``-D/2 log 2 pi``)."""
+        xz = self._flat(x) @ self.evecs  # (B, D)
+        mz = self.mean @ self.evecs  # (D,)
+        z = xz[:, None, :] - alpha[None, :, None] * mz  # (B, P, D)
+        var = alpha[:, None] ** 2 * self.evals + sigma[:, None] ** 2  # (P, D)
+        return -0.5 * (z**2 / var + var.log()).sum(-1)
+
     def flow(self, x: Tensor, path: GaussianPath, t_from: float, t_to: float) -> Tensor:
         (a_s, s_s), (a_t, s_t) = _level(path, t_from), _level(path, t_to)
         z = (self._flat(x) - a_s * self.mean) @ self.evecs
@@ -243,6 +253,18 @@ class MixtureScore(_Analytic):
             grid = uniform_t_grid(path, self.steps, t_start=t_from, t_end=t_to)
         out: Tensor = get_sampler(self.sampler)(self.denoiser(path), path, x, grid).x
         return out
+
+
+def handover_grid(grid: Tensor | Sequence[float], t_first: float) -> Tensor:
+    """The grid's points mapped affinely from ``[t_last, grid[0]]`` onto ``[t_last, t_first]``
+    (its spacing kept, its first time moved to ``t_first``): where a sampler takes over."""
+    g = torch.as_tensor(grid, dtype=F64)
+    last, first = float(g[-1]), float(g[0])
+    if not last < t_first <= first:
+        raise InputError(f"t_first: expected a time in ({last}, {first}], got {t_first!r}")
+    if t_first == first:
+        return g.clone()
+    return last + (g - last) * ((t_first - last) / (first - last))
 
 
 @dataclass(frozen=True)
