@@ -1,4 +1,4 @@
-"""Samplers benchmark section: analytical teleportation before polyfold's samplers.
+"""Samplers benchmark section: analytical teleportation and Denoising Langevin Gibbs.
 
 Per target: a Gaussian fitted to 5000 draws of the mixture (not the 20000 reference samples),
 the hand-over time chosen by :func:`~polyfold.core.samplers.teleport.choose_skip` (256
@@ -18,6 +18,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.dtypes import F64
+from polyfold.core.samplers.dmcmc import denoising_langevin_gibbs
 from polyfold.core.samplers.teleport import (
     GaussianScore,
     SkipChoice,
@@ -96,4 +97,65 @@ def summarize_teleport(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "teleport_worst_ode_error_ratio_nfe_le_10": worst_ode or None,
         "teleport_worst_sw2_ratio_nfe_le_10": worst_sw2 or None,
         "teleport_tol": TOL,
+    }
+
+
+DLG_STEPS = 2
+
+
+def dlg_rows(
+    case: Any,
+    target: Any,
+    x_start: Tensor,
+    grid_of: Any,
+    ref: Tensor,
+    budget: int,
+    row: Any,
+) -> list[dict[str, Any]]:
+    """``dlg+unipc-bh2-3`` rows: teleport to the chosen hand-over, ``DLG_STEPS`` Langevin-Gibbs
+    iterations there, then UniPC on the scheduler's ``budget - DLG_STEPS``-step grid handed
+    over to the chain's time (``grid_of(n)``: that scheduler's grid of ``n`` steps)."""
+    if budget <= DLG_STEPS + 1:
+        return []
+    grid = grid_of(budget - DLG_STEPS)
+    approx, choice = fit_skip(case, target, float(grid[0]))
+    if choice.t_skip >= float(grid[0]):
+        return []
+    den = as_denoiser(case.model, case.path, prediction="eps")
+    start = approx.flow(x_start, case.path, float(grid[0]), choice.t_skip)
+    res = denoising_langevin_gibbs(
+        den,
+        case.path,
+        start,
+        handover_grid(grid, choice.t_skip),
+        approx=approx,
+        steps=DLG_STEPS,
+        generator=torch.Generator().manual_seed(11),
+        order=3,
+    )
+    out = row(case, "polyfold", "dlg+unipc-bh2-3", res.x, res.nfe, budget, ref, float("nan"))
+    out["chain_t"] = res.chain_times[-1]
+    out["stochastic"] = True  # not an ODE solution: left out of the ode_error comparison
+    return [out]
+
+
+def summarize_dlg(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``dmcmc_sw2_over_integrator_sw2``: at NFE 10, DLG's ``sw2`` over the same integrator's
+    (UniPC bh2 order 3, all 10 calls from the start), worst and median over targets."""
+    plain = {
+        (r["path"], r["dim"]): r["sw2"]
+        for r in rows
+        if r["library"] == "polyfold" and r["sampler"] == "unipc-bh2-3" and r["budget"] == 10
+    }
+    ratios = sorted(
+        r["sw2"] / plain[(r["path"], r["dim"])]
+        for r in rows
+        if r["sampler"].startswith("dlg+") and r["budget"] == 10 and (r["path"], r["dim"]) in plain
+    )
+    if not ratios:
+        return {"dmcmc_sw2_over_integrator_sw2": None}
+    return {
+        "dmcmc_sw2_over_integrator_sw2": ratios[len(ratios) // 2],
+        "dmcmc_sw2_over_integrator_sw2_worst": ratios[-1],
+        "dmcmc_steps": DLG_STEPS,
     }

@@ -44,7 +44,12 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
-from _samplers_teleport import summarize_teleport, teleport_rows  # type: ignore[import-not-found]
+from _samplers_teleport import (  # type: ignore[import-not-found]
+    dlg_rows,
+    summarize_dlg,
+    summarize_teleport,
+    teleport_rows,
+)
 from torch import Tensor
 
 from polyfold.core import samplers as S
@@ -389,6 +394,13 @@ def _row(
     }
 
 
+def _sched_grid(pair: Pair, case: Case, steps: int) -> Tensor:
+    """The scheduler's time grid of ``steps`` steps."""
+    sched = pair.make(case.kw)
+    sched.set_timesteps(steps)
+    return _to_t(case.path, _grid_sigmas(sched))
+
+
 def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]], float, float]:
     """Rows of one scheduler pair at one NFE budget, and the two per-step overheads."""
     steps = pair.steps(budget)
@@ -426,6 +438,9 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
         rows.append(_row(case, "polyfold", extra, res.x, res.nfe, budget, ref, us_x))
     if pair.name == "UniPCMultistep":  # the few-step methods on this scheduler's grids
         rows += teleport_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += dlg_rows(
+            case, case.target, x_start, partial(_sched_grid, pair, case), ref, budget, _row
+        )
     return rows, us_p, us_d
 
 
@@ -473,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
                     overhead.setdefault(pair.name, []).extend([us_p, us_d])
             print(f"# {sched_name} dim={dim}: {time.perf_counter() - started:.0f}s", flush=True)
 
-    summary = {**summarize(rows, overhead), **summarize_teleport(rows)}
+    summary = {**summarize(rows, overhead), **summarize_teleport(rows), **summarize_dlg(rows)}
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
@@ -503,7 +518,9 @@ def summarize(rows: list[dict[str, Any]], overhead: dict[str, list[float]]) -> d
             errs = [
                 r["ode_error"]
                 for r in rows
-                if (r["path"], r["dim"], r["budget"]) == key and r["library"] == lib
+                if (r["path"], r["dim"], r["budget"]) == key
+                and r["library"] == lib
+                and not r.get("stochastic")
             ]
             best[lib] = min(errs)
         ratio = best["polyfold"] / best["diffusers"]

@@ -70,7 +70,7 @@ def test_choose_skip_skips_everything_on_a_gaussian_and_less_on_a_mixture() -> N
     full = choose_skip(den, PATH, exact, x, tol=1e-6, t_end=0.05)
     assert full.t_skip == pytest.approx(0.05)
     assert max(full.errors) < 1e-8
-    assert full.nfe == len(full.times) == 24
+    assert full.nfe == len(full.times) == 32
 
     data = MIX.sample(4000, generator=torch.Generator().manual_seed(2), dtype=F64)
     g = GaussianScore.fit(data)

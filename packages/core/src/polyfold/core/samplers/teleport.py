@@ -286,6 +286,14 @@ class SkipChoice:
     nfe: int
 
 
+def _start(path: GaussianPath, t_start: float | None) -> float:
+    """``t_start`` (default ``t_max``), a rounding above ``t_max`` clipped as grids are."""
+    if t_start is None:
+        return path.t_max
+    start = float(t_start)
+    return path.t_max if path.t_max < start <= path.t_max + 1e-6 else start
+
+
 def _check_path(paths: Any, name: str) -> GaussianPath:
     if not isinstance(paths, GaussianPath):
         raise InputError(f"{name}: expected one GaussianPath (a tensor state), got {paths!r}")
@@ -301,19 +309,19 @@ def choose_skip(
     tol: float = 0.02,
     t_start: float | None = None,
     t_end: float | None = None,
-    points: int = 24,
+    points: int = 32,
 ) -> SkipChoice:
     """The latest time the approximation carries the calibration batch ``x`` (noise at
     ``t_start``, default ``path.t_max``) to with an estimated relative state error below
-    ``tol``, among ``points`` candidates uniform in ``t`` down to ``t_end`` (default the
-    midpoint of the time range; the error is accumulated as the module doc says)."""
+    ``tol``, among ``points`` candidates uniform in ``t`` down to ``t_end`` (default a fifth
+    of the time range above ``t_min``; the error is accumulated as the module doc says)."""
     _check_path(path, "path")
     if not (isinstance(tol, int | float) and tol > 0):
         raise InputError(f"tol: expected a number > 0, got {tol!r}")
     if not (isinstance(points, int) and points >= 2):
         raise InputError(f"points: expected a number of candidates >= 2, got {points!r}")
-    start = path.t_max if t_start is None else float(t_start)
-    end = 0.5 * (path.t_min + path.t_max) if t_end is None else float(t_end)
+    start = _start(path, t_start)
+    end = path.t_min + 0.2 * (path.t_max - path.t_min) if t_end is None else float(t_end)
     if not path.t_min <= end < start <= path.t_max:
         raise InputError(
             f"t_start, t_end: expected t_min <= t_end < t_start <= t_max, got {start}, {end}"
@@ -381,7 +389,7 @@ def teleport(
     path = _check_path(paths, "paths")
     spec = get_sampler(sampler, "gaussian")
     g = check_grid(grid, path)
-    start = path.t_max if t_start is None else float(t_start)
+    start = _start(path, t_start)
     t0 = float(g[0])
     if t0 > start or start > path.t_max:
         raise InputError(
