@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _samplers_dc import dc_rows, summarize_dc  # type: ignore[import-not-found]
 from _samplers_teleport import (  # type: ignore[import-not-found]
     dlg_rows,
     summarize_dlg,
@@ -438,6 +439,7 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
         rows.append(_row(case, "polyfold", extra, res.x, res.nfe, budget, ref, us_x))
     if pair.name == "UniPCMultistep":  # the few-step methods on this scheduler's grids
         rows += teleport_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += dc_rows(case, case.target, x_start, grid, ref, budget, _row)
         rows += dlg_rows(
             case, case.target, x_start, partial(_sched_grid, pair, case), ref, budget, _row
         )
@@ -489,6 +491,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"# {sched_name} dim={dim}: {time.perf_counter() - started:.0f}s", flush=True)
 
     summary = {**summarize(rows, overhead), **summarize_teleport(rows), **summarize_dlg(rows)}
+    summary.update(summarize_dc(rows))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
