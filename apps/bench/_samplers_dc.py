@@ -77,3 +77,23 @@ def summarize_dc(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "dc_median_error_ratio_nfe_le_10": sorted(ratios)[len(ratios) // 2] if ratios else None,
         "dc_fit_seconds_max": fit,
     }
+
+
+def nfe_for_peer_nfe10_error(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per target, the smallest budget at which polyfold's best deterministic row reaches the
+    best diffusers ``ode_error`` at NFE 10; the worst (largest) over targets."""
+    worst: int | None = 0
+    for key in sorted({(r["path"], r["dim"]) for r in rows}):
+        mine = [r for r in rows if (r["path"], r["dim"]) == key and not r.get("stochastic")]
+        peer = [r["ode_error"] for r in mine if r["library"] == "diffusers" and r["budget"] == 10]
+        if not peer:
+            continue
+        hits = [
+            r["budget"] for r in mine if r["library"] == "polyfold" and r["ode_error"] <= min(peer)
+        ]
+        if not hits:
+            worst = None
+            break
+        assert worst is not None
+        worst = max(worst, min(hits))
+    return {"nfe_for_peer_nfe10_error": worst}

@@ -30,6 +30,15 @@ Summary: ``worst_error_ratio_nfe_le_10`` = max over (path, dim, NFE <= 10) of th
 pairs of polyfold's over diffusers' per-step overhead (each pair's time summed over its runs);
 ``worst_overhead_ratio_single_run`` the same ratio for the worst single run.
 
+Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
+(``_samplers_teleport.py``: ``teleport+<sampler>`` rows, ``teleport_skip_fraction`` and quality
+ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
+``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
+``teleport+dc+unipc-bh2-3``, ``dc_*`` keys); ``worst_error_ratio_nfe_le_10`` counts every
+deterministic polyfold row; ``nfe_for_peer_nfe10_error`` is the largest over targets of the
+smallest budget where polyfold's best reaches the best diffusers error at NFE 10. k-diffusion is
+not installed here, so diffusers stays the only peer.
+
 Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
 """
 
@@ -44,7 +53,11 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
-from _samplers_dc import dc_rows, summarize_dc  # type: ignore[import-not-found]
+from _samplers_dc import (  # type: ignore[import-not-found]
+    dc_rows,
+    nfe_for_peer_nfe10_error,
+    summarize_dc,
+)
 from _samplers_teleport import (  # type: ignore[import-not-found]
     dlg_rows,
     summarize_dlg,
@@ -492,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = {**summarize(rows, overhead), **summarize_teleport(rows), **summarize_dlg(rows)}
     summary.update(summarize_dc(rows))
+    summary.update(nfe_for_peer_nfe10_error(rows))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
