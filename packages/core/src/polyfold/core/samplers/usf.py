@@ -244,7 +244,8 @@ def search_schedule(
                     if cur[i] == v:
                         continue
                     cur[i] = v
-                    cand = replace(best, **{field: tuple(cur)})
+                    changes: dict[str, Any] = {field: tuple(cur)}
+                    cand = replace(best, **changes)
                     err = error(cand)
                     if err < best_err:
                         best, best_err = cand, err
