@@ -34,10 +34,12 @@ Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
 (``_samplers_teleport.py``: ``teleport+<sampler>`` rows, ``teleport_skip_fraction`` and quality
 ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
 ``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
-``teleport+dc+unipc-bh2-3``, ``dc_*`` keys); ``worst_error_ratio_nfe_le_10`` counts every
-deterministic polyfold row; ``nfe_for_peer_nfe10_error`` is the largest over targets of the
-smallest budget where polyfold's best reaches the best diffusers error at NFE 10. k-diffusion is
-not installed here, so diffusers stays the only peer.
+``teleport+dc+unipc-bh2-3``, ``dc_*`` keys) and USF (``_samplers_usf.py``: searched schedules
+``usf``, ``teleport+usf``, ``usf_nfe_for_peer_nfe10_error``, ``search_seconds``);
+``worst_error_ratio_nfe_le_10`` counts every deterministic polyfold row;
+``nfe_for_peer_nfe10_error`` is the largest over targets of the smallest budget where polyfold's
+best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
+stays the only peer.
 
 Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
 """
@@ -64,6 +66,7 @@ from _samplers_teleport import (  # type: ignore[import-not-found]
     summarize_teleport,
     teleport_rows,
 )
+from _samplers_usf import summarize_usf, usf_rows  # type: ignore[import-not-found]
 from torch import Tensor
 
 from polyfold.core import samplers as S
@@ -453,6 +456,7 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
     if pair.name == "UniPCMultistep":  # the few-step methods on this scheduler's grids
         rows += teleport_rows(case, case.target, x_start, grid, ref, budget, _row)
         rows += dc_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += usf_rows(case, case.target, x_start, grid, ref, budget, _row)
         rows += dlg_rows(
             case, case.target, x_start, partial(_sched_grid, pair, case), ref, budget, _row
         )
@@ -506,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {**summarize(rows, overhead), **summarize_teleport(rows), **summarize_dlg(rows)}
     summary.update(summarize_dc(rows))
     summary.update(nfe_for_peer_nfe10_error(rows))
+    summary.update(summarize_usf(rows))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
