@@ -78,7 +78,7 @@ def summarize_teleport(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if r["library"] == "polyfold"
     }
     for r in rows:
-        if not r["sampler"].startswith("teleport+"):
+        if "skip_fraction" not in r:
             continue
         fractions[(r["path"], r["dim"])] = r["skip_fraction"]
         base_name = r["sampler"].removeprefix("teleport+")
