@@ -30,6 +30,17 @@ Summary: ``worst_error_ratio_nfe_le_10`` = max over (path, dim, NFE <= 10) of th
 pairs of polyfold's over diffusers' per-step overhead (each pair's time summed over its runs);
 ``worst_overhead_ratio_single_run`` the same ratio for the worst single run.
 
+Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
+(``_samplers_teleport.py``: ``teleport+<sampler>`` rows, ``teleport_skip_fraction`` and quality
+ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
+``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
+``teleport+dc+unipc-bh2-3``, ``dc_*`` keys) and USF (``_samplers_usf.py``: searched schedules
+``usf``, ``teleport+usf``, ``usf_nfe_for_peer_nfe10_error``, ``search_seconds``);
+``worst_error_ratio_nfe_le_10`` counts every deterministic polyfold row;
+``nfe_for_peer_nfe10_error`` is the largest over targets of the smallest budget where polyfold's
+best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
+stays the only peer.
+
 Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
 """
 
@@ -44,6 +55,18 @@ from typing import Any
 
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _samplers_dc import (  # type: ignore[import-not-found]
+    dc_rows,
+    nfe_for_peer_nfe10_error,
+    summarize_dc,
+)
+from _samplers_teleport import (  # type: ignore[import-not-found]
+    dlg_rows,
+    summarize_dlg,
+    summarize_teleport,
+    teleport_rows,
+)
+from _samplers_usf import summarize_usf, usf_rows  # type: ignore[import-not-found]
 from torch import Tensor
 
 from polyfold.core import samplers as S
@@ -336,6 +359,7 @@ class Case:
             kind=kw["beta_schedule"], beta_start=kw["beta_start"], beta_end=kw["beta_end"]
         )
         gmm = make_target(dim, seed=dim)
+        self.target = gmm
         self.eps = MixtureEps(gmm)
         check_model(gmm, self.eps, self.path)
         self.truth = gmm.sample(20000, generator=torch.Generator().manual_seed(1), dtype=F64)
@@ -387,6 +411,13 @@ def _row(
     }
 
 
+def _sched_grid(pair: Pair, case: Case, steps: int) -> Tensor:
+    """The scheduler's time grid of ``steps`` steps."""
+    sched = pair.make(case.kw)
+    sched.set_timesteps(steps)
+    return _to_t(case.path, _grid_sigmas(sched))
+
+
 def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]], float, float]:
     """Rows of one scheduler pair at one NFE budget, and the two per-step overheads."""
     steps = pair.steps(budget)
@@ -422,6 +453,13 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
         t_x = t_grid + time_call(partial(fn, case.den_fixed, path, x_start, grid, sched), repeats=3)
         us_x = (t_x - res.nfe * case.call_cost) / res.nfe * 1e6
         rows.append(_row(case, "polyfold", extra, res.x, res.nfe, budget, ref, us_x))
+    if pair.name == "UniPCMultistep":  # the few-step methods on this scheduler's grids
+        rows += teleport_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += dc_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += usf_rows(case, case.target, x_start, grid, ref, budget, _row)
+        rows += dlg_rows(
+            case, case.target, x_start, partial(_sched_grid, pair, case), ref, budget, _row
+        )
     return rows, us_p, us_d
 
 
@@ -469,7 +507,10 @@ def main(argv: list[str] | None = None) -> None:
                     overhead.setdefault(pair.name, []).extend([us_p, us_d])
             print(f"# {sched_name} dim={dim}: {time.perf_counter() - started:.0f}s", flush=True)
 
-    summary = summarize(rows, overhead)
+    summary = {**summarize(rows, overhead), **summarize_teleport(rows), **summarize_dlg(rows)}
+    summary.update(summarize_dc(rows))
+    summary.update(nfe_for_peer_nfe10_error(rows))
+    summary.update(summarize_usf(rows))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
@@ -499,7 +540,9 @@ def summarize(rows: list[dict[str, Any]], overhead: dict[str, list[float]]) -> d
             errs = [
                 r["ode_error"]
                 for r in rows
-                if (r["path"], r["dim"], r["budget"]) == key and r["library"] == lib
+                if (r["path"], r["dim"], r["budget"]) == key
+                and r["library"] == lib
+                and not r.get("stochastic")
             ]
             best[lib] = min(errs)
         ratio = best["polyfold"] / best["diffusers"]

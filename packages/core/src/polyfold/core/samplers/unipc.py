@@ -31,6 +31,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import phi
+from polyfold.core.samplers.compensation import compensate
 from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
@@ -115,6 +116,7 @@ def unipc(
     prediction: Literal["x0", "eps"] = "x0",
     corrector: bool = True,
     lower_order_final: bool = True,
+    ratios: Sequence[float] | None = None,
     mask: Mask = None,
     callback: StepCallback | None = None,
 ) -> SampleResult:
@@ -127,6 +129,8 @@ def unipc(
         prediction: ``"x0"`` (data prediction, default) or ``"eps"`` (noise prediction).
         corrector: apply UniC (False gives UniP alone).
         lower_order_final: orders at most the number of steps left (the last step first order).
+        ratios: DC-Solver's compensation ratio of each step (see
+            :mod:`~polyfold.core.samplers.compensation`); ``None`` or ones: plain UniPC.
     """
     if order not in (1, 2, 3):
         raise InputError(f"order: expected 1, 2 or 3, got {order!r}")
@@ -151,6 +155,8 @@ def unipc(
                 fn = partial(_key, prediction, variant, True, idx, i)
                 x = run.keep(smap(fn, x_prev, run.levels, *outs), x)
         history = [(i, m), *history][:order]
+        if ratios is not None:
+            history[0] = (i, compensate(run, history, ratios, i))
         p = len(history)
         if lower_order_final:
             p = min(p, run.steps - i)

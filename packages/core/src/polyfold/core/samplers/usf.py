@@ -1,0 +1,264 @@
+r"""USF (Liu et al., "A Unified Sampling Framework for Solver Searching of Diffusion Probabilistic
+Models"): an exponential-integrator sampler with a free choice per step, and a search for it.
+
+A :class:`SolverSchedule` fixes, for one path and NFE, the time points and, per step, the
+solver order (1 to 3, through UniPC's multistep predictor on the last outputs), the prediction
+type it integrates (``"x0"`` or ``"eps"``) and whether UniC corrects the step's end state.
+:func:`usf` runs it (one model call per step, UniPC's coefficients per step). The Taylor
+expansion always starts at the step's start point here (USF's free start is not offered).
+
+:func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
+coordinate descent on the end-point error against a fine reference solve: per step the order,
+prediction and corrector, then each interior time point moved within its neighbours' gap, for a
+few rounds. Every candidate is evaluated by running it (USF's S^3 instead trains a performance
+predictor to rank candidates; that predictor is not implemented here). Schedules are saved as
+small JSON files (:meth:`SolverSchedule.save`, several NFEs per name) and loaded by name or
+file with :func:`load_schedule`, which refuses an NFE that was not searched and a file searched
+on another path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polyfold.core.denoiser import Denoiser
+from polyfold.core.dtypes import F64
+from polyfold.core.errors import InputError, NonFiniteError
+from polyfold.core.paths import GaussianPath
+from polyfold.core.samplers._core import Run, smap
+from polyfold.core.samplers.grids import check_grid, uniform_t_grid
+from polyfold.core.samplers.result import SampleResult, StepCallback
+from polyfold.core.samplers.unipc import _finite_prefix, _key
+from polyfold.core.state import Mask, State
+
+__all__ = ["SearchResult", "SolverSchedule", "load_schedule", "search_schedule", "usf"]
+
+_KINDS = ("x0", "eps")
+
+
+@dataclass(frozen=True)
+class SolverSchedule:
+    """USF's choices for one path and NFE: ``times`` (``nfe + 1`` decreasing), and per step
+    ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``."""
+
+    path: str
+    times: tuple[float, ...]
+    orders: tuple[int, ...]
+    predictions: tuple[str, ...]
+    correctors: tuple[bool, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.times) - 1
+        if n < 1 or any(b >= a for a, b in zip(self.times, self.times[1:], strict=False)):
+            raise InputError("schedule.times: expected at least 2 strictly decreasing times")
+        for name in ("orders", "predictions", "correctors"):
+            if len(getattr(self, name)) != n:
+                raise InputError(f"schedule.{name}: expected {n} entries (one per step)")
+        if any(o not in (1, 2, 3) for o in self.orders):
+            raise InputError(f"schedule.orders: expected 1, 2 or 3, got {self.orders}")
+        if any(p not in _KINDS for p in self.predictions):
+            raise InputError(
+                f"schedule.predictions: expected 'x0' or 'eps', got {self.predictions}"
+            )
+
+    @property
+    def nfe(self) -> int:
+        """Model calls (steps) of the schedule."""
+        return len(self.times) - 1
+
+    @property
+    def grid(self) -> Tensor:
+        """The time grid to pass to :func:`usf`."""
+        return torch.tensor(self.times, dtype=F64)
+
+    @classmethod
+    def default(cls, path: GaussianPath, grid: Tensor | Sequence[float]) -> SolverSchedule:
+        """UniPC-2 with its corrector on ``grid`` (orders ramping up and down), data prediction."""
+        g = check_grid(grid, path).tolist()
+        n = len(g) - 1
+        orders = tuple(max(1, min(2, i + 1, n - i)) for i in range(n))
+        return cls(repr(path), tuple(g), orders, ("x0",) * n, (True,) * n)
+
+    def save(self, name: str, directory: str | Path = "schedules") -> Path:
+        """Add this schedule to ``<directory>/<name>.json`` (one file, several NFEs)."""
+        file = Path(directory) / f"{name}.json"
+        data: dict[str, Any] = {"path": self.path, "schedules": {}}
+        if file.exists():
+            data = json.loads(file.read_text(encoding="utf-8"))
+            if data.get("path") != self.path:
+                raise InputError(f"{file}: holds schedules for {data.get('path')}, not {self.path}")
+        data["schedules"][str(self.nfe)] = {
+            k: list(v) for k, v in asdict(self).items() if k != "path"
+        }
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        return file
+
+
+def load_schedule(
+    source: str | Path, *, nfe: int, path: GaussianPath, directory: str | Path = "schedules"
+) -> SolverSchedule:
+    """The schedule for ``nfe`` steps on ``path`` from a JSON file, or by name from
+    ``<directory>/<name>.json``."""
+    file = Path(source)
+    if not file.suffix:
+        file = Path(directory) / f"{source}.json"
+    if not file.is_file():
+        raise InputError(f"schedule: no file {file} (save one with SolverSchedule.save)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        table = data["schedules"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{file}: not a schedule file ({err})") from err
+    if data.get("path") != repr(path):
+        raise InputError(f"{file}: searched for path {data.get('path')}, not {path!r}")
+    if str(nfe) not in table:
+        have = ", ".join(sorted(table, key=int)) or "none"
+        raise InputError(f"{file}: no schedule for NFE {nfe} (searched NFEs: {have})")
+    entry = table[str(nfe)]
+    return SolverSchedule(
+        repr(path),
+        tuple(float(t) for t in entry["times"]),
+        tuple(int(o) for o in entry["orders"]),
+        tuple(str(p) for p in entry["predictions"]),
+        tuple(bool(c) for c in entry["correctors"]),
+    )
+
+
+def usf(
+    denoiser: Denoiser,
+    paths: GaussianPath,
+    x: State,
+    grid: Tensor | Sequence[float],
+    *,
+    schedule: SolverSchedule,
+    mask: Mask = None,
+    callback: StepCallback | None = None,
+) -> SampleResult:
+    """Run a :class:`SolverSchedule` (``grid`` must be ``schedule.grid``; one call per step)."""
+    if not isinstance(schedule, SolverSchedule):
+        raise InputError("schedule: expected a SolverSchedule (see search_schedule)")
+    if schedule.path != repr(paths):
+        raise InputError(f"schedule: searched for path {schedule.path}, not {paths!r}")
+    run = Run("usf", denoiser, paths, x, grid, mask=mask, callback=callback)
+    if run.t != [float(t) for t in schedule.times]:
+        raise InputError(
+            f"grid: a searched schedule fixes its times; pass schedule.grid ({schedule.nfe} steps)"
+        )
+    history: list[tuple[int, Any]] = []  # (grid index, Denoised), newest first
+    last: tuple[State, list[int], str] | None = None
+    for i in range(run.steps):
+        d = run.denoise(x, run.t[i])
+        if run.final(i):
+            return run.result(run.denoise_to_zero(d, x))
+        if last is not None:
+            x_prev, idx, kind = last
+            if _finite_prefix(run, idx, i) == len(idx) + 1:
+                outs = [_out(h, kind) for _, h in history[: len(idx)]] + [_out(d, kind)]
+                fn = partial(_key, kind, "bh2", True, idx, i)
+                x = run.keep(smap(fn, x_prev, run.levels, *outs), x)
+        history = [(i, d), *history][:3]
+        kind = schedule.predictions[i]
+        idx = [j for j, _ in history[: schedule.orders[i]]]
+        idx = idx[: max(1, _finite_prefix(run, idx))]
+        fn = partial(_key, kind, "bh2", False, idx, i + 1)
+        last = (x, idx, kind) if schedule.correctors[i] else None
+        outs = [_out(h, kind) for _, h in history[: len(idx)]]
+        x = run.keep(smap(fn, x, run.levels, *outs), x)
+        run.report(i, x, d.x0)
+    return run.result(x)
+
+
+def _out(d: Any, kind: str) -> State:
+    out: State = d.x0 if kind == "x0" else d.eps
+    return out
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best schedule :func:`search_schedule` found, its calibration error, the plain
+    default's and the search's wall time."""
+
+    schedule: SolverSchedule
+    error: float
+    default_error: float
+    seconds: float
+    evaluations: int
+
+
+def search_schedule(
+    denoiser: Denoiser,
+    path: GaussianPath,
+    x: Tensor,
+    nfe: int,
+    *,
+    grid: Tensor | Sequence[float] | None = None,
+    rounds: int = 2,
+    sub: int = 16,
+) -> SearchResult:
+    """Search a schedule of ``nfe`` steps for ``denoiser`` on ``path`` with the calibration
+    noise ``x`` (at ``grid[0]``; default grid: uniform in ``t`` to the data point), ``rounds``
+    of coordinate descent against a reference with ``sub`` fine steps per interval."""
+    from polyfold.core.samplers.compensation import _reference
+
+    if not (isinstance(nfe, int) and nfe >= 2):
+        raise InputError(f"nfe: expected a number of steps >= 2, got {nfe!r}")
+    started = time.perf_counter()
+    g0 = uniform_t_grid(path, nfe, append_zero=True) if grid is None else check_grid(grid, path)
+    if len(g0) != nfe + 1:
+        raise InputError(f"grid: expected {nfe + 1} times for nfe={nfe}, got {len(g0)}")
+    ref = _reference(denoiser, path, x, g0, sub)[-1].to(F64)
+    count = 0
+
+    def error(s: SolverSchedule) -> float:
+        nonlocal count
+        count += 1
+        try:
+            out = usf(denoiser, path, x, s.grid, schedule=s).x
+        except NonFiniteError:  # a diverging candidate just loses
+            return math.inf
+        assert isinstance(out, Tensor)
+        return float((out.to(F64) - ref).pow(2).mean().sqrt())
+
+    best = SolverSchedule.default(path, g0)
+    best_err = default_err = error(best)
+    for _ in range(rounds):
+        for i in range(nfe):
+            for field, values in (
+                ("orders", (1, 2, 3)),
+                ("predictions", _KINDS),
+                ("correctors", (True, False)),
+            ):
+                for v in values:
+                    cur = list(getattr(best, field))
+                    if cur[i] == v:
+                        continue
+                    cur[i] = v
+                    changes: dict[str, Any] = {field: tuple(cur)}
+                    cand = replace(best, **changes)
+                    err = error(cand)
+                    if err < best_err:
+                        best, best_err = cand, err
+        for j in range(1, nfe):  # interior time points
+            for frac in (-0.3, -0.15, 0.15, 0.3):
+                ts = list(best.times)
+                gap = ts[j - 1] - ts[j] if frac > 0 else ts[j] - ts[j + 1]
+                new = ts[j] + frac * gap
+                if not ts[j + 1] < new < ts[j - 1] or new < path.t_min:
+                    continue
+                ts[j] = new
+                cand = replace(best, times=tuple(ts))
+                err = error(cand)
+                if err < best_err:
+                    best, best_err = cand, err
+    return SearchResult(best, best_err, default_err, time.perf_counter() - started, count)

@@ -1,0 +1,92 @@
+"""USF: the default schedule is UniPC; the search lowers the error; schedules round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from polyfold.core import samplers as S
+from polyfold.core.denoiser import as_denoiser
+from polyfold.core.errors import InputError
+from polyfold.core.paths import VPCosine, VPLinear
+from polyfold.core.samplers.compensation import _reference
+from polyfold.core.samplers.usf import SolverSchedule, load_schedule, search_schedule, usf
+from polyfold.core.testing import GaussianMixture
+
+F64 = torch.float64
+PATH = VPLinear()
+MIX = GaussianMixture(
+    [[-2.0, 0.0, 1.0], [2.0, 0.5, -1.0], [0.0, -2.0, 0.0]],
+    stds=[0.3, 0.5, 0.4],
+    weights=[0.3, 0.4, 0.3],
+)
+DEN = as_denoiser(MIX.model(PATH, "eps"), PATH, prediction="eps")
+
+
+def _noise(n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def _rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).pow(2).mean().sqrt())
+
+
+@pytest.mark.parametrize("zero", [True, False])
+def test_default_schedule_is_unipc(zero: bool) -> None:
+    grid = S.uniform_t_grid(PATH, 6, append_zero=zero)
+    sched = SolverSchedule.default(PATH, grid)
+    x = _noise(32, 0)
+    plain = S.unipc(DEN, PATH, x, grid)
+    out = usf(DEN, PATH, x, sched.grid, schedule=sched)
+    torch.testing.assert_close(out.x, plain.x, rtol=0.0, atol=1e-12)
+    assert out.nfe == plain.nfe == 6
+
+
+def test_corrector_off_and_eps_prediction_are_unip_eps() -> None:
+    grid = S.uniform_t_grid(PATH, 5, t_end=1e-3)
+    base = SolverSchedule.default(PATH, grid)
+    sched = SolverSchedule(base.path, base.times, base.orders, ("eps",) * 5, (False,) * 5)
+    x = _noise(16, 1)
+    plain = S.unipc(DEN, PATH, x, grid, prediction="eps", corrector=False)
+    torch.testing.assert_close(usf(DEN, PATH, x, grid, schedule=sched).x, plain.x)
+
+
+def test_search_beats_the_default_on_held_out_noise(tmp_path) -> None:
+    found = search_schedule(DEN, PATH, _noise(32, 2), 5, rounds=1)
+    assert found.error < 0.7 * found.default_error
+    assert found.evaluations > 10
+    sched = found.schedule
+    x = _noise(256, 3)
+    g0 = S.uniform_t_grid(PATH, 5, append_zero=True)
+    ref = _reference(DEN, PATH, x, g0, 32)[-1]
+    default = usf(DEN, PATH, x, g0, schedule=SolverSchedule.default(PATH, g0)).x
+    searched = usf(DEN, PATH, x, sched.grid, schedule=sched).x
+    assert _rms(searched, ref) < 0.8 * _rms(default, ref)
+    # saved and loaded by name, next to another NFE
+    sched.save("mix", tmp_path)
+    SolverSchedule.default(PATH, S.uniform_t_grid(PATH, 4, append_zero=True)).save("mix", tmp_path)
+    assert load_schedule("mix", nfe=5, path=PATH, directory=tmp_path) == sched
+    assert load_schedule(tmp_path / "mix.json", nfe=4, path=PATH).nfe == 4
+    assert set(json.loads((tmp_path / "mix.json").read_text())["schedules"]) == {"4", "5"}
+
+
+def test_bad_input(tmp_path) -> None:
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    sched.save("s", tmp_path)
+    with pytest.raises(InputError, match=r"no schedule for NFE 6 \(searched NFEs: 4\)"):
+        load_schedule("s", nfe=6, path=PATH, directory=tmp_path)
+    with pytest.raises(InputError, match="searched for path VPLinear"):
+        load_schedule("s", nfe=4, path=VPCosine(), directory=tmp_path)
+    with pytest.raises(InputError, match="no file"):
+        load_schedule("missing", nfe=4, path=PATH, directory=tmp_path)
+    with pytest.raises(InputError, match="holds schedules for"):
+        SolverSchedule.default(VPCosine(), S.uniform_t_grid(VPCosine(), 4)).save("s", tmp_path)
+    with pytest.raises(InputError, match="fixes its times"):
+        usf(DEN, PATH, _noise(4, 0), S.uniform_t_grid(PATH, 4), schedule=sched)
+    with pytest.raises(InputError, match="searched for path"):
+        usf(DEN, VPCosine(), _noise(4, 0), grid, schedule=sched)
+    with pytest.raises(InputError, match="orders"):
+        SolverSchedule(sched.path, sched.times, (1, 2, 4, 1), sched.predictions, sched.correctors)
