@@ -24,19 +24,50 @@ from polyfold.speech.phones import arpabet_to_phone
 __all__ = ["NeuralG2P", "cmu_lexicon", "text_to_phones", "word_to_arpabet"]
 
 _GRAPHEMES = ["<pad>", "<unk>", "</s>", *"abcdefghijklmnopqrstuvwxyz"]
-_VOWELS = "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()
-_CONSONANTS = "B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y Z ZH".split()
+_VOWELS = ["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"]
+_CONSONANTS = [
+    "B",
+    "CH",
+    "D",
+    "DH",
+    "F",
+    "G",
+    "HH",
+    "JH",
+    "K",
+    "L",
+    "M",
+    "N",
+    "NG",
+    "P",
+    "R",
+    "S",
+    "SH",
+    "T",
+    "TH",
+    "V",
+    "W",
+    "Y",
+    "Z",
+    "ZH",
+]
 # the model's output vocabulary: specials, then stressed vowels, consonants and a bare "UW", sorted
-_G2P_PHONES = ["<pad>", "<unk>", "<s>", "</s>"] + sorted(
-    {v + s for v in _VOWELS for s in "012"} | set(_CONSONANTS) | {"UW"}
-)
+_G2P_PHONES = [
+    "<pad>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    *sorted({v + s for v in _VOWELS for s in "012"} | set(_CONSONANTS) | {"UW"}),
+]
 _MAX_PHONES = 32
 
 
 def _package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"front end: the {package!r} package is not installed (pip install {package})")
+        raise InputError(
+            f"front end: the {package!r} package is not installed (pip install {package})"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise InputError(f"front end: {path} is missing from the {package!r} package")

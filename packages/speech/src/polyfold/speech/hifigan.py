@@ -67,7 +67,9 @@ class HiFiGANGenerator(nn.Module):
         self.resblocks = nn.ModuleList()
         ch = channels
         for rate, kernel in zip(upsample_rates, upsample_kernels, strict=True):
-            self.ups.append(nn.ConvTranspose1d(ch, ch // 2, kernel, rate, padding=(kernel - rate) // 2))
+            self.ups.append(
+                nn.ConvTranspose1d(ch, ch // 2, kernel, rate, padding=(kernel - rate) // 2)
+            )
             ch //= 2
             for k, d in zip(resblock_kernels, resblock_dilations, strict=True):
                 self.resblocks.append(_ResBlock(ch, k, d))

@@ -12,13 +12,31 @@ import unicodedata
 
 from polyfold.core.errors import InputError
 
-__all__ = ["number_to_words", "normalize_text"]
+__all__ = ["normalize_text", "number_to_words"]
 
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORDINAL_IRREGULAR = {
     "one": "first",
@@ -72,8 +90,10 @@ def number_to_words(n: int, ordinal: bool = False, year: bool = False) -> str:
     else:
         for scale, name in _SCALES:
             if n >= scale:
-                words += _below_thousand(n // scale % 1000) if n // scale < 1000 else (
-                    number_to_words(n // scale).split()
+                words += (
+                    _below_thousand(n // scale % 1000)
+                    if n // scale < 1000
+                    else (number_to_words(n // scale).split())
                 )
                 words.append(name)
                 n %= scale
@@ -125,7 +145,7 @@ def normalize_text(text: str) -> list[str]:
     after_abbreviation = False
     for raw in re.findall(r"[A-Za-z']+|\S", text):
         was_abbreviation, after_abbreviation = after_abbreviation, False
-        if raw[0].isalpha() or raw[0] == "'" and len(raw) > 1:
+        if raw[0].isalpha() or (raw[0] == "'" and len(raw) > 1):
             word = raw.lower().strip("'")
             if word in _ABBREVIATIONS:
                 tokens += _ABBREVIATIONS[word].split()

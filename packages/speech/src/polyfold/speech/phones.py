@@ -14,10 +14,50 @@ from polyfold.core.errors import InputError
 
 __all__ = ["PAD_ID", "PHONES", "PHONE_TO_ID", "arpabet_to_phone", "phone_ids"]
 
-VOWELS = ("aa", "ae", "ah", "ao", "aw", "ax", "ay", "eh", "er", "ey", "ih", "iy", "ow", "oy", "uh", "uw")
-CONSONANTS = (
-    "b ch d dh f g hh jh k l m n ng p r s sh t th v w y z zh"
-).split()
+VOWELS = (
+    "aa",
+    "ae",
+    "ah",
+    "ao",
+    "aw",
+    "ax",
+    "ay",
+    "eh",
+    "er",
+    "ey",
+    "ih",
+    "iy",
+    "ow",
+    "oy",
+    "uh",
+    "uw",
+)
+CONSONANTS = [
+    "b",
+    "ch",
+    "d",
+    "dh",
+    "f",
+    "g",
+    "hh",
+    "jh",
+    "k",
+    "l",
+    "m",
+    "n",
+    "ng",
+    "p",
+    "r",
+    "s",
+    "sh",
+    "t",
+    "th",
+    "v",
+    "w",
+    "y",
+    "z",
+    "zh",
+]
 PHONES: tuple[str, ...] = ("pau", *VOWELS, *CONSONANTS)
 PAD_ID = 0
 PHONE_TO_ID = {p: i + 1 for i, p in enumerate(PHONES)}
