@@ -84,6 +84,10 @@ PRESETS: dict[str, AcousticConfig] = {
     "cpu": AcousticConfig(
         hidden=128, encoder_layers=2, ff=512, duration_channels=128, channels=80, layers=8
     ),
+    # ~0.4M parameters: the shipped checkpoints (minutes of training on a shared CPU)
+    "tiny": AcousticConfig(
+        hidden=96, encoder_layers=2, ff=256, duration_channels=96, channels=64, layers=6
+    ),
     # the papers' denoiser (ProDiff / DiffSpeech: 20 residual layers of 256 channels)
     "paper": AcousticConfig(
         hidden=256, encoder_layers=4, ff=1024, duration_channels=256, channels=256, layers=20

@@ -154,10 +154,10 @@ def distill_prodiff(
     settings: TrainSettings | None = None,
     progress: Progress = None,
 ) -> Path:
-    """ProDiff: progressive distillation of a VP teacher from ``teacher_steps`` DDIM steps down
+    """ProDiff: progressive distillation of a teacher (VP as in the paper, or EDM) from ``teacher_steps`` DDIM steps down
     to ``final_steps``, ``settings.steps`` optimizer steps per round."""
-    if teacher.cfg.kind != "teacher" or teacher.cfg.path != "vp":
-        raise InputError("teacher: ProDiff distils a teacher trained with --path vp")
+    if teacher.cfg.kind != "teacher":
+        raise InputError("teacher: ProDiff distils a teacher (train one with --model teacher)")
     settings = settings or TrainSettings()
     out = Path(out)
     data = _data(corpus)
