@@ -26,6 +26,8 @@ def ljspeech(tmp_path: Path) -> Path:
         "LJ001-0003|For although the Chinese took.|For although the Chinese took.",
     ]
     for k, row in enumerate(rows):
-        write_audio(root / "wavs" / f"{row.split('|')[0]}.wav", tone(0.6 + 0.1 * k, 200 + 40 * k), SR)
+        write_audio(
+            root / "wavs" / f"{row.split('|')[0]}.wav", tone(0.6 + 0.1 * k, 200 + 40 * k), SR
+        )
     (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root

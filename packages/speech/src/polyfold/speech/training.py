@@ -154,8 +154,9 @@ def distill_prodiff(
     settings: TrainSettings | None = None,
     progress: Progress = None,
 ) -> Path:
-    """ProDiff: progressive distillation of a teacher (VP as in the paper, or EDM) from ``teacher_steps`` DDIM steps down
-    to ``final_steps``, ``settings.steps`` optimizer steps per round."""
+    """ProDiff: progressive distillation of a teacher (VP as in the paper, or EDM) from
+    ``teacher_steps`` DDIM steps down to ``final_steps``, ``settings.steps`` optimizer steps per
+    round."""
     if teacher.cfg.kind != "teacher":
         raise InputError("teacher: ProDiff distils a teacher (train one with --model teacher)")
     settings = settings or TrainSettings()
