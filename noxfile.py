@@ -79,6 +79,10 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-eeg generate --class eyem -n 4 --out {tmp}/eeg --quiet",
         "polyfold-eeg generate --model wgan --class musc,chew -n 4 --out {tmp}/eeg-wgan --quiet",
     ],
+    "speech": [
+        'polyfold-speech tts "Now is the winter of our discontent." --model comospeech '
+        "--vocoder griffin-lim --out {tmp}/speech.wav",
+    ],
     "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
     "tabular": [
         'python -c "from sklearn.datasets import load_wine; '
@@ -165,11 +169,20 @@ def quickstart(session: nox.Session) -> None:
     session.run("polyfold", "quickstart", "--out", "runs/quickstart", *session.posargs)
 
 
+def _apt_install(session: nox.Session, *packages: str) -> None:
+    """Install Debian packages a session needs (sudo when not root), unless already there."""
+    missing = [p for p in packages if shutil.which(p) is None]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        session.run(*sudo, "apt-get", "install", "-y", *missing, external=True)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks with their peer libraries: all ``--quick``, or ``-- TOPIC ARGS`` for one."""
     _install(session, PACKAGES, extras="")
     session.install("-r", "apps/bench/requirements.txt")
+    _apt_install(session, "flite")  # speech: builds the flite-slt corpus
     if session.posargs:
         topic, *args = session.posargs
         script = ROOT / "apps" / "bench" / f"{topic}.py"
