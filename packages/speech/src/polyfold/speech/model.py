@@ -28,10 +28,11 @@ from polyfold.core.errors import InputError
 from polyfold.core.export import register_model
 from polyfold.core.paths import EDM, GaussianPath, VPCosine
 from polyfold.core.predictions import EDMPrecond
+from polyfold.core.samplers.grids import zero_time
 from polyfold.speech.layers import DurationPredictor, PhoneEncoder, WaveNetDenoiser, length_regulate
 from polyfold.speech.phones import PHONES
 
-__all__ = ["PRESETS", "AcousticConfig", "AcousticModel", "make_path"]
+__all__ = ["PRESETS", "AcousticConfig", "AcousticModel", "make_path", "step_grid"]
 
 Kind = Literal["teacher", "prodiff", "comospeech"]
 PathName = Literal["vp", "edm"]
@@ -93,6 +94,15 @@ PRESETS: dict[str, AcousticConfig] = {
         hidden=256, encoder_layers=4, ff=1024, duration_channels=256, channels=256, layers=20
     ),
 }
+
+
+def step_grid(path: GaussianPath, steps: int) -> Tensor:
+    """The decreasing time grid of an ``steps``-step sampler: ``steps`` points uniform in ``t``
+    from ``t_max`` down to (but excluding) ``t_min``, then the data point. On the EDM path this
+    is Karras' rho-7 grid whose last level ``sigma_min`` is replaced by zero, so every step
+    counts (a 2-step grid is 80 -> 2.5 -> 0)."""
+    body = torch.linspace(path.t_max, path.t_min, steps + 1, dtype=torch.float64)[:-1]
+    return torch.cat([body, torch.tensor([zero_time(path)], dtype=torch.float64)])
 
 
 def make_path(name: PathName) -> GaussianPath:

@@ -23,14 +23,19 @@ from polyfold.core.distill import (
     consistency_distillation_loss,
     ema_update,
     karras_sigmas,
-    pd_grid,
     progressive_distillation_loss,
 )
 from polyfold.core.losses import dsm_loss
 from polyfold.core.samplers import get_sampler
 from polyfold.speech.alignment import monotonic_alignment_batch
 from polyfold.speech.layers import length_regulate
-from polyfold.speech.model import EDM_RHO, EDM_SIGMA_MAX, EDM_SIGMA_MIN, AcousticModel
+from polyfold.speech.model import (
+    EDM_RHO,
+    EDM_SIGMA_MAX,
+    EDM_SIGMA_MIN,
+    AcousticModel,
+    step_grid,
+)
 
 __all__ = ["comospeech_loss", "prepare_batch", "prodiff_loss", "teacher_loss"]
 
@@ -103,7 +108,7 @@ def teacher_sample(
     """The teacher's ``steps``-step DDIM sample (normalised mel) for a condition."""
     denoiser = as_denoiser(teacher, teacher.path, prediction="x0", cond=cond)
     x = teacher.path.prior_sample(shape, generator=generator, device=cond["h"].device)
-    grid = pd_grid(teacher.path, steps)
+    grid = step_grid(teacher.path, steps)
     return get_sampler("ddim")(denoiser, teacher.path, x, grid, mask=cond["mask"]).x
 
 
@@ -131,6 +136,7 @@ def prodiff_loss(
         x0,
         path=student.path,
         student_steps=student_steps,
+        grid=step_grid(student.path, 2 * student_steps),
         generator=generator,
     )
 

@@ -11,11 +11,17 @@ import torch
 from torch import Tensor
 
 from polyfold.core.denoiser import NFECounter, as_denoiser
-from polyfold.core.distill import consistency_sample, karras_sigmas, pd_grid
+from polyfold.core.distill import consistency_sample, karras_sigmas
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.samplers import get_sampler
 from polyfold.speech.g2p import text_to_phones
-from polyfold.speech.model import EDM_RHO, EDM_SIGMA_MAX, EDM_SIGMA_MIN, AcousticModel
+from polyfold.speech.model import (
+    EDM_RHO,
+    EDM_SIGMA_MAX,
+    EDM_SIGMA_MIN,
+    AcousticModel,
+    step_grid,
+)
 from polyfold.speech.phones import phone_ids
 
 __all__ = ["Synthesis", "sample_mel", "synthesize"]
@@ -60,7 +66,7 @@ def sample_mel(
     denoiser = as_denoiser(model, model.path, prediction="x0", cond=cond)
     x = model.path.prior_sample(shape, generator=generator, device=device)
     result = get_sampler("ddim")(
-        denoiser, model.path, x, pd_grid(model.path, steps), mask=cond["mask"]
+        denoiser, model.path, x, step_grid(model.path, steps), mask=cond["mask"]
     )
     return result.x * cond["mask"].unsqueeze(-1), result.nfe
 
