@@ -137,7 +137,7 @@ def tts(
     ],
     out: Annotated[Path, typer.Option("--out", help="WAV file (a folder for a text file).")],
     model: Annotated[
-        str, typer.Option("--model", help="prodiff, comospeech or a model file.")
+        str, typer.Option("--model", help="prodiff, comospeech, teacher or a model file.")
     ] = "comospeech",
     steps: Annotated[int | None, typer.Option(help="Sampler steps [default: the model's].")] = None,
     vocoder: Annotated[str, typer.Option(help="hifigan or griffin-lim.")] = "hifigan",
@@ -169,6 +169,60 @@ def tts(
     )
     for path, seconds in written:
         typer.echo(f"wrote {path} ({seconds:.2f} s)")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path, typer.Option("--data", help="A corpus folder; its test split is scored.")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="prodiff, comospeech, teacher or a model file.")
+    ] = "comospeech",
+    steps: Annotated[int | None, typer.Option(help="Sampler steps [default: the model's].")] = None,
+    n: Annotated[int, typer.Option("-n", help="Test utterances to score.")] = 20,
+    vocoder: Annotated[str, typer.Option(help="hifigan or griffin-lim.")] = "hifigan",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the metrics as JSON.")] = None,
+    force: Force = False,
+) -> None:
+    """MCD, F0 RMSE, voicing error, CER/WER (pocketsphinx), DNSMOS and RTF on a test split."""
+    import json
+    import time
+
+    import torch
+
+    from polyfold.core.audio import read_audio
+    from polyfold.core.outputs import write_text
+    from polyfold.speech.corpus import load_corpus
+    from polyfold.speech.evaluation import Recognizer, score_system
+    from polyfold.speech.generate import load_acoustic
+    from polyfold.speech.synthesis import synthesize
+    from polyfold.speech.vocoder import load_vocoder
+
+    check_int("-n", n)
+    if out is not None:
+        check_output_file(out, force=force)
+    torch.set_num_threads(1)
+    corpus = load_corpus(data)
+    tests = corpus.split("test")[:n]
+    if not tests:
+        raise InputError(f"--data {data}: no test utterances")
+    acoustic, voc, asr = load_acoustic(model), load_vocoder(vocoder), Recognizer()  # type: ignore[arg-type]
+    sr = corpus.settings.sample_rate
+    truth, waves, mel_s, audio_s = [], [], 0.0, 0.0
+    for k, utt in enumerate(tests):
+        truth.append(read_audio(corpus.root / utt.wav, sample_rate=sr)[0])
+        t0 = time.perf_counter()
+        result = synthesize(acoustic, phones=utt.phones, steps=steps, seed=k)
+        mel_s += time.perf_counter() - t0
+        waves.append(voc(result.mel[None])[0].numpy())
+        audio_s += waves[-1].size / sr
+    metrics = score_system(truth, waves, [u.text for u in tests], sr, asr)
+    metrics.update(mel_rtf_1thread=mel_s / audio_s, nfe=result.nfe, utterances=len(tests))
+    for key, value in metrics.items():
+        typer.echo(f"{key}: {value:.4g}")
+    if out is not None:
+        write_text(out, json.dumps({"model": model, "data": str(data), **metrics}, indent=2) + "\n")
 
 
 @app.command()

@@ -25,7 +25,14 @@ from polyfold.core.errors import InputError
 from polyfold.core.extras import install_hint
 from polyfold.speech.normalize import normalize_text
 
-__all__ = ["ErrorRates", "Recognizer", "dnsmos_ovrl", "edit_distance", "error_rates"]
+__all__ = [
+    "ErrorRates",
+    "Recognizer",
+    "dnsmos_ovrl",
+    "edit_distance",
+    "error_rates",
+    "score_system",
+]
 
 ASR_RATE = 16000
 DNSMOS_SECONDS = 9.01
@@ -138,3 +145,27 @@ def dnsmos_ovrl(wave: np.ndarray, sample_rate: int) -> float:
         raw = session.run(None, {"input_1": seg[None].astype(np.float32)})[0][0]
         scores.append(float(_OVRL_POLY(raw[2])))
     return float(np.mean(scores))
+
+
+def score_system(
+    references: Sequence[np.ndarray],
+    waves: Sequence[np.ndarray],
+    texts: Sequence[str],
+    sample_rate: int,
+    recognizer: Recognizer,
+) -> dict[str, float]:
+    """Every objective metric of a system's ``waves`` against the ground-truth ``references``
+    of the same ``texts``: MCD (DTW, dB), F0 RMSE (Hz), voicing error, CER, WER, DNSMOS OVRL."""
+    from polyfold.speech.mcd import f0_error, mcd_db
+
+    pairs = list(zip(references, waves, strict=True))
+    f0 = [f0_error(g, w, sample_rate) for g, w in pairs]
+    rates = error_rates(texts, [recognizer(w, sample_rate) for w in waves])
+    return {
+        "mcd_db": float(np.mean([mcd_db(g, w, sample_rate) for g, w in pairs])),
+        "f0_rmse_hz": float(np.nanmean([e.rmse_hz for e in f0])),
+        "voicing_error": float(np.mean([e.voicing_error for e in f0])),
+        "cer": rates.cer,
+        "wer": rates.wer,
+        "dnsmos_ovrl": float(np.mean([dnsmos_ovrl(w, sample_rate) for w in waves])),
+    }

@@ -13,14 +13,15 @@ from polyfold.speech.model import AcousticModel
 from polyfold.speech.synthesis import synthesize
 from polyfold.speech.vocoder import load_vocoder
 
-__all__ = ["SHIPPED", "load_acoustic", "shipped_path", "speak_lines"]
+__all__ = ["SHIPPED", "SHIPPED_TEACHER", "load_acoustic", "shipped_path", "speak_lines"]
 
 SHIPPED = ("prodiff", "comospeech")
+SHIPPED_TEACHER = "teacher"  # the EDM teacher both students were distilled from
 
 
 def shipped_path(name: str) -> Path:
-    """The model file of a shipped model (``prodiff`` or ``comospeech``)."""
-    if name not in SHIPPED:
+    """The model file of a shipped model (``prodiff``, ``comospeech`` or ``teacher``)."""
+    if name not in (*SHIPPED, SHIPPED_TEACHER):
         raise InputError(
             f"model: expected one of {', '.join(SHIPPED)} or a model file, got {name!r}"
         )
@@ -30,7 +31,8 @@ def shipped_path(name: str) -> Path:
 def load_acoustic(name_or_path: str) -> AcousticModel:
     """A shipped model by name, or the acoustic model in a model file (``X`` or
     ``X.safetensors`` with its ``X.json``)."""
-    path = shipped_path(name_or_path) if name_or_path in SHIPPED else Path(name_or_path)
+    shipped = name_or_path in (*SHIPPED, SHIPPED_TEACHER)
+    path = shipped_path(name_or_path) if shipped else Path(name_or_path)
     model = load_model(path).model
     if not isinstance(model, AcousticModel):
         raise InputError(
