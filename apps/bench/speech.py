@@ -35,6 +35,7 @@ from polyfold.core.audio import log_mel
 from polyfold.speech.evaluation import Recognizer, score_system
 from polyfold.speech.flite import shakespeare_lines, speak_with_flite
 from polyfold.speech.generate import load_acoustic
+from polyfold.speech.mcd import world_features
 from polyfold.speech.synthesis import synthesize
 from polyfold.speech.vocoder import griffin_lim, load_vocoder
 
@@ -105,9 +106,14 @@ def main() -> None:
     outputs["copy-world"] = [world_copy(w) for w in truth]
 
     asr = Recognizer()
+    reference = [world_features(w, SR) for w in truth]
     rows: list[dict[str, Any]] = []
     for name, waves in outputs.items():
-        row = {"system": name, **score_system(truth, waves, lines, SR, asr), **timing.get(name, {})}
+        row = {
+            "system": name,
+            **score_system(reference, waves, lines, SR, asr),
+            **timing.get(name, {}),
+        }
         rows.append(row)
     print_table(rows)
     by = {r["system"]: r for r in rows}

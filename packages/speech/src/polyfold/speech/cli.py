@@ -196,6 +196,7 @@ def evaluate(
     from polyfold.speech.corpus import load_corpus
     from polyfold.speech.evaluation import Recognizer, score_system
     from polyfold.speech.generate import load_acoustic
+    from polyfold.speech.mcd import world_features
     from polyfold.speech.synthesis import synthesize
     from polyfold.speech.vocoder import load_vocoder
 
@@ -211,7 +212,7 @@ def evaluate(
     sr = corpus.settings.sample_rate
     truth, waves, mel_s, audio_s = [], [], 0.0, 0.0
     for k, utt in enumerate(tests):
-        truth.append(read_audio(corpus.root / utt.wav, sample_rate=sr)[0])
+        truth.append(world_features(read_audio(corpus.root / utt.wav, sample_rate=sr)[0], sr))
         t0 = time.perf_counter()
         result = synthesize(acoustic, phones=utt.phones, steps=steps, seed=k)
         mel_s += time.perf_counter() - t0

@@ -23,6 +23,7 @@ import numpy as np
 from polyfold.core.audio import resample
 from polyfold.core.errors import InputError
 from polyfold.core.extras import install_hint
+from polyfold.speech.mcd import WorldFeatures, f0_between, mcd_between, world_features
 from polyfold.speech.normalize import normalize_text
 
 __all__ = [
@@ -148,21 +149,21 @@ def dnsmos_ovrl(wave: np.ndarray, sample_rate: int) -> float:
 
 
 def score_system(
-    references: Sequence[np.ndarray],
+    references: Sequence[WorldFeatures],
     waves: Sequence[np.ndarray],
     texts: Sequence[str],
     sample_rate: int,
     recognizer: Recognizer,
 ) -> dict[str, float]:
-    """Every objective metric of a system's ``waves`` against the ground-truth ``references``
-    of the same ``texts``: MCD (DTW, dB), F0 RMSE (Hz), voicing error, CER, WER, DNSMOS OVRL."""
-    from polyfold.speech.mcd import f0_error, mcd_db
-
-    pairs = list(zip(references, waves, strict=True))
-    f0 = [f0_error(g, w, sample_rate) for g, w in pairs]
+    """Every objective metric of a system's ``waves`` against the analysed ground truth
+    (:func:`polyfold.speech.mcd.world_features` of each reference) of the same ``texts``: MCD
+    (DTW, dB), F0 RMSE (Hz), voicing error, CER, WER, DNSMOS OVRL."""
+    feats = [world_features(w, sample_rate) for w in waves]
+    pairs = list(zip(references, feats, strict=True))
+    f0 = [f0_between(g, w) for g, w in pairs]
     rates = error_rates(texts, [recognizer(w, sample_rate) for w in waves])
     return {
-        "mcd_db": float(np.mean([mcd_db(g, w, sample_rate) for g, w in pairs])),
+        "mcd_db": float(np.mean([mcd_between(g, w) for g, w in pairs])),
         "f0_rmse_hz": float(np.nanmean([e.rmse_hz for e in f0])),
         "voicing_error": float(np.mean([e.voicing_error for e in f0])),
         "cer": rates.cer,

@@ -1,7 +1,8 @@
 """Mel-cepstral distortion with dynamic-time-warping alignment, and F0 error, between two
 waveforms (the objective spectral and pitch measures of TTS papers).
 
-Mel-cepstra come from WORLD's spectral envelope (``pyworld``, the ``eval`` extra): the log power
+Each clip is analysed once (:func:`world_features`: WORLD's DIO + StoneMask F0 and CheapTrick
+envelope, ``pyworld``, the ``eval`` extra), then compared. Mel-cepstra: the log power
 envelope is resampled on the all-pass-warped frequency axis (the all-pass constant that best fits
 the mel scale at the sample rate: 0.41 at 16 kHz, as SPTK) and turned into a cepstrum of order
 24 (the 0th coefficient, energy, left out). Both signals are analysed at 16 kHz and frames more
@@ -24,13 +25,15 @@ from polyfold.speech._pyworld import pyworld
 
 __all__ = [
     "F0Error",
+    "WorldFeatures",
     "allpass_alpha",
     "dtw_path",
     "envelope_to_mcep",
+    "f0_between",
     "f0_error",
+    "mcd_between",
     "mcd_db",
-    "mel_cepstrum",
-    "world_f0",
+    "world_features",
 ]
 
 MCEP_ORDER = 24
@@ -40,21 +43,6 @@ FRAME_MS = 5.0
 ANALYSIS_RATE = 16000
 SILENCE_DB = 40.0  # frames this far below the loudest are silence, left out of the MCD
 _DB = 10.0 / math.log(10.0) * math.sqrt(2.0)
-
-
-def _analysis(wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pw = pyworld()
-    x = np.asarray(wave, dtype=np.float64)
-    if x.ndim != 1 or x.size < sample_rate // 20:
-        raise InputError(f"audio: expected a 1-D signal of at least 50 ms, got shape {x.shape}")
-    f0, times = pw.harvest(x, sample_rate, frame_period=FRAME_MS)
-    sp = pw.cheaptrick(x, f0, times, sample_rate)
-    return f0, sp, times
-
-
-def world_f0(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """F0 in Hz every 5 ms (0 where unvoiced), WORLD's Harvest."""
-    return _analysis(wave, sample_rate)[0]
 
 
 @functools.cache
@@ -83,15 +71,27 @@ def envelope_to_mcep(sp: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) 
     return np.fft.irfft(resampled, axis=1)[:, : order + 1]
 
 
-def mel_cepstrum(wave: np.ndarray, sample_rate: int, drop_silence: bool = True) -> np.ndarray:
-    """``(frames, 25)`` mel-cepstra of ``wave`` every 5 ms; with ``drop_silence`` only the frames
-    within :data:`SILENCE_DB` of the loudest one."""
-    _, sp, _ = _analysis(wave, sample_rate)
-    mcep = envelope_to_mcep(sp, sample_rate)
-    if drop_silence:
-        energy_db = 10 * np.log10(np.maximum(sp.sum(1), 1e-30))
-        mcep = mcep[energy_db >= energy_db.max() - SILENCE_DB]
-    return mcep
+@dataclass(frozen=True)
+class WorldFeatures:
+    """One clip's analysis every 5 ms at 16 kHz: F0 (Hz, 0 unvoiced), mel-cepstra
+    ``(frames, 25)`` and frame energy (dB)."""
+
+    f0: np.ndarray
+    mcep: np.ndarray
+    energy_db: np.ndarray
+
+
+def world_features(wave: np.ndarray, sample_rate: int) -> WorldFeatures:
+    """Analyse a clip (resampled to 16 kHz) with WORLD."""
+    pw = pyworld()
+    x = resample(np.asarray(wave, dtype=np.float32), sample_rate, ANALYSIS_RATE).astype(np.float64)
+    if x.ndim != 1 or x.size < ANALYSIS_RATE // 20:
+        raise InputError(f"audio: expected a 1-D signal of at least 50 ms, got shape {x.shape}")
+    f0, times = pw.dio(x, ANALYSIS_RATE, frame_period=FRAME_MS)
+    f0 = pw.stonemask(x, f0, times, ANALYSIS_RATE)
+    sp = pw.cheaptrick(x, f0, times, ANALYSIS_RATE)
+    energy = 10 * np.log10(np.maximum(sp.sum(1), 1e-30))
+    return WorldFeatures(f0, envelope_to_mcep(sp, ANALYSIS_RATE), energy)
 
 
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,23 +114,24 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ii, jj
 
 
-def _at_rate(wave: np.ndarray, sample_rate: int, analysis_rate: int) -> np.ndarray:
-    return resample(np.asarray(wave, dtype=np.float32), sample_rate, analysis_rate)
+def _cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
 
 
-def mcd_db(
-    reference: np.ndarray,
-    synthesized: np.ndarray,
-    sample_rate: int,
-    analysis_rate: int = ANALYSIS_RATE,
-) -> float:
-    """Mel-cepstral distortion (dB) between two waveforms at ``sample_rate``, DTW-aligned,
-    analysed at ``analysis_rate`` (both resampled to it)."""
-    a = mel_cepstrum(_at_rate(reference, sample_rate, analysis_rate), analysis_rate)[:, 1:]
-    b = mel_cepstrum(_at_rate(synthesized, sample_rate, analysis_rate), analysis_rate)[:, 1:]
-    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+def mcd_between(reference: WorldFeatures, synthesized: WorldFeatures) -> float:
+    """MCD (dB) of two analysed clips: silent frames dropped, DTW on the rest, c0 left out."""
+    a = reference.mcep[reference.energy_db >= reference.energy_db.max() - SILENCE_DB, 1:]
+    b = synthesized.mcep[synthesized.energy_db >= synthesized.energy_db.max() - SILENCE_DB, 1:]
+    cost = _cost(a, b)
     ii, jj = dtw_path(cost)
     return float(_DB * cost[ii, jj].mean())
+
+
+def mcd_db(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int) -> float:
+    """Mel-cepstral distortion (dB) between two waveforms at ``sample_rate``."""
+    return mcd_between(
+        world_features(reference, sample_rate), world_features(synthesized, sample_rate)
+    )
 
 
 @dataclass(frozen=True)
@@ -141,17 +142,18 @@ class F0Error:
     voicing_error: float
 
 
-def f0_error(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int) -> F0Error:
-    """F0 RMSE and voicing decision error after DTW alignment on mel-cepstra (all frames)."""
-    rate = ANALYSIS_RATE
-    fa, spa, _ = _analysis(_at_rate(reference, sample_rate, rate), rate)
-    fb, spb, _ = _analysis(_at_rate(synthesized, sample_rate, rate), rate)
-    a = envelope_to_mcep(spa, rate)[:, 1:]
-    b = envelope_to_mcep(spb, rate)[:, 1:]
-    ii, jj = dtw_path(np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)))
-    va, vb = fa[ii] > 0, fb[jj] > 0
+def f0_between(reference: WorldFeatures, synthesized: WorldFeatures) -> F0Error:
+    """F0 RMSE and voicing error of two analysed clips, DTW-aligned on mel-cepstra (all frames)."""
+    ii, jj = dtw_path(_cost(reference.mcep[:, 1:], synthesized.mcep[:, 1:]))
+    fa, fb = reference.f0[ii], synthesized.f0[jj]
+    va, vb = fa > 0, fb > 0
     both = va & vb
-    rmse = (
-        float(np.sqrt(np.mean((fa[ii][both] - fb[jj][both]) ** 2))) if both.any() else float("nan")
-    )
+    rmse = float(np.sqrt(np.mean((fa[both] - fb[both]) ** 2))) if both.any() else float("nan")
     return F0Error(rmse_hz=rmse, voicing_error=float(np.mean(va != vb)))
+
+
+def f0_error(reference: np.ndarray, synthesized: np.ndarray, sample_rate: int) -> F0Error:
+    """F0 RMSE and voicing error between two waveforms at ``sample_rate``."""
+    return f0_between(
+        world_features(reference, sample_rate), world_features(synthesized, sample_rate)
+    )

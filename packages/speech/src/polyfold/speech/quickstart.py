@@ -25,7 +25,6 @@ __all__ = ["MARKER", "SENTENCES", "quickstart"]
 MARKER = "speech-quickstart.json"
 SENTENCES = (
     "Now is the winter of our discontent.",
-    "The quality of mercy is not strained.",
     "All the world's a stage, and all the men and women merely players.",
 )
 SAMPLE_RATE = 22050
@@ -56,6 +55,7 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
     """Run the quickstart; write ``out/report.html`` and return its path."""
     from polyfold.core.audio import write_audio
     from polyfold.speech.evaluation import error_rates
+    from polyfold.speech.g2p import text_to_phones
     from polyfold.speech.generate import SHIPPED, load_acoustic
     from polyfold.speech.report import add_utterance
     from polyfold.speech.synthesis import synthesize
@@ -71,6 +71,7 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             "of audio, one thread."
         )
         rows, metrics = [], {}
+        text_to_phones(SENTENCES[0])  # load the lexicon and G2P model before any timing
         for name in SHIPPED:
             model = load_acoustic(name)
             echo(f"{name}: speaking {len(SENTENCES)} sentences")
