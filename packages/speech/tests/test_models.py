@@ -102,3 +102,18 @@ def test_synthesis_is_seeded_and_follows_durations():
     assert torch.equal(a.mel, b.mel)
     assert a.mel.shape[1] == int(a.durations.sum())
     assert (a.durations >= 1).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "nfe"), [("prodiff", "prodiff", 2), ("comospeech", "comospeech", 1)]
+)
+def test_shipped_students(name, kind, nfe):
+    from polyfold.core.export import read_card
+    from polyfold.speech.generate import load_acoustic, shipped_path
+
+    m = load_acoustic(name)
+    assert m.cfg.kind == kind
+    assert synthesize(m, "To be.").nfe == nfe
+    card = read_card(shipped_path(name))["card"]
+    assert card["data_card"] == "flite-slt"
+    assert card["command"].startswith(f"polyfold-speech train --model {kind}")
