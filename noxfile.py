@@ -90,6 +90,10 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-shape mesh {tmp}/mug.msdf --res 48 --out {tmp}/mug.glb",
         "polyfold-shape sample --class chair -n 1 --steps 4 --out {tmp}/shape --quiet",
     ],
+    "speech": [
+        'polyfold-speech tts "Now is the winter of our discontent." --model comospeech '
+        "--vocoder griffin-lim --out {tmp}/speech.wav",
+    ],
     "graph": ["polyfold-graph sample --model community_small -n 4 --out {tmp}/graphs.json"],
     "motion": [
         "polyfold-motion clips",
@@ -180,11 +184,20 @@ def quickstart(session: nox.Session) -> None:
     session.run("polyfold", "quickstart", "--out", "runs/quickstart", *session.posargs)
 
 
+def _apt_install(session: nox.Session, *packages: str) -> None:
+    """Install Debian packages a session needs (sudo when not root), unless already there."""
+    missing = [p for p in packages if shutil.which(p) is None]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        session.run(*sudo, "apt-get", "install", "-y", *missing, external=True)
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks with their peer libraries: all ``--quick``, or ``-- TOPIC ARGS`` for one."""
     _install(session, PACKAGES, extras="")
     session.install("-r", "apps/bench/requirements.txt")
+    _apt_install(session, "flite")  # speech: builds the flite-slt corpus
     if session.posargs:
         topic, *args = session.posargs
         script = ROOT / "apps" / "bench" / f"{topic}.py"
