@@ -45,9 +45,9 @@ N_CORPUS, N_TEST = 1200, 100  # the corpus `prepare` builds by default: its last
 
 def world_copy(wave: np.ndarray) -> np.ndarray:
     """WORLD analysis and resynthesis of a waveform."""
-    from polyfold.speech._pyworld import pyworld
+    from polyfold.core.audio import load_pyworld
 
-    pw = pyworld()
+    pw = load_pyworld("speech", "eval")
     x = wave.astype(np.float64)
     f0, t = pw.harvest(x, SR)
     sp = pw.cheaptrick(x, f0, t, SR)

@@ -2,7 +2,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from polyfold.core.audio import MelSettings, mel_frames
 from polyfold.core.errors import InputError
@@ -106,26 +105,3 @@ def test_shakespeare_lines_are_filtered_and_seeded():
     assert len(set(lines)) == 50
     assert lines == flite.shakespeare_lines(50, seed=1)
     assert all(25 <= len(s) <= 90 and not s.startswith(("*", "#", "_")) for s in lines)
-
-
-def test_mel_front_end_matches_librosa():
-    librosa = pytest.importorskip("librosa")
-    from polyfold.core.audio import log_mel
-
-    s = MelSettings()
-    x = tone(0.5) + 0.01 * np.random.default_rng(0).standard_normal(int(0.5 * SR)).astype(
-        np.float32
-    )
-    pad = (s.n_fft - s.hop_length) // 2
-    spec = np.abs(
-        librosa.stft(
-            np.pad(x, pad, mode="reflect"), n_fft=s.n_fft, hop_length=s.hop_length, center=False
-        )
-    )
-    fb = librosa.filters.mel(
-        sr=s.sample_rate, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax
-    )
-    ref = np.log(np.maximum(fb @ spec, 1e-5))
-    ours = log_mel(torch.from_numpy(x)).numpy()
-    assert ours.shape == ref.shape
-    assert np.abs(ours - ref).max() < 1e-3

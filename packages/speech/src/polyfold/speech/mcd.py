@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polyfold.core.audio import resample
+from polyfold.core.audio import load_pyworld, resample
 from polyfold.core.errors import InputError
-from polyfold.speech._pyworld import pyworld
 
 __all__ = [
     "F0Error",
@@ -83,7 +82,7 @@ class WorldFeatures:
 
 def world_features(wave: np.ndarray, sample_rate: int) -> WorldFeatures:
     """Analyse a clip (resampled to 16 kHz) with WORLD."""
-    pw = pyworld()
+    pw = load_pyworld("speech", "eval")
     x = resample(np.asarray(wave, dtype=np.float32), sample_rate, ANALYSIS_RATE).astype(np.float64)
     if x.ndim != 1 or x.size < ANALYSIS_RATE // 20:
         raise InputError(f"audio: expected a 1-D signal of at least 50 ms, got shape {x.shape}")
