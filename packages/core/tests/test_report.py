@@ -1,6 +1,12 @@
+import base64
 import re
+import struct
+import zlib
 
-from polyfold.core.report import Report, _box
+import numpy as np
+import pytest
+
+from polyfold.core.report import Report, _box, png_bytes
 
 
 def _map(n_legend, x, y, xr, yr, inset=4.0):
@@ -95,3 +101,46 @@ def test_lines_break_at_gaps_and_shade_bands():
     assert ">history</text>" in svg
     assert ">10%-90%</text>" in svg
     assert "nan" not in svg
+
+
+def _decode_png(data: bytes) -> tuple[tuple[int, int, int], bytes]:
+    """(width, height, colour type) and the unfiltered rows of a PNG, checking every CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + body)
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    w, h, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert depth == 8
+    assert b"IEND" in chunks
+    return (w, h, colour), zlib.decompress(chunks[b"IDAT"])
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 2, 3)])
+def test_png_bytes_round_trips_pixels(shape):
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    (w, h, colour), raw = _decode_png(png_bytes(pixels))
+    assert (h, w) == shape[:2]
+    assert colour == (0 if len(shape) == 2 else 2)
+    stride = 1 + pixels[0].size
+    rows = [raw[i * stride : (i + 1) * stride] for i in range(h)]
+    assert all(r[0] == 0 for r in rows)
+    assert b"".join(r[1:] for r in rows) == pixels.tobytes()
+
+
+def test_png_bytes_refuses_other_arrays():
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        png_bytes(np.zeros((0, 2), dtype=np.uint8))
+
+
+def test_media_carries_audio_and_image_inline():
+    html = Report("r").media("a <b>", wav=b"RIFFxx", png=b"\x89PNG").render()
+    assert f'src="data:audio/wav;base64,{base64.b64encode(b"RIFFxx").decode()}"' in html
+    assert "data:image/png;base64," in html
+    assert "a &lt;b&gt;" in html

@@ -30,6 +30,7 @@ __all__ = [
     "mel_to_hz",
     "read_audio",
     "resample",
+    "wav_bytes",
     "write_audio",
 ]
 
@@ -92,23 +93,31 @@ def load_pyworld(package: str, extra: str) -> ModuleType:
     return require_extra("pyworld", package, extra, needed_for="WORLD analysis")
 
 
-def write_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sample_rate: int) -> Path:
-    """Write mono ``samples`` to a WAV file atomically: 16-bit PCM when they lie in [-1, 1],
-    32-bit float otherwise (never clipped). The caller checks ``path`` with
-    :func:`polyfold.core.outputs.check_output_file` first."""
-    from polyfold.core.outputs import write_bytes
-
+def wav_bytes(
+    samples: np.ndarray | torch.Tensor, sample_rate: int, *, what: str = "audio"
+) -> bytes:
+    """Mono ``samples`` as the bytes of a WAV file: 16-bit PCM when they lie in [-1, 1], 32-bit
+    float otherwise (never clipped). Empty, multi-dimensional or non-finite signals are an
+    :class:`InputError` naming ``what``."""
     sf = _module("soundfile", "writing audio")
     x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
     x = x.astype(np.float32, copy=False)
     if x.ndim != 1 or x.size == 0:
-        raise InputError(f"{path}: expected a non-empty 1-D signal to write, got shape {x.shape}")
+        raise InputError(f"{what}: expected a non-empty 1-D signal to write, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise InputError(f"{path}: refusing to write audio with NaN or infinite samples")
+        raise InputError(f"{what}: refusing to write audio with NaN or infinite samples")
     subtype = "PCM_16" if float(np.abs(x).max()) <= 1.0 else "FLOAT"
     buffer = io.BytesIO()
     sf.write(buffer, x, int(sample_rate), format="WAV", subtype=subtype)
-    return write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_audio(path: str | Path, samples: np.ndarray | torch.Tensor, sample_rate: int) -> Path:
+    """Write :func:`wav_bytes` of ``samples`` to ``path`` atomically. The caller checks
+    ``path`` with :func:`polyfold.core.outputs.check_output_file` first."""
+    from polyfold.core.outputs import write_bytes
+
+    return write_bytes(path, wav_bytes(samples, sample_rate, what=str(path)))
 
 
 def resample(samples: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:

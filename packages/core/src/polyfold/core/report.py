@@ -2,17 +2,50 @@
 
 A :class:`Report` collects headings, paragraphs, tables, images, preformatted text and small
 inline SVG charts (scatter plots, line plots with shaded bands, overlaid histograms) and writes
-one HTML file with no external assets (images are referenced by relative path).
+one HTML file with no external assets (images are referenced by relative path, or carried inline
+as data URIs: :func:`png_bytes`, :func:`data_uri`, :meth:`Report.media` for audio players).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import math
+import struct
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Report"]
+import numpy as np
+
+__all__ = ["Report", "data_uri", "png_bytes"]
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """A PNG of ``pixels``: ``uint8`` ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB), row 0 on top."""
+    p = np.ascontiguousarray(pixels)
+    if p.dtype != np.uint8 or p.ndim not in (2, 3) or (p.ndim == 3 and p.shape[2] != 3):
+        raise ValueError(f"png_bytes: expected uint8 (H, W) or (H, W, 3), got {p.dtype} {p.shape}")
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"png_bytes: empty image {p.shape}")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", p.shape[1], p.shape[0], 8, 0 if p.ndim == 2 else 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + row.tobytes() for row in p)  # filter type 0 on every row
+    return b"".join(
+        (b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(rows, 9)),
+         chunk(b"IEND", b""))
+    )  # fmt: skip
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """``data:<mime>;base64,...``: a file a report carries inline."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
@@ -209,6 +242,17 @@ class Report:
             f'<text x="{right}" y="{_H - 8}" font-size="10" text-anchor="end">{hi:.3g}</text>'
         )
         self._parts.append(_svg(title, "".join(paths) + axis, list(series)))
+        return self
+
+    def media(self, caption: str, *, wav: bytes | None = None, png: bytes | None = None) -> Report:
+        """A captioned figure carrying an audio player (``wav`` file bytes) and/or an image
+        (``png`` bytes) inline."""
+        parts = [f"<figure><figcaption>{html.escape(caption)}</figcaption>"]
+        if wav is not None:
+            parts.append(f'<audio controls src="{data_uri(wav, "audio/wav")}"></audio><br>')
+        if png is not None:
+            parts.append(f'<img src="{data_uri(png, "image/png")}" alt="{html.escape(caption)}">')
+        self._parts.append("".join(parts) + "</figure>")
         return self
 
     def raw(self, fragment: str) -> Report:
