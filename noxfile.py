@@ -9,7 +9,8 @@
                                  tests with only its own extras added
 
 Torch is installed first as ``torch==2.13.0``, which this project's machines resolve to the CPU
-build; with a torch in place, packages' ``torch>=...`` requirements install nothing more.
+build; with a torch in place, packages' ``torch>=...`` requirements install nothing more. It is
+installed once, into ``.nox/_torch``, and every session sees it through a ``.pth`` file.
 """
 
 from __future__ import annotations
@@ -51,11 +52,31 @@ def _tool(name: str) -> dict[str, list[str]]:
     return dict(meta.get("tool", {}).get("polyfold", {}))
 
 
+def _shared_torch(session: nox.Session) -> None:
+    """Torch on the session's path, installed once per checkout into ``.nox/_torch`` and added to
+    every session's environment by a ``.pth`` file: its gigabyte would otherwise be unpacked into
+    each of a dozen environments (over a minute each). Nothing else is shared: each package's own
+    dependencies still install into its session alone, as they would after torch."""
+    base = Path(session.virtualenv.location).parent / "_torch"
+    marker = base / f"{TORCH}.installed"
+    if not marker.is_file():
+        shutil.rmtree(base, ignore_errors=True)
+        session.run("python", "-m", "venv", str(base))
+        session.run(str(base / "bin" / "python"), "-m", "pip", "install", TORCH, external=True)
+        marker.touch()
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    torch_site = session.run(str(base / "bin" / "python"), "-c", where, silent=True, external=True)
+    own_site = session.run("python", "-c", where, silent=True)
+    assert isinstance(torch_site, str)
+    assert isinstance(own_site, str)
+    Path(own_site.strip(), "polyfold-shared-torch.pth").write_text(torch_site.strip() + "\n")
+
+
 def _install(session: nox.Session, names: list[str], extras: str | None = "test") -> None:
-    """Torch first, then the named local packages with ``extras`` (None: each one's
-    ``quickstart-extras``) and the local packages they depend on without them, in one resolver
-    run; then the ``install-no-deps`` distributions of them all."""
-    session.install(TORCH)
+    """Torch first (:func:`_shared_torch`), then the named local packages with ``extras`` (None:
+    each one's ``quickstart-extras``) and the local packages they depend on without them, in one
+    resolver run; then the ``install-no-deps`` distributions of them all."""
+    _shared_torch(session)
     wanted: list[str] = []
     for name in names:
         wanted += [dep for dep in _local_deps(name) if dep not in wanted]
@@ -76,7 +97,7 @@ def _install(session: nox.Session, names: list[str], extras: str | None = "test"
 SMOKE_COMMANDS: dict[str, list[str]] = {
     "core": ["polyfold info"],
     "ddsp": [
-        "python -c \"import numpy as np, soundfile as sf; t = np.arange(16000) / 16000; "
+        'python -c "import numpy as np, soundfile as sf; t = np.arange(16000) / 16000; '
         "sf.write('{tmp}/in.wav', 0.3 * np.sin(2 * np.pi * 440 * t), 16000)\"",
         "polyfold-ddsp resynth {tmp}/in.wav --out {tmp}/resynth.wav",
         "polyfold-ddsp transfer {tmp}/in.wav --model violin --octave -1 --out {tmp}/violin.wav",
@@ -167,7 +188,7 @@ def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy on polyfold-core, and the architecture rules
     (import-linter contracts in the root pyproject: core imports no domain package, domain
     packages import neither each other nor apps, no import cycles inside a package)."""
-    session.install(TORCH)
+    _shared_torch(session)
     session.install("ruff", "mypy", "import-linter>=2.17", "./packages/core[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -189,6 +210,7 @@ def _apt_install(session: nox.Session, *packages: str) -> None:
     missing = [p for p in packages if shutil.which(p) is None]
     if missing:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
+        session.run(*sudo, "apt-get", "update", external=True)
         session.run(*sudo, "apt-get", "install", "-y", *missing, external=True)
 
 
