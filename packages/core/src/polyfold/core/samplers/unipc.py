@@ -29,9 +29,9 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
+from polyfold.core.samplers._compensate import compensate
 from polyfold.core.samplers._core import Level, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import phi
-from polyfold.core.samplers.compensation import compensate
 from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.state import Mask, State
 
