@@ -43,7 +43,8 @@ def test_denoiser_and_critic_shapes_and_errors():
     critic = MotionCritic(feature_dim=10, text_dim=6, width=8)
     assert critic(x, (x, t, c)).shape == (2,)
     loss, parts = wgan_gp_critic_loss(critic, x, torch.randn(2, 12, 10), (x, t, c))
-    assert torch.isfinite(loss) and parts["gradient_penalty"] >= 0
+    assert torch.isfinite(loss)
+    assert parts["gradient_penalty"] >= 0
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +56,19 @@ def tiny():
     return data, text
 
 
-@pytest.mark.parametrize("kind, calls", [("emdm", 4), ("ddpm", 50)])
+@pytest.mark.parametrize(("kind", "calls"), [("emdm", 4), ("ddpm", 50)])
 def test_train_save_load_sample(tiny, tmp_path, kind, calls):
     data, text = tiny
     train_motion_model(kind, data, text, tmp_path, TrainSettings(steps=3, batch_size=4),
                        width=16, layers=1, quiet=True)  # fmt: skip
     model = load_motion_model(tmp_path / "model")
-    assert model.kind == kind and model.card["sample_steps"] == calls
+    assert model.kind == kind
+    assert model.card["sample_steps"] == calls
     n_calls = []
     model.net.register_forward_hook(lambda *a: n_calls.append(1))
     out = model.sample(text[:3], 16, seed=1)
-    assert out.shape == (3, 16, data.features.shape[-1]) and np.isfinite(out).all()
+    assert out.shape == (3, 16, data.features.shape[-1])
+    assert np.isfinite(out).all()
     assert len(n_calls) == calls  # EMDM: 4 network calls; the DDPM baseline: 50
     np.testing.assert_array_equal(out, model.sample(text[:3], 16, seed=1))  # seeded
 

@@ -227,6 +227,7 @@ def train_cmd(
     print(f"wrote {out}/model.safetensors")
 
 
+SampleSteps = Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")]
 ModelOpt = Annotated[
     str, typer.Option("--model", help="A model file from `train`, or shipped: emdm or ddpm.")
 ]
@@ -238,7 +239,7 @@ def generate(
     out: Out,
     seconds: Annotated[float, typer.Option(help="Length in seconds (20 fps).")] = 2.4,
     model: ModelOpt = "emdm",
-    steps: Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")] = None,
+    steps: SampleSteps = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
 ) -> None:
@@ -261,7 +262,7 @@ def generate(
 @app.command()
 def evaluate(
     model: ModelOpt = "emdm",
-    steps: Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")] = None,
+    steps: SampleSteps = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Score a model on the held-out captions with the shipped evaluator (FID over the

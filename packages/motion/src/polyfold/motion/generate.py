@@ -79,7 +79,9 @@ def write_motions(out: str | Path, captions: Sequence[str], features: np.ndarray
 
     folder = Path(out)
     if len(captions) != len(features):
-        raise InputError(f"captions: expected {len(features)} (one per window), got {len(captions)}")
+        raise InputError(
+            f"captions: expected {len(features)} (one per window), got {len(captions)}"
+        )
     written: list[Path] = []
     joints = []
     for i, (cap, f) in enumerate(zip(captions, features, strict=True)):
