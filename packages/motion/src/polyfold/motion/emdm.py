@@ -11,9 +11,10 @@ MiniLM vector, trained through core's :class:`~polyfold.core.train.Trainer`:
   posterior ``q(x_s | x_t, x0)``; a conditional critic scores real pairs ``(x_s, x_t)`` (both
   from the data by the forward process) against generated ones, with core's WGAN-GP losses, so
   that each large step models the multimodal ``p(x_s | x_t, c)`` (denoising diffusion GAN), plus
-  the reconstruction term ``||x0_hat - x0||^2``. Generator and critic train in one Trainer step:
-  the generator's adversarial term scores with a detached copy of the critic's weights, the
-  critic sees the generated step detached.
+  the reconstruction term ``||x0_hat - x0||^2`` and the paper's geometric (velocity) term on
+  frame differences ``||diff(x0_hat) - diff(x0)||^2``. Generator and critic train in one
+  Trainer step: the generator's adversarial term scores with a detached copy of the critic's
+  weights, the critic sees the generated step detached.
 
 Model files keep the feature normalisation (``mean``, ``std``) and a card with ``kind``, steps,
 the path and the command.
@@ -103,7 +104,8 @@ class TrainSettings:
     lr: float = 5e-4
     emdm_steps: int = 4
     rec_weight: float = 1.0
-    adv_weight: float = 0.05
+    vel_weight: float = 1.0
+    adv_weight: float = 0.02
     gp_weight: float = 1.0
     seed: int = 0
 
@@ -137,8 +139,9 @@ def _emdm_loss(
     frozen = {n: p.detach() for n, p in pair.critic.named_parameters()}
     adv = wgan_generator_loss(functional_call(pair.critic, frozen, (fake, cond)))
     rec = ((x0_hat - x0) ** 2).mean()
-    parts["rec"] = float(rec.detach())
-    return loss_d + s.adv_weight * adv + s.rec_weight * rec, parts
+    vel = ((x0_hat.diff(dim=1) - x0.diff(dim=1)) ** 2).mean()
+    parts.update(rec=float(rec.detach()), vel=float(vel.detach()))
+    return loss_d + s.adv_weight * adv + s.rec_weight * rec + s.vel_weight * vel, parts
 
 
 def train_motion_model(
