@@ -94,3 +94,29 @@ def test_generate_checks_and_writes(tiny, tmp_path):
     assert {p.name for p in paths} == {"00_a_person_walks.npy", "00_a_person_walks.bvh",
                                        "preview.svg", "preview.gif"}  # fmt: skip
     assert np.load(tmp_path / "out" / "00_a_person_walks.npy").shape == (20, 15, 3)
+
+
+def _cli(monkeypatch, capsys, *args):
+    from polyfold.motion.cli import main
+
+    monkeypatch.setattr("sys.argv", ["polyfold-motion", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out + out.err
+
+
+def test_cli_generate_with_the_shipped_emdm(monkeypatch, capsys, tmp_path):
+    out = str(tmp_path / "g")
+    code, text = _cli(monkeypatch, capsys, "generate", "a person walks", "--seconds", "0",
+                      "--out", out)  # fmt: skip
+    assert code == 2
+    assert "--seconds: expected a positive number" in text
+    code, text = _cli(monkeypatch, capsys, "generate", " ", "--out", out)
+    assert code == 2
+    assert "caption 0: expected non-empty text" in text
+    code, text = _cli(monkeypatch, capsys, "generate", "a person cartwheels then walks",
+                      "--seconds", "1.5", "--out", out)  # fmt: skip
+    assert code == 0, text
+    assert np.load(tmp_path / "g" / "00_a_person_cartwheels_then_walks.npy").shape == (30, 15, 3)
+    assert (tmp_path / "g" / "preview.gif").is_file()
