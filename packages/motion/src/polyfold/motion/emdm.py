@@ -59,22 +59,24 @@ def motion_path() -> DiscreteDDPM:
     return DiscreteDDPM(n=1000, kind="squaredcos_cap_v2")
 
 
-def posterior_step(
-    path: DiscreteDDPM,
+def _levels(path: DiscreteDDPM, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``(alpha, sigma)`` at times ``t`` (float64), with ``(1, 0)`` at ``t = 0``."""
+    tt = t.to(torch.float64)
+    pos = tt > 0
+    safe = tt.clamp_min(1e-12)
+    a = torch.where(pos, path.alpha(safe), torch.ones_like(tt))
+    return a, torch.where(pos, path.sigma(safe), torch.zeros_like(tt))
+
+
+def _posterior(
     x_t: Tensor,
     x0: Tensor,
-    s: float,
-    t: Tensor,
+    s: tuple[Tensor, Tensor],
+    t: tuple[Tensor, Tensor],
     noise: Tensor | None,
 ) -> Tensor:
-    """A draw of ``q(x_s | x_t, x0)`` (its mean when ``noise`` is None or ``s == 0``); ``t`` is
-    per example ``(B,)``, ``s`` a common earlier time or a ``(B,)`` tensor."""
+    (a_s, sg_s), (a_t, sg_t) = s, t
     shape = (-1,) + (1,) * (x_t.ndim - 1)
-    tt = t.to(torch.float64)
-    ss = torch.as_tensor(s, dtype=torch.float64).expand_as(tt)
-    a_t, sg_t = path.alpha(tt), path.sigma(tt)
-    a_s = torch.where(ss > 0, path.alpha(ss.clamp_min(1e-12)), torch.ones_like(ss))
-    sg_s = torch.where(ss > 0, path.sigma(ss.clamp_min(1e-12)), torch.zeros_like(ss))
     a_ts = a_t / a_s
     var_ts = (sg_t**2 - a_ts**2 * sg_s**2).clamp_min(0)
     c_xt = (a_ts * sg_s**2 / sg_t**2).to(x_t.dtype).reshape(shape)
@@ -84,6 +86,20 @@ def posterior_step(
         return mean
     std = (var_ts * sg_s**2 / sg_t**2).sqrt().to(x_t.dtype).reshape(shape)
     return mean + std * noise
+
+
+def posterior_step(
+    path: DiscreteDDPM,
+    x_t: Tensor,
+    x0: Tensor,
+    s: float | Tensor,
+    t: Tensor,
+    noise: Tensor | None,
+) -> Tensor:
+    """A draw of ``q(x_s | x_t, x0)`` (its mean when ``noise`` is None; ``x0`` when ``s = 0``);
+    ``t`` is per example ``(B,)``, ``s`` a common earlier time or a ``(B,)`` tensor."""
+    ss = torch.as_tensor(s, dtype=torch.float64).expand(t.shape)
+    return _posterior(x_t, x0, _levels(path, ss), _levels(path, t), noise)
 
 
 class _EMDMPair(nn.Module):
@@ -118,8 +134,7 @@ def _emdm_loss(
     k = torch.randint(1, s.emdm_steps + 1, (b,), generator=g, device=x0.device)
     t, s_time = k.double() / s.emdm_steps, (k - 1).double() / s.emdm_steps
     shape = (-1, 1, 1)
-    a_s = torch.where(s_time > 0, path.alpha(s_time.clamp_min(1e-12)), torch.ones_like(s_time))
-    sg_s = torch.where(s_time > 0, path.sigma(s_time.clamp_min(1e-12)), torch.zeros_like(s_time))
+    a_s, sg_s = _levels(path, s_time)
     e1 = torch.randn(x0.shape, generator=g, device=x0.device)
     e2 = torch.randn(x0.shape, generator=g, device=x0.device)
     x_s = a_s.float().reshape(shape) * x0 + sg_s.float().reshape(shape) * e1
@@ -131,7 +146,7 @@ def _emdm_loss(
     tf = t.float()
     x0_hat = gen(x_t, tf, text, z)
     e3 = torch.randn(x0.shape, generator=g, device=x0.device)
-    fake = posterior_step(path, x_t, x0_hat, s_time, t, e3)  # type: ignore[arg-type]
+    fake = _posterior(x_t, x0_hat, (a_s, sg_s), _levels(path, t), e3)
     cond = (x_t, tf, text)
     loss_d, parts = wgan_gp_critic_loss(
         pair.critic, x_s, fake, cond, gp_weight=s.gp_weight, generator=g
@@ -237,12 +252,15 @@ class MotionModel:
         n = int(steps or self.card.get("sample_steps", 50))
         check_int("steps", n, 1)
         if self.kind == "emdm":
+            a, sg = _levels(path, torch.arange(n + 1) / n)  # every level once
             for k in range(n, 0, -1):
                 t = torch.full((len(c),), k / n)
                 z = torch.randn(len(c), self.net.config.z_dim, generator=g)
                 x0 = self.net(x, t, c, z)
                 noise = torch.randn(x.shape, generator=g) if k > 1 else None
-                x = posterior_step(path, x, x0, (k - 1) / n, t, noise)
+                x = _posterior(
+                    x, x0, (a[k - 1 : k], sg[k - 1 : k]), (a[k : k + 1], sg[k : k + 1]), noise
+                )
         else:
             from polyfold.core.denoiser import as_denoiser
 
