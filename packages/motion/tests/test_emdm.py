@@ -73,6 +73,18 @@ def test_train_save_load_sample(tiny, tmp_path, kind, calls):
     np.testing.assert_array_equal(out, model.sample(text[:3], 16, seed=1))  # seeded
 
 
+def test_emdm_guidance_zero_ignores_the_caption(tiny, tmp_path):
+    data, text = tiny
+    settings = TrainSettings(steps=2, batch_size=4, p_uncond=0.5, guidance=3.0)
+    train_motion_model("emdm", data, text, tmp_path, settings, width=16, layers=1, quiet=True)
+    model = load_motion_model(tmp_path / "model")
+    assert model.card["guidance"] == 3.0
+    a = model.sample(text[:2], 8, seed=3, guidance=0.0)  # unconditional only
+    b = model.sample(text[2:4], 8, seed=3, guidance=0.0)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(model.sample(text[:2], 8, seed=3), model.sample(text[2:4], 8, seed=3))
+
+
 def test_train_rejects_unknown_kind(tiny, tmp_path):
     with pytest.raises(InputError, match="--model: expected one of emdm, ddpm"):
         train_motion_model("gan", *tiny, tmp_path)

@@ -203,6 +203,8 @@ def train_cmd(
     width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
     layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    p_uncond: Annotated[float, typer.Option(help="EMDM: caption drop rate (CFG).")] = 0.0,
+    guidance: Annotated[float, typer.Option(help="EMDM: default CFG scale (card).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -219,8 +221,10 @@ def train_cmd(
     prepare_training_out(out, resume=False, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
+    cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
     train_motion_model(
-        model, d, text, out, TrainSettings(steps=steps, batch_size=batch_size, seed=seed),
+        model, d, text, out,
+        TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]
         width=width, layers=layers, quiet=quiet,
         command="polyfold-motion " + " ".join(sys.argv[1:]),
     )  # fmt: skip

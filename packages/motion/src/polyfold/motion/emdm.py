@@ -123,6 +123,8 @@ class TrainSettings:
     vel_weight: float = 1.0
     adv_weight: float = 0.02
     gp_weight: float = 1.0
+    p_uncond: float = 0.0
+    guidance: float = 1.0
     seed: int = 0
 
 
@@ -142,6 +144,9 @@ def _emdm_loss(
     sg_ts = (path.sigma(t) ** 2 - a_ts**2 * sg_s**2).clamp_min(0).sqrt()
     x_t = a_ts.float().reshape(shape) * x_s + sg_ts.float().reshape(shape) * e2
     gen = pair.generator
+    if s.p_uncond > 0:  # the caption dropped (zero vector) for classifier-free guidance
+        keep = torch.rand(b, generator=g, device=x0.device) >= s.p_uncond
+        text = text * keep[:, None].to(text.dtype)
     z = torch.randn(b, gen.config.z_dim, generator=g, device=x0.device)
     tf = t.float()
     x0_hat = gen(x_t, tf, text, z)
@@ -214,6 +219,7 @@ def train_motion_model(
         net, out / "model", config=net.model_config(),
         card={"data_card": "deepmimic", "kind": kind, "command": command,
               "path": repr(motion_path()), "sample_steps": s.emdm_steps if kind == "emdm" else 50,
+              "guidance": s.guidance,
               "train": s.__dict__, "final_loss": result.loss, "final_parts": stats},
         tensors={"mean": torch.from_numpy(mean).float(), "std": torch.from_numpy(std).float()},
     )  # fmt: skip
@@ -239,6 +245,7 @@ class MotionModel:
         steps: int | None = None,
         seed: int = 0,
         sampler: str = "ddpm",
+        guidance: float | None = None,
     ) -> np.ndarray:
         """Raw feature windows ``(N, length, D)`` for caption vectors ``text (N, text_dim)``:
         EMDM by its ``steps`` (default: trained) GAN steps, DDPM by core's ``sampler`` over
@@ -256,7 +263,13 @@ class MotionModel:
             for k in range(n, 0, -1):
                 t = torch.full((len(c),), k / n)
                 z = torch.randn(len(c), self.net.config.z_dim, generator=g)
-                x0 = self.net(x, t, c, z)
+                w = float(self.card.get("guidance", 1.0) if guidance is None else guidance)
+                if w == 1.0:
+                    x0 = self.net(x, t, c, z)
+                else:
+                    both = self.net(x.repeat(2, 1, 1), t.repeat(2), torch.cat([c, 0 * c]),
+                                    z.repeat(2, 1))  # fmt: skip
+                    x0 = both[len(c) :] + w * (both[: len(c)] - both[len(c) :])
                 noise = torch.randn(x.shape, generator=g) if k > 1 else None
                 x = _posterior(
                     x, x0, (a[k - 1 : k], sg[k - 1 : k]), (a[k : k + 1], sg[k : k + 1]), noise
