@@ -1,0 +1,297 @@
+"""EMDM (few-step motion diffusion with a conditional GAN) and its DDPM baseline, on one network.
+
+Both models are a :class:`~polyfold.motion.denoiser.MotionDenoiser` predicting the clean window
+on core's :class:`~polyfold.core.paths.DiscreteDDPM` (cosine) path, conditioned on the caption's
+MiniLM vector, trained through core's :class:`~polyfold.core.train.Trainer`:
+
+- ``ddpm`` (MDM-style): core's ``dsm_loss`` with ``prediction="x0"``; sampled by core's ``ddpm``
+  sampler by name over 50 steps.
+- ``emdm``: ``K`` (default 4) large reverse steps ``t_k = k/K -> t_{k-1}``. The generator sees
+  ``x_t``, ``t``, the caption and a latent ``z``, predicts ``x0`` and steps by the Gaussian
+  posterior ``q(x_s | x_t, x0)``; a conditional critic scores real pairs ``(x_s, x_t)`` (both
+  from the data by the forward process) against generated ones, with core's WGAN-GP losses, so
+  that each large step models the multimodal ``p(x_s | x_t, c)`` (denoising diffusion GAN), plus
+  the reconstruction term ``||x0_hat - x0||^2`` and the paper's geometric (velocity) term on
+  frame differences ``||diff(x0_hat) - diff(x0)||^2``. Generator and critic train in one
+  Trainer step: the generator's adversarial term scores with a detached copy of the critic's
+  weights, the critic sees the generated step detached.
+
+Model files keep the feature normalisation (``mean``, ``std``) and a card with ``kind``, steps,
+the path and the command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.utils.data import TensorDataset
+
+from polyfold.core.errors import InputError, check_int
+from polyfold.core.export import load_model, save_model
+from polyfold.core.losses import dsm_loss, wgan_generator_loss, wgan_gp_critic_loss
+from polyfold.core.paths import DiscreteDDPM
+from polyfold.core.samplers import get_sampler, uniform_t_grid
+from polyfold.core.train import Trainer
+from polyfold.motion.dataset import MotionDataset
+from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
+
+__all__ = [
+    "MODEL_KINDS",
+    "MotionModel",
+    "TrainSettings",
+    "load_motion_model",
+    "motion_path",
+    "posterior_step",
+    "train_motion_model",
+]
+
+MODEL_KINDS = ("emdm", "ddpm")
+
+
+def motion_path() -> DiscreteDDPM:
+    """The diffusion path of both models: 1000-step cosine DDPM schedule."""
+    return DiscreteDDPM(n=1000, kind="squaredcos_cap_v2")
+
+
+def _levels(path: DiscreteDDPM, t: Tensor) -> tuple[Tensor, Tensor]:
+    """``(alpha, sigma)`` at times ``t`` (float64), with ``(1, 0)`` at ``t = 0``."""
+    tt = t.to(torch.float64)
+    pos = tt > 0
+    safe = tt.clamp_min(1e-12)
+    a = torch.where(pos, path.alpha(safe), torch.ones_like(tt))
+    return a, torch.where(pos, path.sigma(safe), torch.zeros_like(tt))
+
+
+def _posterior(
+    x_t: Tensor,
+    x0: Tensor,
+    s: tuple[Tensor, Tensor],
+    t: tuple[Tensor, Tensor],
+    noise: Tensor | None,
+) -> Tensor:
+    (a_s, sg_s), (a_t, sg_t) = s, t
+    shape = (-1,) + (1,) * (x_t.ndim - 1)
+    a_ts = a_t / a_s
+    var_ts = (sg_t**2 - a_ts**2 * sg_s**2).clamp_min(0)
+    c_xt = (a_ts * sg_s**2 / sg_t**2).to(x_t.dtype).reshape(shape)
+    c_x0 = (a_s * var_ts / sg_t**2).to(x_t.dtype).reshape(shape)
+    mean = c_xt * x_t + c_x0 * x0
+    if noise is None:
+        return mean
+    std = (var_ts * sg_s**2 / sg_t**2).sqrt().to(x_t.dtype).reshape(shape)
+    return mean + std * noise
+
+
+def posterior_step(
+    path: DiscreteDDPM,
+    x_t: Tensor,
+    x0: Tensor,
+    s: float | Tensor,
+    t: Tensor,
+    noise: Tensor | None,
+) -> Tensor:
+    """A draw of ``q(x_s | x_t, x0)`` (its mean when ``noise`` is None; ``x0`` when ``s = 0``);
+    ``t`` is per example ``(B,)``, ``s`` a common earlier time or a ``(B,)`` tensor."""
+    ss = torch.as_tensor(s, dtype=torch.float64).expand(t.shape)
+    return _posterior(x_t, x0, _levels(path, ss), _levels(path, t), noise)
+
+
+class _EMDMPair(nn.Module):
+    """Generator and critic in one module, so core's Trainer steps both."""
+
+    def __init__(self, generator: MotionDenoiser, critic: MotionCritic) -> None:
+        super().__init__()
+        self.generator = generator
+        self.critic = critic
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings of :func:`train_motion_model`."""
+
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 5e-4
+    emdm_steps: int = 4
+    rec_weight: float = 1.0
+    vel_weight: float = 1.0
+    adv_weight: float = 0.02
+    gp_weight: float = 1.0
+    p_uncond: float = 0.0
+    guidance: float = 1.0
+    seed: int = 0
+
+
+def _emdm_loss(
+    pair: _EMDMPair, x0: Tensor, text: Tensor, g: torch.Generator, s: TrainSettings
+) -> tuple[Tensor, dict[str, float]]:
+    path = motion_path()
+    b = x0.shape[0]
+    k = torch.randint(1, s.emdm_steps + 1, (b,), generator=g, device=x0.device)
+    t, s_time = k.double() / s.emdm_steps, (k - 1).double() / s.emdm_steps
+    shape = (-1, 1, 1)
+    a_s, sg_s = _levels(path, s_time)
+    e1 = torch.randn(x0.shape, generator=g, device=x0.device)
+    e2 = torch.randn(x0.shape, generator=g, device=x0.device)
+    x_s = a_s.float().reshape(shape) * x0 + sg_s.float().reshape(shape) * e1
+    a_ts = path.alpha(t) / a_s
+    sg_ts = (path.sigma(t) ** 2 - a_ts**2 * sg_s**2).clamp_min(0).sqrt()
+    x_t = a_ts.float().reshape(shape) * x_s + sg_ts.float().reshape(shape) * e2
+    gen = pair.generator
+    if s.p_uncond > 0:  # the caption dropped (zero vector) for classifier-free guidance
+        keep = torch.rand(b, generator=g, device=x0.device) >= s.p_uncond
+        text = text * keep[:, None].to(text.dtype)
+    z = torch.randn(b, gen.config.z_dim, generator=g, device=x0.device)
+    tf = t.float()
+    x0_hat = gen(x_t, tf, text, z)
+    e3 = torch.randn(x0.shape, generator=g, device=x0.device)
+    fake = _posterior(x_t, x0_hat, (a_s, sg_s), _levels(path, t), e3)
+    cond = (x_t, tf, text)
+    loss_d, parts = wgan_gp_critic_loss(
+        pair.critic, x_s, fake, cond, gp_weight=s.gp_weight, generator=g
+    )
+    frozen = {n: p.detach() for n, p in pair.critic.named_parameters()}
+    adv = wgan_generator_loss(functional_call(pair.critic, frozen, (fake, cond)))
+    rec = ((x0_hat - x0) ** 2).mean()
+    vel = ((x0_hat.diff(dim=1) - x0.diff(dim=1)) ** 2).mean()
+    parts.update(rec=float(rec.detach()), vel=float(vel.detach()))
+    return loss_d + s.adv_weight * adv + s.rec_weight * rec + s.vel_weight * vel, parts
+
+
+def train_motion_model(
+    kind: str,
+    data: MotionDataset,
+    text_features: np.ndarray,
+    out_dir: str | Path,
+    settings: TrainSettings | None = None,
+    *,
+    width: int = 128,
+    layers: int = 3,
+    quiet: bool = False,
+    command: str = "",
+) -> MotionDenoiser:
+    """Train ``kind`` (``emdm`` or ``ddpm``) on the training windows against caption vectors
+    ``text_features (N, 384)``; save ``out_dir/model.safetensors`` + ``.json``."""
+    if kind not in MODEL_KINDS:
+        raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+    s = settings or TrainSettings()
+    check_int("steps", s.steps, 1)
+    torch.manual_seed(s.seed)
+    mean, std = data.stats()
+    idx = data.indices("train")
+    x = torch.from_numpy((data.features[idx] - mean) / std).float()
+    text = torch.from_numpy(np.asarray(text_features)[idx]).float()
+    d = int(x.shape[-1])
+    net = MotionDenoiser(feature_dim=d, text_dim=int(text.shape[-1]), width=width, layers=layers,
+                         z_dim=16 if kind == "emdm" else 0)  # fmt: skip
+    stats: dict[str, float] = {}
+    module: nn.Module
+    if kind == "emdm":
+        module = _EMDMPair(net, MotionCritic(feature_dim=d, text_dim=int(text.shape[-1])))
+
+        def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
+            loss, parts = _emdm_loss(m, batch[0], batch[1], g, s)  # type: ignore[arg-type]
+            stats.update(parts)
+            return loss
+    else:
+        module, path = net, motion_path()
+
+        def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
+            return dsm_loss(m, batch[0], path=path, prediction="x0", cond=batch[1], generator=g)
+
+    out = Path(out_dir)
+    trainer = Trainer(
+        module, loss_fn, TensorDataset(x, text), out_dir=out / "run", max_steps=s.steps,
+        batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10),
+        ema_decay=None, seed=s.seed, quiet=quiet, checkpoint_every=max(s.steps, 1),
+        data_card="deepmimic", model_config=net.model_config(),
+        optimizer=lambda p: torch.optim.Adam(p, lr=s.lr, betas=(0.5, 0.9)),
+    )  # fmt: skip
+    result = trainer.fit()
+    net.eval()
+    save_model(
+        net, out / "model", config=net.model_config(),
+        card={"data_card": "deepmimic", "kind": kind, "command": command,
+              "path": repr(motion_path()), "sample_steps": s.emdm_steps if kind == "emdm" else 50,
+              "guidance": s.guidance,
+              "train": s.__dict__, "final_loss": result.loss, "final_parts": stats},
+        tensors={"mean": torch.from_numpy(mean).float(), "std": torch.from_numpy(std).float()},
+    )  # fmt: skip
+    return net
+
+
+@dataclass
+class MotionModel:
+    """A trained model with its normalisation: :meth:`sample` gives raw feature windows."""
+
+    net: MotionDenoiser
+    kind: str
+    mean: np.ndarray
+    std: np.ndarray
+    card: dict[str, Any]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        text: np.ndarray,
+        length: int,
+        *,
+        steps: int | None = None,
+        seed: int = 0,
+        sampler: str = "ddpm",
+        guidance: float | None = None,
+    ) -> np.ndarray:
+        """Raw feature windows ``(N, length, D)`` for caption vectors ``text (N, text_dim)``:
+        EMDM by its ``steps`` (default: trained) GAN steps, DDPM by core's ``sampler`` over
+        ``steps`` (default 50) uniform steps."""
+        check_int("length", length, 1)
+        c = torch.from_numpy(np.asarray(text, dtype=np.float32))
+        g = torch.Generator().manual_seed(seed)
+        path = motion_path()
+        shape = (len(c), length, self.net.config.feature_dim)
+        x = path.prior_sample(shape, generator=g)
+        n = int(steps or self.card.get("sample_steps", 50))
+        check_int("steps", n, 1)
+        if self.kind == "emdm":
+            a, sg = _levels(path, torch.arange(n + 1) / n)  # every level once
+            for k in range(n, 0, -1):
+                t = torch.full((len(c),), k / n)
+                z = torch.randn(len(c), self.net.config.z_dim, generator=g)
+                w = float(self.card.get("guidance", 1.0) if guidance is None else guidance)
+                if w == 1.0:
+                    x0 = self.net(x, t, c, z)
+                else:
+                    both = self.net(x.repeat(2, 1, 1), t.repeat(2), torch.cat([c, 0 * c]),
+                                    z.repeat(2, 1))  # fmt: skip
+                    x0 = both[len(c) :] + w * (both[: len(c)] - both[len(c) :])
+                noise = torch.randn(x.shape, generator=g) if k > 1 else None
+                x = _posterior(
+                    x, x0, (a[k - 1 : k], sg[k - 1 : k]), (a[k : k + 1], sg[k : k + 1]), noise
+                )
+        else:
+            from polyfold.core.denoiser import as_denoiser
+
+            den = as_denoiser(self.net, path, prediction="x0", cond=c)
+            grid = uniform_t_grid(path, n, append_zero=True)
+            res = get_sampler(sampler, kind="gaussian")(den, path, x, grid, generator=g)
+            x = res.x
+        out = x.numpy().astype(np.float64) * self.std + self.mean
+        return out.astype(np.float32)
+
+
+def load_motion_model(path: str | Path) -> MotionModel:
+    """A model file written by :func:`train_motion_model`."""
+    loaded = load_model(path)
+    card = dict(loaded.card)
+    if card.get("kind") not in MODEL_KINDS:
+        raise InputError(f"{path}: not a motion model file (card kind {card.get('kind')!r})")
+    net = loaded.model
+    net.eval()
+    return MotionModel(net, card["kind"], loaded.tensors["mean"].numpy(),
+                       loaded.tensors["std"].numpy(), card)  # fmt: skip

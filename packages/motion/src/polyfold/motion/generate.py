@@ -1,0 +1,93 @@
+"""Text to motion with a trained EMDM or DDPM model (default: the shipped EMDM).
+
+    from polyfold.motion.generate import generate_motion, write_motions
+    feats = generate_motion(["a person cartwheels then walks"], seconds=2.4)
+    write_motions("runs/gen", ["a person cartwheels then walks"], feats)
+
+The shipped model was trained on 2.4 s windows (48 frames at 20 fps); longer requests run (its
+frame positions are sinusoidal) but leave what it has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from polyfold.core.errors import InputError
+from polyfold.motion.emdm import MotionModel, load_motion_model
+
+__all__ = ["FPS", "MAX_SECONDS", "generate_motion", "resolve_model", "write_motions"]
+
+FPS = 20
+MAX_SECONDS = 20.0
+
+
+def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
+    """A loaded model: ``None``/``"emdm"``/``"ddpm"`` for a shipped one, else a model file."""
+    if isinstance(model, MotionModel):
+        return model
+    from polyfold.motion.shipped import SHIPPED, shipped_path
+
+    if model is None or str(model) in ("emdm", "ddpm"):
+        name = "emdm" if model is None else str(model)
+        if name not in SHIPPED:
+            raise InputError(f"--model {name}: no shipped {name} model; pass a model file")
+        return load_motion_model(shipped_path(name))
+    return load_motion_model(model)
+
+
+def frames_for(seconds: float) -> int:
+    """Frames at 20 fps for ``seconds`` in ``(0, MAX_SECONDS]``."""
+    if not isinstance(seconds, int | float) or not np.isfinite(seconds) or seconds <= 0:
+        raise InputError(f"--seconds: expected a positive number, got {seconds!r}")
+    if seconds > MAX_SECONDS:
+        raise InputError(f"--seconds: expected at most {MAX_SECONDS:g}, got {seconds!r}")
+    return max(2, round(seconds * FPS))
+
+
+def generate_motion(
+    captions: Sequence[str],
+    seconds: float = 2.4,
+    *,
+    model: str | Path | MotionModel | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Raw feature windows ``(N, frames, D)``, one per caption."""
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
+
+    if isinstance(captions, str):
+        captions = [captions]
+    length = frames_for(seconds)
+    text = encode_captions(load_text_encoder(), list(captions))
+    return resolve_model(model).sample(text, length, steps=steps, seed=seed)
+
+
+def _stem(i: int, caption: str) -> str:
+    words = "".join(c if c.isalnum() else "_" for c in caption.lower()).split("_")
+    return f"{i:02d}_" + "_".join(w for w in words if w)[:40]
+
+
+def write_motions(out: str | Path, captions: Sequence[str], features: np.ndarray) -> list[Path]:
+    """``<i>_<caption>.npy`` (joints) / ``.bvh`` per window and ``preview.svg`` / ``.gif``
+    in the existing folder ``out``; returns the written paths."""
+    from polyfold.motion.export import motion_files
+    from polyfold.motion.features import motion_from_features
+    from polyfold.motion.render import write_gif, write_svg
+
+    folder = Path(out)
+    if len(captions) != len(features):
+        raise InputError(
+            f"captions: expected {len(features)} (one per window), got {len(captions)}"
+        )
+    written: list[Path] = []
+    joints = []
+    for i, (cap, f) in enumerate(zip(captions, features, strict=True)):
+        motion = motion_from_features(f)
+        joints.append(motion.joints())
+        written += motion_files(folder, _stem(i, cap), motion)
+    written.append(write_svg(folder / "preview.svg", joints, list(captions)))
+    written.append(write_gif(folder / "preview.gif", joints, list(captions)))
+    return written

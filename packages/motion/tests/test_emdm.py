@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+
+from polyfold.core.errors import InputError
+from polyfold.core.losses import wgan_gp_critic_loss
+from polyfold.motion.dataset import DatasetConfig, build_dataset
+from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
+from polyfold.motion.emdm import (
+    TrainSettings,
+    load_motion_model,
+    motion_path,
+    posterior_step,
+    train_motion_model,
+)
+from polyfold.motion.generate import frames_for, generate_motion, write_motions
+
+
+def test_posterior_step_reproduces_the_forward_marginal():
+    # x_t ~ q(x_t | x0), then x_s ~ q(x_s | x_t, x0) must be distributed as q(x_s | x0)
+    path, n = motion_path(), 200_000
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.full((n, 1), 0.7)
+    s, t = 0.25, torch.full((n,), 0.5)
+    x_t = path.alpha(0.5).float() * x0 + path.sigma(0.5).float() * torch.randn(n, 1, generator=g)
+    x_s = posterior_step(path, x_t, x0, s, t, torch.randn(n, 1, generator=g))
+    assert float(x_s.mean()) == pytest.approx(0.7 * float(path.alpha(s)), abs=5e-3)
+    assert float(x_s.std()) == pytest.approx(float(path.sigma(s)), abs=5e-3)
+    # the last step (s = 0) lands on the predicted x0 exactly
+    last = posterior_step(path, x_t[:5], x0[:5], 0.0, t[:5], torch.randn(5, 1, generator=g))
+    torch.testing.assert_close(last, x0[:5])
+
+
+def test_denoiser_and_critic_shapes_and_errors():
+    net = MotionDenoiser(feature_dim=10, text_dim=6, width=16, layers=1, heads=2, z_dim=3)
+    x, c, t = torch.randn(2, 12, 10), torch.randn(2, 6), torch.rand(2)
+    assert net(x, t, c, torch.randn(2, 3)).shape == (2, 12, 10)
+    assert net(torch.randn(2, 7, 10), t, c).shape == (2, 7, 10)  # any length
+    with pytest.raises(InputError, match="cond: expected"):
+        net(x, t, torch.randn(2, 5))
+    with pytest.raises(InputError, match="x_t: expected"):
+        net(torch.randn(2, 12, 9), t, c)
+    critic = MotionCritic(feature_dim=10, text_dim=6, width=8)
+    assert critic(x, (x, t, c)).shape == (2,)
+    loss, parts = wgan_gp_critic_loss(critic, x, torch.randn(2, 12, 10), (x, t, c))
+    assert torch.isfinite(loss)
+    assert parts["gradient_penalty"] >= 0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = DatasetConfig(length=16, train_windows_per_clip=1, test_windows_per_clip=1,
+                        train_then=2, test_then=2)  # fmt: skip
+    data = build_dataset(cfg)
+    text = np.random.default_rng(0).normal(size=(len(data), 384)).astype(np.float32)
+    return data, text
+
+
+@pytest.mark.parametrize(("kind", "calls"), [("emdm", 4), ("ddpm", 50)])
+def test_train_save_load_sample(tiny, tmp_path, kind, calls):
+    data, text = tiny
+    train_motion_model(kind, data, text, tmp_path, TrainSettings(steps=3, batch_size=4),
+                       width=16, layers=1, quiet=True)  # fmt: skip
+    model = load_motion_model(tmp_path / "model")
+    assert model.kind == kind
+    assert model.card["sample_steps"] == calls
+    n_calls = []
+    model.net.register_forward_hook(lambda *a: n_calls.append(1))
+    out = model.sample(text[:3], 16, seed=1)
+    assert out.shape == (3, 16, data.features.shape[-1])
+    assert np.isfinite(out).all()
+    assert len(n_calls) == calls  # EMDM: 4 network calls; the DDPM baseline: 50
+    np.testing.assert_array_equal(out, model.sample(text[:3], 16, seed=1))  # seeded
+
+
+def test_emdm_guidance_zero_ignores_the_caption(tiny, tmp_path):
+    data, text = tiny
+    settings = TrainSettings(steps=2, batch_size=4, p_uncond=0.5, guidance=3.0)
+    train_motion_model("emdm", data, text, tmp_path, settings, width=16, layers=1, quiet=True)
+    model = load_motion_model(tmp_path / "model")
+    assert model.card["guidance"] == 3.0
+    a = model.sample(text[:2], 8, seed=3, guidance=0.0)  # unconditional only
+    b = model.sample(text[2:4], 8, seed=3, guidance=0.0)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(model.sample(text[:2], 8, seed=3), model.sample(text[2:4], 8, seed=3))
+
+
+def test_train_rejects_unknown_kind(tiny, tmp_path):
+    with pytest.raises(InputError, match="--model: expected one of emdm, ddpm"):
+        train_motion_model("gan", *tiny, tmp_path)
+
+
+def test_generate_checks_and_writes(tiny, tmp_path):
+    data, text = tiny
+    train_motion_model("emdm", data, text, tmp_path / "m", TrainSettings(steps=2, batch_size=4),
+                       width=16, layers=1, quiet=True)  # fmt: skip
+    for bad in (0, -1.0, float("nan"), 1000):
+        with pytest.raises(InputError, match="--seconds"):
+            frames_for(bad)
+    with pytest.raises(InputError, match="caption 0: expected non-empty text"):
+        generate_motion(["  "], 1.0, model=tmp_path / "m" / "model")
+    feats = generate_motion(["a person walks"], 1.0, model=tmp_path / "m" / "model")
+    assert feats.shape == (1, 20, data.features.shape[-1])
+    (tmp_path / "out").mkdir()
+    paths = write_motions(tmp_path / "out", ["a person walks"], feats)
+    assert {p.name for p in paths} == {"00_a_person_walks.npy", "00_a_person_walks.bvh",
+                                       "preview.svg", "preview.gif"}  # fmt: skip
+    assert np.load(tmp_path / "out" / "00_a_person_walks.npy").shape == (20, 15, 3)
+
+
+def _cli(monkeypatch, capsys, *args):
+    from polyfold.motion.cli import main
+
+    monkeypatch.setattr("sys.argv", ["polyfold-motion", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out + out.err
+
+
+def test_cli_generate_with_the_shipped_emdm(monkeypatch, capsys, tmp_path):
+    out = str(tmp_path / "g")
+    code, text = _cli(monkeypatch, capsys, "generate", "a person walks", "--seconds", "0",
+                      "--out", out)  # fmt: skip
+    assert code == 2
+    assert "--seconds: expected a positive number" in text
+    code, text = _cli(monkeypatch, capsys, "generate", " ", "--out", out)
+    assert code == 2
+    assert "caption 0: expected non-empty text" in text
+    code, text = _cli(monkeypatch, capsys, "generate", "a person cartwheels then walks",
+                      "--seconds", "1.5", "--out", out)  # fmt: skip
+    assert code == 0, text
+    assert np.load(tmp_path / "g" / "00_a_person_cartwheels_then_walks.npy").shape == (30, 15, 3)
+    assert (tmp_path / "g" / "preview.gif").is_file()
