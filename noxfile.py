@@ -119,6 +119,7 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
     "motion": [
         "polyfold-motion clips",
         "polyfold-motion show humanoid3d_cartwheel walker_turn_left0 --out {tmp}/motion",
+        "polyfold-motion generate 'a person walks then jumps' --seconds 2 --out {tmp}/motion-gen",
     ],
     "tabular": [
         'python -c "from sklearn.datasets import load_wine; '
