@@ -134,6 +134,7 @@ Data = Annotated[
     Path | None, typer.Option("--data", help="Dataset .npz from `prepare` (default: build it).")
 ]
 Steps = Annotated[int, typer.Option(help="Optimizer steps.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
 
 
 @app.command("train-tokenizer")
@@ -146,6 +147,7 @@ def train_tokenizer_cmd(
     quantizers: Annotated[int, typer.Option(help="Residual codebooks (1: VQ-VAE).")] = 4,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -156,13 +158,13 @@ def train_tokenizer_cmd(
     from polyfold.motion.tokenizer import TokenizerConfig
     from polyfold.motion.train_tokenizer import train_tokenizer
 
-    prepare_training_out(out, resume=False, force=force)
+    prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
                           num_quantizers=quantizers, blocks=1)  # fmt: skip
     _, metrics = train_tokenizer(
         d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
-        command="polyfold-motion " + " ".join(sys.argv[1:]),
+        command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
     )  # fmt: skip
     print(", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
@@ -174,6 +176,7 @@ def train_evaluator_cmd(
     steps: Steps = 1500,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -184,12 +187,12 @@ def train_evaluator_cmd(
     from polyfold.motion.evaluator import train_evaluator
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
-    prepare_training_out(out, resume=False, force=force)
+    prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
     train_evaluator(
         d, text, out, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
-        command="polyfold-motion " + " ".join(sys.argv[1:]),
+        command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
     )  # fmt: skip
     print(f"wrote {out}/evaluator.safetensors")
 
@@ -206,6 +209,7 @@ def train_cmd(
     p_uncond: Annotated[float, typer.Option(help="EMDM: caption drop rate (CFG).")] = 0.0,
     guidance: Annotated[float, typer.Option(help="EMDM: default CFG scale (card).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -218,7 +222,7 @@ def train_cmd(
 
     if model not in MODEL_KINDS:
         raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {model!r}")
-    prepare_training_out(out, resume=False, force=force)
+    prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
     cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
@@ -226,7 +230,7 @@ def train_cmd(
         model, d, text, out,
         TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]
         width=width, layers=layers, quiet=quiet,
-        command="polyfold-motion " + " ".join(sys.argv[1:]),
+        command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
     )  # fmt: skip
     print(f"wrote {out}/model.safetensors")
 

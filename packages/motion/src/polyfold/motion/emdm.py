@@ -175,6 +175,7 @@ def train_motion_model(
     layers: int = 3,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> MotionDenoiser:
     """Train ``kind`` (``emdm`` or ``ddpm``) on the training windows against caption vectors
     ``text_features (N, 384)``; save ``out_dir/model.safetensors`` + ``.json``."""
@@ -209,11 +210,11 @@ def train_motion_model(
     trainer = Trainer(
         module, loss_fn, TensorDataset(x, text), out_dir=out / "run", max_steps=s.steps,
         batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10),
-        ema_decay=None, seed=s.seed, quiet=quiet, checkpoint_every=max(s.steps, 1),
-        data_card="deepmimic", model_config=net.model_config(),
+        ema_decay=None, seed=s.seed, quiet=quiet,
+        data_card="deepmimic", checkpoint_every=250, model_config=net.model_config(),
         optimizer=lambda p: torch.optim.Adam(p, lr=s.lr, betas=(0.5, 0.9)),
     )  # fmt: skip
-    result = trainer.fit()
+    result = trainer.fit(resume=resume)
     net.eval()
     save_model(
         net, out / "model", config=net.model_config(),

@@ -107,6 +107,7 @@ def train_evaluator(
     seed: int = 0,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> MotionEvaluator:
     """Train on the training windows against unit caption vectors ``text_features (N, 384)``
     (one per window); save ``out_dir/evaluator.safetensors`` with the feature normalisation."""
@@ -126,9 +127,9 @@ def train_evaluator(
     trainer = Trainer(
         model, loss_fn, ds, out_dir=Path(out_dir) / "run", max_steps=steps,
         batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10), ema_decay=None,
-        seed=seed, quiet=quiet, checkpoint_every=max(steps, 1), data_card="deepmimic",
+        seed=seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
     )  # fmt: skip
-    trainer.fit()
+    trainer.fit(resume=resume)
     model.eval()
     save_model(
         model, Path(out_dir) / "evaluator", config=model.model_config(),

@@ -43,6 +43,7 @@ def train_tokenizer(
     seed: int = 0,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> tuple[MotionTokenizer, dict[str, Any]]:
     """Train on the training windows; save ``out_dir/tokenizer.safetensors`` (+ ``.json``
     card with the normalisation, held-out MPJPE and codebook statistics)."""
@@ -63,9 +64,9 @@ def train_tokenizer(
     trainer = Trainer(
         model, loss_fn, _Batch(x), out_dir=out / "run", max_steps=steps, batch_size=batch_size,
         lr=lr, warmup_steps=min(200, steps // 10), ema_decay=None, seed=seed, quiet=quiet,
-        checkpoint_every=max(steps, 1), data_card="deepmimic",
+        data_card="deepmimic", checkpoint_every=250,
     )  # fmt: skip
-    trainer.fit()
+    trainer.fit(resume=resume)
     model.eval()
     metrics = evaluate_tokenizer(model, data, mean, std)
     metrics.update({f"train_{k}": v for k, v in stats.items()})
