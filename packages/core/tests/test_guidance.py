@@ -311,3 +311,16 @@ def test_wrappers_are_denoisers_returning_denoised() -> None:
     _, cond = pair(gmm)
     x, t = points(4), t_of(4, 0.3)
     assert isinstance(cfg(cond, NULL_LABEL, 2.0)(x, t), Denoised)
+
+
+def test_drop_labels_replaces_each_label_with_probability_p():
+    from polyfold.core.guidance import drop_labels
+
+    y = torch.arange(5).repeat(4000)
+    out = drop_labels(y, 0.25, 9, torch.Generator().manual_seed(0))
+    dropped = out == 9
+    assert torch.equal(out[~dropped], y[~dropped])
+    assert abs(dropped.float().mean().item() - 0.25) < 0.02
+    assert torch.equal(drop_labels(y, 0.0, 9), y)
+    with pytest.raises(InputError, match="p_uncond"):
+        drop_labels(y, 1.0, 9)

@@ -34,6 +34,7 @@ from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import register_model
 from polyfold.core.guidance import cfg as cfg_guidance
+from polyfold.core.guidance import drop_labels
 from polyfold.core.losses import dsm_loss
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.samplers import get_sampler, uniform_t_grid
@@ -154,8 +155,7 @@ class EEGDiffusion(nn.Module):
     ) -> Tensor:
         """Core's DSM loss with the class replaced by the null label with ``p_uncond``; ``net``
         is the module to call (the Trainer's possibly wrapped copy of this one)."""
-        drop = torch.rand(y.shape, generator=generator, device=y.device) < self.config.p_uncond
-        cond = torch.where(drop, torch.full_like(y, self.null_label), y)
+        cond = drop_labels(y, self.config.p_uncond, self.null_label, generator)
         return dsm_loss(
             self if net is None else net,
             x0,

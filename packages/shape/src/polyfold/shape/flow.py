@@ -25,6 +25,7 @@ from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import register_model
 from polyfold.core.guidance import cfg as cfg_guidance
+from polyfold.core.guidance import drop_labels
 from polyfold.core.losses import cfm_loss
 from polyfold.core.paths import LinearInterpolant
 from polyfold.core.samplers import get_sampler, uniform_t_grid
@@ -213,8 +214,7 @@ class ShapeFlow(nn.Module):
         net: nn.Module | None = None,
     ) -> Tensor:
         """Core's flow-matching loss with the class dropped to the null label w.p. ``p_uncond``."""
-        drop = torch.rand(y.shape, generator=generator, device=y.device) < self.config.p_uncond
-        cond = torch.where(drop, torch.full_like(y, self.null_label), y)
+        cond = drop_labels(y, self.config.p_uncond, self.null_label, generator)
         return cfm_loss(
             self if net is None else net,
             x0,

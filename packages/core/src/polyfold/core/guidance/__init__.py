@@ -43,7 +43,7 @@ A wrapper's ``nfe`` counts network evaluations (one per call of a wrapped
 unconditional predictions in one network call on a ``2B`` batch.
 """
 
-from polyfold.core.guidance.cfg import CFG, cfg, cfg_pp, cfg_pp_equivalent_scale
+from polyfold.core.guidance.cfg import CFG, cfg, cfg_pp, cfg_pp_equivalent_scale, drop_labels
 from polyfold.core.guidance.gfcg import GFCG, gfcg
 from polyfold.core.guidance.gradient import (
     ClassifierGuidance,
@@ -63,6 +63,7 @@ __all__ = [
     "cfg_pp",
     "cfg_pp_equivalent_scale",
     "classifier_guidance",
+    "drop_labels",
     "gfcg",
     "inpaint",
     "observation_guidance",

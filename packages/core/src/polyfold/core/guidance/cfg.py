@@ -200,6 +200,15 @@ class CFG(Wrapper):
         return f"{kind}(scale={self.scale}, interval={self.interval}, batched={self._batch})"
 
 
+def drop_labels(y: Tensor, p: float, null: int, generator: torch.Generator | None = None) -> Tensor:
+    """Class labels ``y`` with each replaced by the ``null`` label with probability ``p``: the
+    training side of classifier-free guidance (one network, conditional and unconditional)."""
+    if not 0 <= p < 1:
+        raise InputError(f"p_uncond: expected a number in [0, 1), got {p!r}")
+    drop = torch.rand(y.shape, generator=generator, device=y.device) < p
+    return torch.where(drop, torch.full_like(y, null), y)
+
+
 def cfg(
     cond: Denoiser,
     uncond: Any,
