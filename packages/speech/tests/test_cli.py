@@ -77,3 +77,12 @@ def test_tts_bad_input_is_a_clear_error(tmp_path, model_file, capsys):
         run("tts", "Hi.", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "y.wav"))
         == 2
     )
+
+
+def test_resume_of_a_distillation_is_refused_before_any_work(tmp_path, model_file, capsys):
+    out = tmp_path / "student"
+    code = run("train", "--model", "prodiff", "--teacher", model_file, "--data",
+               str(tmp_path / "nowhere"), "--resume", "--out", str(out))  # fmt: skip
+    assert code == 2
+    assert "only a teacher's run can be continued" in capsys.readouterr().err
+    assert not out.exists()

@@ -113,6 +113,11 @@ def train(
     settings = _settings(steps, batch_size, lr, seed, quiet)
     if model != "teacher" and teacher is None:
         raise InputError(f"--teacher: {model} distils a trained teacher; pass its model file")
+    if model != "teacher" and resume:
+        raise InputError(
+            f"--resume: only a teacher's run can be continued; a {model} distillation restarts "
+            "(pass --force to start it again in --out)"
+        )
     prepare_training_out(out, resume=resume, force=force)
     corpus = load_corpus(data)
     if model == "teacher":
