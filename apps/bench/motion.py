@@ -27,9 +27,10 @@ import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
 
 from polyfold.motion.dataset import DatasetConfig, build_dataset
-from polyfold.motion.emdm import load_motion_model
 from polyfold.motion.evaluation import HeldOut, physical, score
 from polyfold.motion.evaluator import evaluate_set
+from polyfold.motion.features import joints_from_features
+from polyfold.motion.generate import resolve_model
 from polyfold.motion.shipped import shipped_path
 from polyfold.motion.train_tokenizer import evaluate_tokenizer, load_tokenizer
 
@@ -72,8 +73,10 @@ def main() -> None:
     rows.append(row)
 
     rows.append({"row": "real held-out physical", **physical(data.joints[test])})
-    gen = {name: _generated_row(name, held, reps) for name in ("emdm", "ddpm")}
+    gen = {name: _generated_row(name, held, reps) for name in ("emdm", "ddpm", "mogo", "t2m-gpt")}
     rows += [row for row, _ in gen.values()]
+    long_row = _long_sequence_row(held)
+    rows.append(long_row)
     for r in rows:
         print_table([r])
     summary: dict[str, Any] = {
@@ -86,6 +89,7 @@ def main() -> None:
         "real_r_precision_top1": res["r_precision_top1"][0],
         "real_r_precision_top3": res["r_precision_top3"][0],
         **_emdm_summary(gen),
+        **_mogo_summary(gen, long_row),
         "held_out_windows": len(test),
         "tokenizer_command": t_card.get("command", ""),
     }
@@ -95,13 +99,17 @@ def main() -> None:
 
 def _generated_row(name: str, held: HeldOut, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score the shipped ``name`` model on the held-out captions, with its timings."""
-    m = load_motion_model(shipped_path(name))
+    m = resolve_model(name)
     length = held.data.features.shape[1]
     feats = m.sample(held.text, length, seed=0)
     res = score(held, feats, reps=reps)
     one = time_call(lambda: m.sample(held.text[:1], length), repeats=5)
     batch = time_call(lambda: m.sample(held.text, length), repeats=1) / len(held.text)
-    row: dict[str, Any] = {"row": f"{name} (shipped, {m.card['sample_steps']} steps)"}
+    calls = m.card.get("sample_steps") or -(-length // 4)  # token models: one call per token
+    row: dict[str, Any] = {
+        "row": f"{name} (shipped, {calls} network calls)",
+        "network_calls": calls,
+    }
     for k, v in res.items():
         row[k] = v[0] if isinstance(v, tuple) else v
         if isinstance(v, tuple):
@@ -127,6 +135,44 @@ def _emdm_summary(gen: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> dict
         "paper_emdm_s_per_sequence_gpu": 0.05,
     }
     assert set(EMDM_KEYS) <= set(out)
+    return out
+
+
+def _max_speed(joints: np.ndarray) -> float:
+    """Largest joint speed (m/s at 20 fps) over windows ``(N, T, J, 3)``."""
+    return float(np.linalg.norm(np.diff(joints, axis=1), axis=-1).max() * 20.0)
+
+
+def _long_sequence_row(held: HeldOut, chains: int = 16) -> dict[str, Any]:
+    """Mogo on three held-out captions chained, each one training window long (3x the
+    context): its largest joint speed against the real held-out windows'."""
+    m = resolve_model("mogo")
+    tokens = -(-held.data.features.shape[1] // 4)
+    pick = np.random.default_rng(1).permutation(len(held.text))[: 3 * chains].reshape(3, chains)
+    segments = [(torch.from_numpy(held.text[i]).float(), tokens) for i in pick]
+    feats = m.sample_segments(segments, seed=0)  # type: ignore[attr-defined]
+    joints = np.stack([joints_from_features(f) for f in feats])
+    real = _max_speed(held.data.joints[held.index])
+    speed = _max_speed(joints)
+    return {"row": f"mogo long sequence (3 chained captions, {feats.shape[1]} frames)",
+            "frames": feats.shape[1], "max_speed_m_s": speed, "real_max_speed_m_s": real,
+            "max_velocity_over_real": speed / real,
+            **{f"{k}_over_real": v / r for (k, v), r in zip(physical(joints).items(),
+               physical(held.data.joints[held.index]).values(), strict=True) if r > 0}}  # fmt: skip
+
+
+def _mogo_summary(
+    gen: dict[str, tuple[dict[str, Any], dict[str, Any]]], long_row: dict[str, Any]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("mogo", "t2m-gpt"):
+        row, key = gen[name][0], name.replace("-", "_")
+        for k in ("fid_over_real_floor", "accuracy", "r_precision_top1", "r_precision_top3",
+                  "mm_dist", "skating_over_real", "jerk_over_real", "s_per_sequence"):  # fmt: skip
+            if k in row:
+                out[f"{key}_{k}"] = row[k]
+    out["mogo_long_sequence_max_velocity_over_real"] = long_row["max_velocity_over_real"]
+    out["mogo_long_sequence_frames"] = long_row["frames"]
     return out
 
 

@@ -200,7 +200,9 @@ def train_evaluator_cmd(
 @app.command("train")
 def train_cmd(
     out: Out,
-    model: Annotated[str, typer.Option("--model", help="emdm (few-step GAN) or ddpm (50-step).")],
+    model: Annotated[
+        str, typer.Option("--model", help="emdm (few-step GAN), ddpm (50-step), mogo or t2m-gpt.")
+    ],
     data: Data = None,
     steps: Steps = 2000,
     width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
@@ -218,13 +220,26 @@ def train_cmd(
 
     from polyfold.core.progress import prepare_training_out
     from polyfold.motion.emdm import MODEL_KINDS, TrainSettings, train_motion_model
+    from polyfold.motion.mogo_generate import TOKEN_KINDS
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
-    if model not in MODEL_KINDS:
-        raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {model!r}")
+    if model not in MODEL_KINDS + TOKEN_KINDS:
+        raise InputError(
+            f"--model: expected one of {', '.join(MODEL_KINDS + TOKEN_KINDS)}, got {model!r}"
+        )
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
+    if model in TOKEN_KINDS:
+        from polyfold.motion.mogo_train import TokenTrainSettings, train_token_model
+
+        train_token_model(
+            model, d, text, out, TokenTrainSettings(steps=steps, width=width, base_layers=layers,
+                                                    batch_size=batch_size, seed=seed),
+            quiet=quiet, resume=resume, command="polyfold-motion " + " ".join(sys.argv[1:]),
+        )  # fmt: skip
+        print(f"wrote {out}/model.safetensors")
+        return
     cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
     train_motion_model(
         model, d, text, out,
@@ -237,7 +252,10 @@ def train_cmd(
 
 SampleSteps = Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")]
 ModelOpt = Annotated[
-    str, typer.Option("--model", help="A model file from `train`, or shipped: emdm or ddpm.")
+    str,
+    typer.Option(
+        "--model", help="A model file from `train`, or shipped: emdm, ddpm, mogo or t2m-gpt."
+    ),
 ]
 
 
@@ -265,6 +283,45 @@ def generate(
     write_motions(folder, captions, feats)
     print(f"wrote {len(captions)} motions ({feats.shape[1]} frames, {m.kind}, {dt:.2f} s) "
           f"and preview.svg/.gif to {folder}")  # fmt: skip
+
+
+@app.command()
+def stream(
+    captions: Annotated[list[str], typer.Argument(help="One or more captions, chained.")],
+    seconds: Annotated[float, typer.Option(help="Seconds per caption (20 fps).")] = 4.8,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Text file (default: stdout).")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="mogo, t2m-gpt or a model file.")] = "mogo",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+) -> None:
+    """Stream one motion as it is generated: a line per frame (index, then x y z of each
+    joint in metres) to OUT or stdout while sampling runs; progress on stderr."""
+    import sys
+
+    from polyfold.motion.generate import frames_for, resolve_model
+    from polyfold.motion.mogo_generate import TokenMotionModel, stream_joints
+
+    frames_for(seconds)
+    m = resolve_model(model)
+    if not isinstance(m, TokenMotionModel):
+        raise InputError(f"--model {model}: streaming needs a mogo or t2m-gpt model")
+    path = None if out is None else check_output_file(out, force=force)
+    sink = sys.stdout if path is None else path.open("w", encoding="utf-8")
+    try:
+        sink.write("# frame, then x y z of each of 15 joints (metres, y up, 20 fps)\n")
+        done = 0
+        for chunk in stream_joints(m, captions, seconds, seed):
+            for row in chunk.reshape(len(chunk), -1):
+                sink.write(f"{done} " + " ".join(f"{v:.4f}" for v in row) + "\n")
+                done += 1
+            sink.flush()
+            print(f"{done} frames", file=sys.stderr, flush=True)
+    finally:
+        if path is not None:
+            sink.close()
+    print(f"streamed {done} frames{'' if path is None else f' to {path}'}", file=sys.stderr)
 
 
 @app.command()

@@ -25,11 +25,23 @@ MAX_SECONDS = 20.0
 
 
 def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
-    """A loaded model: ``None``/``"emdm"``/``"ddpm"`` for a shipped one, else a model file."""
-    if isinstance(model, MotionModel):
-        return model
+    """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mogo"``/``"t2m-gpt"`` for a shipped
+    one, else a model file."""
+    from polyfold.motion.mogo_generate import (
+        TOKEN_KINDS,
+        TokenMotionModel,
+        is_token_model_file,
+        load_token_model,
+    )
+
+    if isinstance(model, MotionModel | TokenMotionModel):
+        return model  # type: ignore[return-value]
     from polyfold.motion.shipped import SHIPPED, shipped_path
 
+    if str(model) in TOKEN_KINDS:
+        return load_token_model(shipped_path(str(model)))  # type: ignore[return-value]
+    if model is not None and is_token_model_file(model):
+        return load_token_model(model)  # type: ignore[return-value]
     if model is None or str(model) in ("emdm", "ddpm"):
         name = "emdm" if model is None else str(model)
         if name not in SHIPPED:
