@@ -113,6 +113,6 @@ def train_token_model(
               "tokenizer": "shipped" if str(tokenizer) == "shipped" else str(tok_path),
               "tokenizer_sha256": read_card(tok_path)["weights_sha256"],
               "temperature": s.temperature, "top_k": s.top_k, "train": s.__dict__,
-              "final_loss": result.loss, "held_out_loss": test_loss},
+              "final_loss": result.loss, "metrics": {"held_out_cross_entropy": test_loss}},
     )  # fmt: skip
     return net
