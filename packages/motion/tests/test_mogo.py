@@ -193,3 +193,17 @@ def test_cli_stream_writes_every_frame_and_generate_takes_the_file(  # type: ign
                            "--model", model, "--out", str(tmp_path / "g"))  # fmt: skip
     assert code == 0, err
     assert np.load(tmp_path / "g" / "00_a_person_walks.npy").shape == (20, 15, 3)
+
+
+@pytest.mark.parametrize("name", ["mogo", "t2m-gpt"])
+def test_shipped_token_models_load_and_stream_like_batch(name: str) -> None:
+    from polyfold.motion.generate import resolve_model
+
+    m = resolve_model(name)
+    assert m.kind == name  # type: ignore[union-attr]
+    assert m.net.config.num_quantizers == (4 if name == "mogo" else 1)  # type: ignore[union-attr]
+    text = np.random.default_rng(0).normal(size=(1, 384)).astype(np.float32)
+    seg = [(torch.from_numpy(text), 5)]
+    streamed = np.concatenate(list(m.stream(seg, seed=3)), axis=1)  # type: ignore[union-attr]
+    np.testing.assert_allclose(streamed, m.sample_segments(seg, seed=3), atol=1e-5)  # type: ignore[union-attr]
+    assert streamed.shape == (1, 20, 155)
