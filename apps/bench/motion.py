@@ -19,7 +19,9 @@ Summary (goals from issue 21): ``rvq_mpjpe_mm`` (<= 20), ``emdm_accuracy`` (>= 0
 its single-codebook T2M-GPT ablation (one network call per 4-frame token) with the same keys
 (``mogo_*``, ``t2m_gpt_*``), and ``mogo_long_sequence_max_velocity_over_real`` (<= 1): three
 held-out captions chained, each a training window long (3x the context), largest joint speed
-against the real held-out windows' (also at the 99th percentile).
+against the real held-out windows' (also at the 99th percentile). MMDM (the DDPM baseline's
+network and budget trained with time-frame and body-part masks in its motion embedding):
+``mmdm_*`` and ``mmdm_fid_over_unmasked_fid`` (< 1, against the shipped ``ddpm``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def main() -> None:
     rows.append(row)
 
     rows.append({"row": "real held-out physical", **physical(data.joints[test])})
-    names = ("emdm", "ddpm", "mogo", "t2m-gpt")
+    names = ("emdm", "ddpm", "mogo", "t2m-gpt", "mmdm")
     gen = {name: _generated_row(name, held, reps) for name in names}
     rows += [row for row, _ in gen.values()]
     long_row = _long_sequence_row(held)
@@ -178,7 +180,7 @@ def _mogo_summary(
     gen: dict[str, tuple[dict[str, Any], dict[str, Any]]], long_row: dict[str, Any]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("mogo", "t2m-gpt"):
+    for name in ("mogo", "t2m-gpt", "mmdm"):
         row, key = gen[name][0], name.replace("-", "_")
         for k in ("fid_over_real_floor", "accuracy", "r_precision_top1", "r_precision_top3",
                   "mm_dist", "skating_over_real", "bone_std_cm", "jerk_over_real",
@@ -188,6 +190,7 @@ def _mogo_summary(
     out["mogo_long_sequence_max_velocity_over_real"] = long_row["max_velocity_over_real"]
     out["mogo_long_sequence_p99_velocity_over_real"] = long_row["p99_velocity_over_real"]
     out["mogo_long_sequence_frames"] = long_row["frames"]
+    out["mmdm_fid_over_unmasked_fid"] = gen["mmdm"][0]["fid"] / gen["ddpm"][0]["fid"]
     return out
 
 

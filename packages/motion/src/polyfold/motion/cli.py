@@ -6,6 +6,7 @@
     polyfold-motion train-evaluator --data runs/motion/data.npz --out runs/evaluator
     polyfold-motion train --model emdm --data runs/motion/data.npz --out runs/emdm
     polyfold-motion generate "a person cartwheels then walks" --seconds 2.4 --out runs/gen
+    polyfold-motion stream "a person walks" "a person jumps" --seconds 3 --out runs/stream.txt
     polyfold-motion evaluate --model runs/emdm/model
     polyfold-motion quickstart --out runs/motion
 
@@ -201,7 +202,7 @@ def train_evaluator_cmd(
 def train_cmd(
     out: Out,
     model: Annotated[
-        str, typer.Option("--model", help="emdm (few-step GAN), ddpm (50-step), mogo or t2m-gpt.")
+        str, typer.Option("--model", help="emdm (GAN), ddpm (50-step), mmdm, mogo or t2m-gpt.")
     ],
     data: Data = None,
     steps: Steps = 2000,
@@ -223,10 +224,9 @@ def train_cmd(
     from polyfold.motion.mogo_generate import TOKEN_KINDS
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
-    if model not in MODEL_KINDS + TOKEN_KINDS:
-        raise InputError(
-            f"--model: expected one of {', '.join(MODEL_KINDS + TOKEN_KINDS)}, got {model!r}"
-        )
+    kinds = (*MODEL_KINDS, "mmdm", *TOKEN_KINDS)
+    if model not in kinds:
+        raise InputError(f"--model: expected one of {', '.join(kinds)}, got {model!r}")
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
@@ -238,6 +238,14 @@ def train_cmd(
                                                     batch_size=batch_size, seed=seed),
             quiet=quiet, resume=resume, command="polyfold-motion " + " ".join(sys.argv[1:]),
         )  # fmt: skip
+        print(f"wrote {out}/model.safetensors")
+        return
+    if model == "mmdm":
+        from polyfold.motion.mmdm import train_mmdm
+
+        train_mmdm(d, text, out, steps=steps, batch_size=batch_size, width=width, layers=layers,
+                   seed=seed, quiet=quiet, resume=resume,
+                   command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors")
         return
     cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
@@ -254,7 +262,7 @@ SampleSteps = Annotated[int | None, typer.Option(help="Sampling steps [default: 
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", help="A model file from `train`, or shipped: emdm, ddpm, mogo or t2m-gpt."
+        "--model", help="A model file from `train`, or shipped: emdm, ddpm, mmdm, mogo or t2m-gpt."
     ),
 ]
 

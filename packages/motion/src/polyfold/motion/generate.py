@@ -25,8 +25,8 @@ MAX_SECONDS = 20.0
 
 
 def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
-    """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mogo"``/``"t2m-gpt"`` for a shipped
-    one, else a model file."""
+    """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mmdm"``/``"mogo"``/``"t2m-gpt"`` for a
+    shipped one, else a model file."""
     from polyfold.motion.mogo_generate import (
         TOKEN_KINDS,
         TokenMotionModel,
@@ -42,6 +42,10 @@ def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
         return load_token_model(shipped_path(str(model)))  # type: ignore[return-value]
     if model is not None and is_token_model_file(model):
         return load_token_model(model)  # type: ignore[return-value]
+    from polyfold.motion.mmdm import is_mmdm_file, load_mmdm
+
+    if str(model) == "mmdm" or (model is not None and is_mmdm_file(model)):
+        return load_mmdm(shipped_path("mmdm") if str(model) == "mmdm" else model)
     if model is None or str(model) in ("emdm", "ddpm"):
         name = "emdm" if model is None else str(model)
         if name not in SHIPPED:
