@@ -76,7 +76,7 @@ def test_train_save_load_sample(tmp_path) -> None:  # type: ignore[no-untyped-de
     net = train_mmdm(data, text, tmp_path / "m", steps=2, batch_size=4, width=16, layers=1,
                      quiet=True, command="test")  # fmt: skip
     assert isinstance(net, MaskedMotionDenoiser)
-    assert net.inp.masks is None  # type: ignore[union-attr]
+    assert net.embedding.masks is None
     m = load_mmdm(tmp_path / "m" / "model")
     assert m.kind == "mmdm"
     out = m.sample(text[:2], 12, steps=3, seed=0)

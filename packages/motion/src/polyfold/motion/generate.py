@@ -35,7 +35,7 @@ def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
     )
 
     if isinstance(model, MotionModel | TokenMotionModel):
-        return model  # type: ignore[return-value]
+        return model
     from polyfold.motion.shipped import SHIPPED, shipped_path
 
     if str(model) in TOKEN_KINDS:
@@ -44,8 +44,10 @@ def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
         return load_token_model(model)  # type: ignore[return-value]
     from polyfold.motion.mmdm import is_mmdm_file, load_mmdm
 
-    if str(model) == "mmdm" or (model is not None and is_mmdm_file(model)):
-        return load_mmdm(shipped_path("mmdm") if str(model) == "mmdm" else model)
+    if str(model) == "mmdm":
+        return load_mmdm(shipped_path("mmdm"))
+    if model is not None and is_mmdm_file(model):
+        return load_mmdm(model)
     if model is None or str(model) in ("emdm", "ddpm"):
         name = "emdm" if model is None else str(model)
         if name not in SHIPPED:

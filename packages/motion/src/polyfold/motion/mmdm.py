@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -84,6 +84,8 @@ class MaskedEmbedding(nn.Module):
     :attr:`masks` set to ``(frames (B, L), parts (B, P))`` booleans, masked parts lose their
     features and gain a learned part token, masked frames become a learned frame token."""
 
+    member: Tensor
+
     def __init__(self, feature_dim: int, width: int) -> None:
         super().__init__()
         dims = part_feature_dims()
@@ -115,6 +117,11 @@ class MaskedMotionDenoiser(MotionDenoiser):
     def __init__(self, **config: object) -> None:
         super().__init__(**config)
         self.inp = MaskedEmbedding(self.config.feature_dim, self.config.width)  # type: ignore[assignment]
+
+    @property
+    def embedding(self) -> MaskedEmbedding:
+        """The masked input projection (set its ``masks`` for a training step)."""
+        return cast(MaskedEmbedding, self.inp)
 
 
 @dataclass(frozen=True)
@@ -180,11 +187,11 @@ def train_mmdm(
 
     def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
         x0 = batch[0]
-        net.inp.masks = draw_masks(x0.shape[0], x0.shape[1], m_set, g, x0.device)  # type: ignore[union-attr]
+        net.embedding.masks = draw_masks(x0.shape[0], x0.shape[1], m_set, g, x0.device)
         try:
             return dsm_loss(m, x0, path=path, prediction="x0", cond=batch[1], generator=g)
         finally:
-            net.inp.masks = None  # type: ignore[union-attr]
+            net.embedding.masks = None
 
     out = Path(out_dir)
     trainer = Trainer(

@@ -107,6 +107,8 @@ class MogoTransformer(nn.Module):
     teacher-forced: position ``i`` sees the caption and tokens ``< i`` (and, at layer ``q``,
     the codes ``< q`` of token ``i``)."""
 
+    offsets: Tensor
+
     def __init__(self, **config: object) -> None:
         super().__init__()
         cfg = MogoConfig(**config)  # type: ignore[arg-type]
@@ -179,7 +181,7 @@ class MogoTransformer(nn.Module):
         for q, stack in enumerate(self.stacks):
             if q > 0:
                 h = h + self.level(codes[..., q - 1] + (q - 1) * self.config.num_codes)
-            for block in stack:  # type: ignore[union-attr]
+            for block in stack:  # type: ignore[attr-defined]
                 h = block(h, cache)
             out = self.heads[q](self.norms[q](h))
             logits.append(out)
