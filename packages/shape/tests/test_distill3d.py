@@ -32,6 +32,8 @@ def test_posterior_mean_is_the_exact_mixture_denoiser():
     got = posterior_mean(x, mu.expand(4, 3, 5), PATH.alpha(t), PATH.sigma(t))
     ref = GaussianMixture(mu, stds=0.0).x0_mean(x, t, PATH)
     assert torch.allclose(got, ref, atol=1e-10)
+    wide = posterior_mean(x, mu.expand(4, 3, 5), PATH.alpha(t), PATH.sigma(t), tau=0.3)
+    assert torch.allclose(wide, GaussianMixture(mu, stds=0.3).x0_mean(x, t, PATH), atol=1e-10)
     # by hand for one row: weights ~ exp(-|x - a mu_k|^2 / (2 s^2))
     a, s = float(PATH.alpha(t[1])), float(PATH.sigma(t[1]))
     w = torch.tensor([math.exp(-((x[1] - a * m) ** 2).sum() / (2 * s * s)) for m in mu])
@@ -45,11 +47,11 @@ def test_render_posterior_is_consistent_and_guides():
     x = torch.randn(2, 2, 3, 3, generator=g, dtype=torch.float64)
     t = torch.tensor([0.3, 0.7], dtype=torch.float64)
     a, s = PATH.alpha(t)[:, None, None, None], PATH.sigma(t)[:, None, None, None]
-    plain = RenderPosterior(cond, PATH)(x, t)
+    plain = RenderPosterior(cond, PATH, tau=0.2)(x, t)
     assert torch.allclose(a * plain.x0 + s * plain.eps, x, atol=1e-10)
     eps_c = plain.eps
-    eps_u = RenderPosterior(uncond, PATH)(x, t).eps
-    guided = RenderPosterior(cond, PATH, uncond=uncond, guidance=3.0)(x, t)
+    eps_u = RenderPosterior(uncond, PATH, tau=0.2)(x, t).eps
+    guided = RenderPosterior(cond, PATH, tau=0.2, uncond=uncond, guidance=3.0)(x, t)
     assert torch.allclose(guided.eps, eps_u + 3.0 * (eps_c - eps_u), atol=1e-10)
     assert torch.allclose(a * guided.x0 + s * guided.eps, x, atol=1e-10)
     with pytest.raises(InputError, match="guidance"):
@@ -163,10 +165,27 @@ def test_cli_distill_writes_mesh_renders_and_log(tmp_path):
     out = tmp_path / "d"
     r = run("--class", "mug", "--method", "sds", "--steps", "2", "--targets", "1")
     assert r.exit_code != 0  # --out is required
-    r = run(*"--class mug --method sds --steps 2 --targets 1 --quiet --out".split(), str(out))
+    r = run(
+        *[
+            "--class",
+            "mug",
+            "--method",
+            "sds",
+            "--steps",
+            "2",
+            "--targets",
+            "1",
+            "--quiet",
+            "--out",
+        ],
+        str(out),
+    )
     assert r.exit_code == 0, r.output
     assert (out / "shape-0.glb").stat().st_size > 0
-    assert sorted(p.name for p in (out / "renders").iterdir()) == ["step-00001.png", "step-00002.png"]
+    assert sorted(p.name for p in (out / "renders").iterdir()) == [
+        "step-00001.png",
+        "step-00002.png",
+    ]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and log[-1]["nearest_0"] == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -179,3 +198,18 @@ def test_cli_distill_writes_mesh_renders_and_log(tmp_path):
     ):
         with pytest.raises(InputError, match=match):
             run(*args, "--out", str(tmp_path / "x"))
+
+
+def test_ism_gradient_vanishes_with_point_mass_targets_but_not_when_widened():
+    from polyfold.core.distill import ism_gradient
+
+    cams = cameras([20.0, 20.0], [0.0, 90.0])
+    field = ExactTeacher({"c": [_box(0.25), _ball(0.2)]}, res=8, samples=16)
+    x = render(_ball(0.3), cams, res=8, samples=16).image().double()
+    t = torch.tensor([0.4, 0.6], dtype=torch.float64)
+    sharp = RenderPosterior(field.targets("c", cams).double(), PATH, tau=0.0)
+    wide = RenderPosterior(field.targets("c", cams).double(), PATH, tau=0.1)
+    g0 = ism_gradient(x, sharp, path=PATH, t=t)
+    g1 = ism_gradient(x, wide, path=PATH, t=t)
+    assert float(g0.abs().max()) < 1e-6 * float(g1.abs().max())
+    assert float(g1.abs().max()) > 1e-3

@@ -281,4 +281,4 @@ def _aux_step(
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())

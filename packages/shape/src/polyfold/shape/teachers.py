@@ -1,13 +1,18 @@
 """2D teachers for score distillation into 3D.
 
 The exact teacher: for a set of ``K`` target shapes, the data distribution at a camera is the
-uniform mixture of the ``K`` target renders ``mu_k`` at that camera (point masses). Its noised
-distribution on a Gaussian path has the closed-form denoiser
+uniform mixture of the ``K`` target renders ``mu_k`` at that camera, each widened by isotropic
+pixel noise of std ``tau`` (``tau = 0``: point masses). With ``v = alpha^2 tau^2 + sigma^2`` its
+noised distribution on a Gaussian path has the closed-form denoiser
 
-    E[x0 | x_t = x] = sum_k softmax_k(-|x - alpha mu_k|^2 / (2 sigma^2)) mu_k,
+    E[x0 | x_t = x] = sum_k softmax_k(-|x - alpha mu_k|^2 / (2 v)) (mu_k + alpha tau^2 (x - alpha mu_k) / v),
 
 and ``eps = (x - alpha x0) / sigma``, so its probability-flow ODE (DDIM) is exact too and core's
-``ddim_invert`` / ISM / TSM run on it with no training noise. :class:`RenderPosterior` is that
+``ddim_invert`` / ISM / TSM run on it with no training noise. ``tau > 0`` matters for ISM and
+TSM: their DDIM inversion starts at ``t_min``, where a point-mass posterior snaps every render
+to its nearest target and the inverted noise ``(x - alpha mu) / sigma`` explodes (the ISM
+gradient is then exactly zero along the whole trajectory); the default ``tau = 0.1`` (images in
+``[-1, 1]``) keeps the components far apart (2048 pixels) yet smooth at ``t_min``. :class:`RenderPosterior` is that
 denoiser for a batch of views (each row with its own camera's targets), a core
 :class:`~polyfold.core.denoiser.Denoiser`; with unconditional targets and ``guidance != 1`` it
 returns classifier-free guidance ``eps_u + w (eps_c - eps_u)`` (``x0`` consistent with it).
@@ -31,31 +36,39 @@ from polyfold.shape.volrender import Cameras, Field, render
 __all__ = ["ExactTeacher", "RenderPosterior", "posterior_mean", "procshape_teacher"]
 
 
-def posterior_mean(x: Tensor, targets: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
-    """``E[x0 | x_t = x]`` for ``x0`` uniform on the rows ``targets[b]`` (``(B, K, ...)``), at
-    ``x_t = alpha x0 + sigma eps`` (``alpha``, ``sigma``: ``(B,)``); float64."""
+def posterior_mean(
+    x: Tensor, targets: Tensor, alpha: Tensor, sigma: Tensor, tau: float = 0.0
+) -> Tensor:
+    """``E[x0 | x_t = x]`` for ``x0`` uniform on ``N(targets[b, k], tau^2 I)`` (``targets``
+    ``(B, K, ...)``), at ``x_t = alpha x0 + sigma eps`` (``alpha``, ``sigma``: ``(B,)``);
+    float64."""
     b, k = targets.shape[:2]
     xf = x.reshape(b, 1, -1).to(F64)
     mu = targets.reshape(b, k, -1).to(F64)
-    a, s = alpha.to(F64).reshape(b, 1), sigma.to(F64).reshape(b, 1)
-    logits = -(xf - a[..., None] * mu).pow(2).sum(-1) / (2 * s**2)
-    r = torch.softmax(logits, dim=1)  # (B, K)
-    return (r[:, :, None] * mu).sum(1).reshape(x.shape)
+    a, s = alpha.to(F64).reshape(b, 1, 1), sigma.to(F64).reshape(b, 1, 1)
+    v = a**2 * tau**2 + s**2
+    diff = xf - a * mu  # (B, K, D)
+    r = torch.softmax(-diff.pow(2).sum(-1) / (2 * v[..., 0]), dim=1)  # (B, K)
+    post = mu + a * tau**2 / v * diff
+    return (r[:, :, None] * post).sum(1).reshape(x.shape)
 
 
 class RenderPosterior:
     """The exact denoiser of the target renders ``targets`` ``(B, K, C, H, W)`` (row ``b`` for
-    the camera of view ``b``) on ``path``; ``uncond`` ``(B, K', C, H, W)`` and ``guidance`` give
-    classifier-free guidance. ``nfe`` counts calls."""
+    the camera of view ``b``), each widened by pixel noise ``tau``, on ``path``; ``uncond``
+    ``(B, K', C, H, W)`` and ``guidance`` give classifier-free guidance. ``nfe`` counts calls."""
 
     def __init__(
         self,
         targets: Tensor,
         path: GaussianPath,
         *,
+        tau: float = 0.1,
         uncond: Tensor | None = None,
         guidance: float = 1.0,
     ) -> None:
+        if not tau >= 0:
+            raise InputError(f"tau: expected >= 0, got {tau}")
         if targets.ndim < 3:
             raise InputError(f"targets: expected (B, K, ...), got {tuple(targets.shape)}")
         if uncond is not None and (
@@ -65,12 +78,12 @@ class RenderPosterior:
         if guidance != 1.0 and uncond is None:
             raise InputError("guidance: a scale other than 1 needs unconditional targets")
         self.targets, self.uncond, self.path = targets, uncond, path
-        self.guidance = float(guidance)
+        self.guidance, self.tau = float(guidance), float(tau)
         self.nfe = 0
 
     def _eps(self, x: Tensor, t: Tensor, targets: Tensor) -> Tensor:
         a, s = self.path.alpha(t), self.path.sigma(t)
-        x0 = posterior_mean(x, targets, a, s)
+        x0 = posterior_mean(x, targets, a, s, self.tau)
         return (x.to(F64) - expand_to(a, x0) * x0) / expand_to(s, x0)
 
     def __call__(self, x: Tensor, t: Tensor) -> Denoised:
@@ -93,20 +106,23 @@ class RenderPosterior:
 class ExactTeacher:
     """The exact teacher of target shapes ``targets`` (class name -> SDF fields): the
     conditional distribution of class ``c`` is its own targets' renders, the unconditional one
-    all classes' renders. Renders use :func:`~polyfold.shape.volrender.render` with
-    ``render_kw`` and are cached per (class, camera)."""
+    all classes' renders, each widened by pixel noise ``tau``. Renders use
+    :func:`~polyfold.shape.volrender.render` with ``render_kw`` and are cached per
+    (class, camera)."""
 
     def __init__(
         self,
         targets: dict[str, Sequence[Field]],
         *,
         path: GaussianPath | None = None,
+        tau: float = 0.1,
         **render_kw: object,
     ) -> None:
         if not targets or any(len(v) == 0 for v in targets.values()):
             raise InputError("targets: expected at least one class with at least one shape")
         self.fields = {c: list(v) for c, v in targets.items()}
         self.path = path or VPCosine()
+        self.tau = float(tau)
         self.render_kw = render_kw
         self._cache: dict[tuple[str, int, float, float], Tensor] = {}
 
@@ -150,7 +166,7 @@ class ExactTeacher:
             if len(self.fields) < 2:
                 raise InputError("--guidance: CFG needs a teacher with more than one class")
             uncond = torch.cat([self.targets(c, cams) for c in self.fields], 1)
-        return RenderPosterior(cond, self.path, uncond=uncond, guidance=guidance)
+        return RenderPosterior(cond, self.path, tau=self.tau, uncond=uncond, guidance=guidance)
 
 
 def procshape_teacher(
