@@ -187,9 +187,11 @@ def test_cli_distill_writes_mesh_renders_and_log(tmp_path):
         "step-00002.png",
     ]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 2 and log[-1]["nearest_0"] == 0
+    assert log[-1]["step"] == 2
+    assert log[-1]["nearest_0"] == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["method"] == "sds" and summary["chamfer_to_nearest_target"][0] > 0
+    assert summary["method"] == "sds"
+    assert summary["chamfer_to_nearest_target"][0] > 0
     for args, match in (
         (["--class", "sofa"], "--class"),
         (["--method", "dds"], "--method"),

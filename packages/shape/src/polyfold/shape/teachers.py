@@ -5,17 +5,19 @@ uniform mixture of the ``K`` target renders ``mu_k`` at that camera, each widene
 pixel noise of std ``tau`` (``tau = 0``: point masses). With ``v = alpha^2 tau^2 + sigma^2`` its
 noised distribution on a Gaussian path has the closed-form denoiser
 
-    E[x0 | x_t = x] = sum_k softmax_k(-|x - alpha mu_k|^2 / (2 v)) (mu_k + alpha tau^2 (x - alpha mu_k) / v),
+    E[x0 | x_t = x] = sum_k r_k (mu_k + alpha tau^2 (x - alpha mu_k) / v),
+    r = softmax_k(-|x - alpha mu_k|^2 / (2 v)),
 
 and ``eps = (x - alpha x0) / sigma``, so its probability-flow ODE (DDIM) is exact too and core's
 ``ddim_invert`` / ISM / TSM run on it with no training noise. ``tau > 0`` matters for ISM and
 TSM: their DDIM inversion starts at ``t_min``, where a point-mass posterior snaps every render
 to its nearest target and the inverted noise ``(x - alpha mu) / sigma`` explodes (the ISM
 gradient is then exactly zero along the whole trajectory); the default ``tau = 0.1`` (images in
-``[-1, 1]``) keeps the components far apart (2048 pixels) yet smooth at ``t_min``. :class:`RenderPosterior` is that
-denoiser for a batch of views (each row with its own camera's targets), a core
-:class:`~polyfold.core.denoiser.Denoiser`; with unconditional targets and ``guidance != 1`` it
-returns classifier-free guidance ``eps_u + w (eps_c - eps_u)`` (``x0`` consistent with it).
+``[-1, 1]``) keeps the components far apart (2048 pixels) yet smooth at ``t_min``.
+:class:`RenderPosterior` is that denoiser for a batch of views (each row with its own
+camera's targets), a core :class:`~polyfold.core.denoiser.Denoiser`; with unconditional
+targets and ``guidance != 1`` it returns classifier-free guidance ``eps_u + w (eps_c - eps_u)``
+(``x0`` consistent with it).
 :class:`ExactTeacher` renders (and caches, per camera) the targets of each class.
 """
 
