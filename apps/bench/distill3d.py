@@ -13,7 +13,9 @@ nearest target shape. Summary keys (goals from issue 24, the papers' claims):
   distinct targets (chair, table, mug, vase under one label; goal >= 3 and <= 2);
 - ``tsm_over_ism_error_drift``: TSM's error growth factor over the last half of the run
   (``error(end) / error(half)``) over ISM's (< 1);
-- ``seconds_per_step`` (per method, one particle, this CPU) and ``seconds_per_shape``.
+- ``seconds_per_step`` (per method, one particle, this CPU) and ``seconds_per_shape``;
+- ``alignment_{sds,ism,tsm}``: a diagnostic, the cosine between each method's descent direction
+  at the initial sphere's renders and the way to the nearest target render (mean over 4 times).
 
 ``--quick``: 40 steps at 24^2 renders and a 24^3 grid; the full run: 500 steps at 32^2, 32^3.
 """
@@ -31,6 +33,32 @@ from polyfold.shape.procshapes import make_shape
 from polyfold.shape.teachers import ExactTeacher
 
 MIX = ("chair", "table", "mug", "vase")
+
+
+def alignment(teacher: ExactTeacher, cls: str, method: str, size: int) -> float:
+    """Mean over t in {0.2, 0.4, 0.6, 0.8} of the cosine between a method's descent direction
+    ``-G`` at the initial sphere's renders (8 azimuths) and the way to the nearest target."""
+    from polyfold.core.distill import ism_gradient, sds_gradient, tsm_gradient
+    from polyfold.shape.volrender import cameras, render
+
+    cams = cameras([25.0] * 8, [float(a) for a in range(-180, 180, 45)])
+    with torch.no_grad():
+        x = render(lambda p: p.norm(dim=-1) - 0.3, cams, res=size, samples=size).image()
+    tg = teacher.targets(cls, cams)
+    way = tg[torch.arange(8), (tg - x[:, None]).pow(2).sum((2, 3, 4)).argmin(1)] - x
+    d = teacher.denoiser(cls, cams)
+    gen = torch.Generator().manual_seed(0)
+    steps = DistillConfig().inversion_steps
+    cos = []
+    for t in (0.2, 0.4, 0.6, 0.8):
+        kw: dict[str, Any] = {"path": teacher.path, "t": torch.full((8,), t, dtype=torch.float64)}
+        if method == "sds":
+            g = sds_gradient(x, d, generator=gen, **kw)
+        else:
+            fn = ism_gradient if method == "ism" else tsm_gradient
+            g = fn(x, d, inversion_steps=steps, **kw)
+        cos.append(float((-g * way).sum() / (g.norm() * way.norm())))
+    return sum(cos) / len(cos)
 
 
 def run(
@@ -84,6 +112,7 @@ def main() -> None:
         "seconds_per_step": sps,
         "seconds_per_shape": {m: s * base["steps"] for m, s in sps.items()},
         "errors": {m: r["error"] for m, r in one.items()},
+        **{f"alignment_{m}": alignment(chairs, "chair", m, size) for m in ("sds", "ism", "tsm")},
         "steps": base["steps"],
     }
     print(summary)
