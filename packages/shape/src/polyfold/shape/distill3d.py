@@ -65,6 +65,7 @@ class DistillConfig:
     lr: float = 3e-3
     eikonal: float = 0.1
     init_radius: float = 0.3
+    init_jitter: float = 0.05  # std of each particle's sphere centre (particles > 1 only)
     t_lo: float = 0.02
     t_hi: float = 0.98
     t_end: float = 0.5
@@ -191,7 +192,10 @@ def distill(
     path = teacher.path
     gen = torch.Generator().manual_seed(cfg.seed)
     n_p = cfg.particles
-    shapes = [sphere_grid(cfg.grid, cfg.init_radius) for _ in range(n_p)]
+    jitter = torch.randn(n_p, 3, generator=gen, dtype=torch.float64) * cfg.init_jitter
+    if n_p == 1:
+        jitter.zero_()
+    shapes = [sphere_grid(cfg.grid, cfg.init_radius, centre=tuple(j.tolist())) for j in jitter]
     opt = torch.optim.Adam([s.values for s in shapes], lr=cfg.lr)
     pool_e, pool_a = _pool(cfg)
     show = Cameras(torch.tensor([20.0, 20.0, 20.0]), torch.tensor([-150.0, -30.0, 90.0]))

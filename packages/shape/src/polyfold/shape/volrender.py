@@ -268,12 +268,17 @@ class GridSDF(nn.Module):
         return v.reshape(-1) + (p.to(q.dtype) - q).norm(dim=-1)
 
 
-def sphere_grid(res: int = 32, radius: float = 0.3, dtype: torch.dtype = torch.float32) -> GridSDF:
-    """A :class:`GridSDF` of a sphere at the origin (the distillations' initial shape)."""
+def sphere_grid(
+    res: int = 32,
+    radius: float = 0.3,
+    dtype: torch.dtype = torch.float32,
+    centre: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> GridSDF:
+    """A :class:`GridSDF` of a sphere (the distillations' initial shape)."""
     from polyfold.shape.msdf import volume_points
 
     check_int("res", res, 2)
-    pts = volume_points(res, dtype=torch.float64)
+    pts = volume_points(res, dtype=torch.float64) - torch.tensor(centre, dtype=torch.float64)
     return GridSDF((pts.norm(dim=-1) - radius).reshape(res, res, res).to(dtype))
 
 
