@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -80,7 +80,6 @@ class DistillConfig:
     azimuths: int = 12
     seed: int = 0
     log_every: int = 10
-    extra: dict[str, float] = field(default_factory=dict)
 
     def check(self) -> DistillConfig:
         if self.method not in METHODS:
@@ -260,11 +259,15 @@ def distill(
         if aux is not None and aux_opt is not None:
             entry["aux_loss"] = _aux_step(aux, aux_opt, x.detach(), cams, path, gen)
         last = step + 1 == cfg.steps
-        if metric is not None and ((metric_every and (step + 1) % metric_every == 0) or last):
+        measured = metric is not None and (
+            (metric_every > 0 and (step + 1) % metric_every == 0) or last
+        )
+        if measured:
+            assert metric is not None
             entry.update(metric(shapes))
         if snapshot_every and ((step + 1) % snapshot_every == 0 or step == 0 or last):
             snaps.append((step + 1, snapshot(shapes, show, cfg)))
-        if (step + 1) % cfg.log_every == 0 or last or len(entry) > 5:
+        if (step + 1) % cfg.log_every == 0 or last or measured:
             log.append(entry)
         if progress is not None:
             progress(step + 1, entry)
