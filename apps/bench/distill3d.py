@@ -3,7 +3,7 @@ teacher, seeds and budget (polyfold-shape's ``distill3d``).
 
     python apps/bench/distill3d.py --quick --out runs/bench/distill3d.json
 
-Teacher: the exact render posterior (``polyfold.shape.teachers``, ``tau = 0.1``). Errors are
+Teacher: the exact render posterior (``polyfold.shape.teachers``, default ``tau = 0.5``). Errors are
 Chamfer distances (2048 points each way, marching cubes of the distilled ``grid^3`` SDF) to the
 nearest target shape. Summary keys (goals from issue 24, the papers' claims):
 

@@ -215,3 +215,16 @@ def test_ism_gradient_vanishes_with_point_mass_targets_but_not_when_widened():
     g1 = ism_gradient(x, wide, path=PATH, t=t)
     assert float(g0.abs().max()) < 1e-6 * float(g1.abs().max())
     assert float(g1.abs().max()) > 1e-3
+
+
+def test_compare_methods_runs_each_method_on_the_same_budget():
+    from polyfold.shape.distill_run import compare_methods
+
+    teacher = ExactTeacher({"m": [_ball(0.3), _box(0.25)]}, res=12, samples=16)
+    cfg = DistillConfig(steps=2, particles=2, **SMALL)
+    rows, img = compare_methods(teacher, "m", ("sds", "vsd"), cfg)
+    assert [r["method"] for r in rows] == ["sds", "vsd"]
+    for r in rows:
+        assert 0 < r["chamfer"] < 1  # spheres of radius 0.3 are close to both targets
+        assert r["targets_reached"] in (1, 2)
+    assert img.shape == (2 * 2 * 12, 3 * 12)

@@ -22,7 +22,14 @@ from polyfold.shape.metrics import chamfer
 from polyfold.shape.msdf import to_mesh
 from polyfold.shape.teachers import ExactTeacher
 
-__all__ = ["grid_points", "nearest_target", "run_distill", "target_points"]
+__all__ = [
+    "chamfer_metric",
+    "compare_methods",
+    "grid_points",
+    "nearest_target",
+    "run_distill",
+    "target_points",
+]
 
 
 def grid_points(values: torch.Tensor, n: int = 2048, seed: int = 0) -> np.ndarray | None:
@@ -130,3 +137,35 @@ def run_distill(
     }
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return res, summary
+
+
+def compare_methods(
+    teacher: ExactTeacher, cls: str, methods: tuple[str, ...], cfg: DistillConfig
+) -> tuple[list[dict[str, object]], np.ndarray]:
+    """Distil ``cls`` with each of ``methods`` (``cfg`` otherwise the same: seed, budget,
+    renderer): per method its mean final Chamfer to the nearest target, the targets reached and
+    seconds per step, and one uint8 image of the final renders (a row per particle and method)."""
+    from dataclasses import replace
+
+    targets = target_points(teacher, cls)
+    rows: list[dict[str, object]] = []
+    images = []
+    for method in methods:
+        res = distill(
+            teacher,
+            cls,
+            replace(cfg, method=method),
+            metric=chamfer_metric(targets),
+            snapshot_every=cfg.steps,
+        )
+        final, n = res.log[-1], len(res.grids)
+        rows.append(
+            {
+                "method": method,
+                "chamfer": sum(final[f"chamfer_{i}"] for i in range(n)) / n,
+                "targets_reached": len({int(final[f"nearest_{i}"]) for i in range(n)}),
+                "seconds_per_step": res.seconds_per_step,
+            }
+        )
+        images.append(res.snapshots[-1][1])
+    return rows, np.concatenate(images, 0)
