@@ -110,6 +110,7 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-shape convert --procshape mug:1 --grids 64 --k 5 --steps 5 --out {tmp}/mug.msdf",
         "polyfold-shape mesh {tmp}/mug.msdf --res 48 --out {tmp}/mug.glb",
         "polyfold-shape sample --class chair -n 1 --steps 4 --out {tmp}/shape --quiet",
+        "polyfold-shape distill --class mug --method tsm --steps 2 --targets 1 --out {tmp}/d -q",
     ],
     "speech": [
         'polyfold-speech tts "Now is the winter of our discontent." --model comospeech '

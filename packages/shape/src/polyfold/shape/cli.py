@@ -6,6 +6,7 @@
     polyfold-shape train --class chair,table --per-class 32 --steps 2000 --out runs/flow
     polyfold-shape sample --class chair -n 8 --out samples/   # glb meshes, the shipped model
     polyfold-shape evaluate --out metrics.json                # 1-NNA/COV/MMD vs held-out shapes
+    polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
     polyfold-shape quickstart --out shape-quickstart
 
 Outputs are never overwritten without ``--force``. Also reachable as ``polyfold shape``.
@@ -303,6 +304,47 @@ def evaluate(
     )
     write_text(out, json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report["mean"], indent=2))
+
+
+@app.command()
+def distill(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    cls: Annotated[str, typer.Option("--class", help="Procedural class to distil.")] = "chair",
+    method: Annotated[str, typer.Option(help="sds, vsd, ism or tsm.")] = "sds",
+    steps: Annotated[int, typer.Option(help="Distillation steps.")] = 500,
+    teacher: Annotated[str, typer.Option(help="The 2D teacher (exact).")] = "exact",
+    particles: Annotated[int, typer.Option(help="Shapes optimised together.")] = 1,
+    targets: Annotated[int, typer.Option(help="Target shapes of the exact teacher.")] = 4,
+    guidance: Annotated[float, typer.Option(help="CFG scale (1: off).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score distillation into 3D (SDS, VSD, ISM, TSM): OUT/shape-*.glb, renders/, log.jsonl."""
+    _one_thread()
+    from polyfold.shape.distill3d import DistillConfig
+    from polyfold.shape.distill_run import run_distill
+    from polyfold.shape.teachers import procshape_teacher
+
+    if teacher != "exact":
+        raise InputError(f"--teacher: expected exact (no learned teacher ships), got {teacher!r}")
+    cfg = DistillConfig(
+        method=method, steps=steps, particles=particles, guidance=guidance, seed=seed
+    )
+    cfg.check()
+    check_int("--targets", targets, 1)
+    t = procshape_teacher(
+        cls, k=targets, all_classes=guidance != 1.0, res=cfg.res, samples=cfg.samples, beta=cfg.beta
+    )
+    prepare_output_dir(out, force=force)
+    with Progress(steps, f"distill ({method})", quiet=quiet) as bar:
+        _, summary = run_distill(
+            t, cls, cfg, out, progress=lambda i, e: bar.update(i, grad=e["grad_norm"])
+        )
+    typer.echo(
+        json.dumps({k: summary[k] for k in ("chamfer_to_nearest_target", "seconds_per_step")})
+    )
+    typer.echo(f"wrote {summary['meshes']} meshes, renders/ and log.jsonl to {out}")
 
 
 @app.command()

@@ -1,0 +1,124 @@
+"""Score distillation into 3D with the exact teacher: SDS, VSD, ISM and TSM on the same renderer,
+teacher, seeds and budget (polyfold-shape's ``distill3d``).
+
+    python apps/bench/distill3d.py --quick --out runs/bench/distill3d.json
+
+Teacher: the exact render posterior (``polyfold.shape.teachers``, default ``tau = 0.5``). Errors are
+Chamfer distances (2048 points each way, marching cubes of the distilled ``grid^3`` SDF) to the
+nearest target shape. Summary keys (goals from issue 24, the papers' claims):
+
+- ``vsd_over_sds_error``, ``ism_over_sds_error``, ``tsm_over_ism_error``: ratios of the final
+  error, one particle each, class ``chair`` with 4 chair targets (< 1 each);
+- ``vsd_modes_covered`` / ``sds_modes_covered``: distinct nearest targets of 4 particles over 4
+  distinct targets (chair, table, mug, vase under one label; goal >= 3 and <= 2);
+- ``tsm_over_ism_error_drift``: TSM's error growth factor over the last half of the run
+  (``error(end) / error(half)``) over ISM's (< 1);
+- ``seconds_per_step`` (per method, one particle, this CPU) and ``seconds_per_shape``;
+- ``alignment_{sds,ism,tsm}``: a diagnostic, the cosine between each method's descent direction
+  at the initial sphere's renders and the way to the nearest target render (mean over 4 times).
+
+``--quick``: 40 steps, the full run 500 steps; both at 24^2 renders (24 samples per ray) and a
+24^3 grid (the CLI's default is 32: a CPU budget choice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from _common import parse_args, print_table, write_json  # type: ignore[import-not-found]
+
+from polyfold.shape.distill3d import DistillConfig, distill
+from polyfold.shape.distill_run import chamfer_metric, target_points
+from polyfold.shape.procshapes import make_shape
+from polyfold.shape.teachers import ExactTeacher
+
+MIX = ("chair", "table", "mug", "vase")
+
+
+def alignment(teacher: ExactTeacher, cls: str, method: str, size: int) -> float:
+    """Mean over t in {0.2, 0.4, 0.6, 0.8} of the cosine between a method's descent direction
+    ``-G`` at the initial sphere's renders (8 azimuths) and the way to the nearest target."""
+    from polyfold.core.distill import ism_gradient, sds_gradient, tsm_gradient
+    from polyfold.shape.volrender import cameras, render
+
+    cams = cameras([25.0] * 8, [float(a) for a in range(-180, 180, 45)])
+    with torch.no_grad():
+        x = render(lambda p: p.norm(dim=-1) - 0.3, cams, res=size, samples=size).image()
+    tg = teacher.targets(cls, cams)
+    way = tg[torch.arange(8), (tg - x[:, None]).pow(2).sum((2, 3, 4)).argmin(1)] - x
+    d = teacher.denoiser(cls, cams)
+    gen = torch.Generator().manual_seed(0)
+    steps = DistillConfig().inversion_steps
+    cos = []
+    for t in (0.2, 0.4, 0.6, 0.8):
+        kw: dict[str, Any] = {"path": teacher.path, "t": torch.full((8,), t, dtype=torch.float64)}
+        if method == "sds":
+            g = sds_gradient(x, d, generator=gen, **kw)
+        else:
+            fn = ism_gradient if method == "ism" else tsm_gradient
+            g = fn(x, d, inversion_steps=steps, **kw)
+        cos.append(float((-g * way).sum() / (g.norm() * way.norm())))
+    return sum(cos) / len(cos)
+
+
+def run(
+    teacher: ExactTeacher, cls: str, method: str, particles: int, base: dict[str, Any]
+) -> dict[str, Any]:
+    steps = base["steps"]
+    cfg = DistillConfig(method=method, particles=particles, **base)
+    res = distill(
+        teacher,
+        cls,
+        cfg,
+        metric=chamfer_metric(target_points(teacher, cls)),
+        metric_every=steps // 2,
+    )
+    logged = [e for e in res.log if "chamfer_0" in e]
+    mid, end = logged[0], logged[-1]
+    errors = [end[f"chamfer_{i}"] for i in range(particles)]
+    return {
+        "method": method,
+        "particles": particles,
+        "error": sum(errors) / particles,
+        "error_half": sum(mid[f"chamfer_{i}"] for i in range(particles)) / particles,
+        "modes": len({int(end[f"nearest_{i}"]) for i in range(particles)}),
+        "seconds_per_step": res.seconds_per_step / particles,
+    }
+
+
+def main() -> None:
+    args = parse_args(__doc__.split("\n")[0])
+    torch.set_num_threads(1)
+    size = 24
+    base = {"steps": 40 if args.quick else 500, "grid": size, "res": size, "samples": size}
+    rkw = {"res": size, "samples": size, "beta": 0.01}
+    chairs = ExactTeacher({"chair": [make_shape("chair", s) for s in range(4)]}, **rkw)
+    mix = ExactTeacher({"mix": [make_shape(c, 0) for c in MIX]}, **rkw)
+    rows = [run(chairs, "chair", m, 1, base) for m in ("sds", "vsd", "ism", "tsm")]
+    rows += [run(mix, "mix", m, 4, base) for m in ("sds", "vsd")]
+    for r in rows:
+        r["drift"] = r["error"] / r["error_half"]
+    print_table(rows)
+    one = {r["method"]: r for r in rows[:4]}
+    modes = {r["method"]: r["modes"] for r in rows[4:]}
+    sps = {m: r["seconds_per_step"] for m, r in one.items()}
+    summary = {
+        "vsd_over_sds_error": one["vsd"]["error"] / one["sds"]["error"],
+        "ism_over_sds_error": one["ism"]["error"] / one["sds"]["error"],
+        "tsm_over_ism_error": one["tsm"]["error"] / one["ism"]["error"],
+        "vsd_modes_covered": modes["vsd"],
+        "sds_modes_covered": modes["sds"],
+        "tsm_over_ism_error_drift": one["tsm"]["drift"] / one["ism"]["drift"],
+        "seconds_per_step": sps,
+        "seconds_per_shape": {m: s * base["steps"] for m, s in sps.items()},
+        "errors": {m: r["error"] for m, r in one.items()},
+        **{f"alignment_{m}": alignment(chairs, "chair", m, size) for m in ("sds", "ism", "tsm")},
+        "steps": base["steps"],
+    }
+    print(summary)
+    write_json(args.out, rows, summary, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
