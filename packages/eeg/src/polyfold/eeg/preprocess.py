@@ -9,10 +9,14 @@ work on whitened windows:
 
 ``z[c] = irfft(rfft(x[c] - mean[c]) / amp[c, f])``
 
-with ``mean[c]`` the channel mean and ``amp[c, f]`` the root mean power of each rfft bin of each
-channel over the training windows (``kind="whiten"``, the default). Every bin then has unit mean
-power and unit variance per channel, so an error of a given size costs the same relative power
-in every band, and the network sees the frequency content evenly. The map is linear and exactly
+with ``mean[c]`` the channel mean and ``amp[c, f]`` the root of the typical power of each rfft
+bin of each channel over the training windows (``kind="whiten"``, the default): the geometric
+mean over windows, times ``exp(gamma)`` (Euler's constant) so that stationary Gaussian noise
+whitens to unit power in every bin. The geometric mean keeps the few huge artifacts (eye
+movements at 0.5-4 Hz) from setting the scale for every class: with an arithmetic mean the
+other classes sit far below unit power in those bins and a small model error there is a large
+relative one. An error of a given size then costs about the same relative power in every band
+and class, and the network sees the frequency content evenly. The map is linear and exactly
 invertible (``from_model`` multiplies the bins back), fitted on the training subjects only and
 pooled over classes (class differences stay in the data). ``kind="standardise"`` (the earlier
 default: ``amp`` constant per channel, the pooled standard deviation) is kept for comparison and
@@ -90,8 +94,11 @@ class Preprocessing:
         if self.kind == "standardise":
             self.scale = np.maximum(xc.std(axis=(0, 2)), 1e-6)
         else:
-            power = (np.abs(np.fft.rfft(xc, axis=-1)) ** 2).mean(axis=0) / x.shape[-1]
-            amp = np.sqrt(power)
+            power = np.abs(np.fft.rfft(xc, axis=-1)) ** 2 / x.shape[-1]
+            # geometric mean over windows (unbiased for Gaussian bins by exp(Euler's gamma)):
+            # a typical window's power, not one dominated by the largest artifacts
+            log_power = np.log(power + 1e-12 * power.mean()).mean(axis=0) + np.euler_gamma
+            amp = np.exp(0.5 * log_power)
             self.scale = np.maximum(amp, 1e-6 * amp.max(axis=1, keepdims=True) + 1e-12)
         self.channels, self.sfreq, self.n_times = train.channels, train.sfreq, train.n_times
         return self

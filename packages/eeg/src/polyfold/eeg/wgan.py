@@ -5,7 +5,10 @@ The generator maps ``z ~ N(0, I)`` concatenated with the one-hot class (as the p
 linear layer to a short sequence, then doubles its length ``n_up`` times with transposed
 convolutions; each block is also modulated by a class embedding (a per-channel scale and shift),
 which the paper's one-hot-at-the-input generator lacks and which its weak class recovery calls
-for. The critic scores ``w^T phi(x) + <phi(x), e_y>`` with ``phi`` the globally average-pooled
+for, and (``noise=True``, the default) adds per-sample Gaussian noise with a learned per-channel
+gain after each upsampling (StyleGAN's noise inputs): EEG is mostly stochastic, and a 64-number
+latent alone cannot supply the entropy of an 8 x 250 window of (whitened) noise, so without it
+the generator's windows are too smooth and too alike. The critic scores ``w^T phi(x) + <phi(x), e_y>`` with ``phi`` the globally average-pooled
 features. Losses and the gradient penalty are core's (:mod:`polyfold.core.losses.gan`); the
 training loop is in :mod:`polyfold.eeg.train`.
 """
@@ -38,6 +41,7 @@ class WGANConfig:
     width: int = 48
     n_up: int = 4
     critic_width: int = 16
+    noise: bool = True
     n_critic: int = 5
     gp_weight: float = 10.0
     lr: float = 1e-4
@@ -61,15 +65,20 @@ class WGANConfig:
 
 
 class _UpBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, n_classes: int) -> None:
+    def __init__(self, c_in: int, c_out: int, n_classes: int, noise: bool) -> None:
         super().__init__()
         self.up = nn.ConvTranspose1d(c_in, c_out, kernel_size=4, stride=2, padding=1)
         self.conv = nn.Conv1d(c_out, c_out, kernel_size=5, padding=2)
         self.film = nn.Embedding(n_classes, 2 * c_out)
         nn.init.zeros_(self.film.weight)
+        self.noise_gain = nn.Parameter(torch.full((1, c_out, 1), 0.1)) if noise else None
 
-    def forward(self, h: Tensor, y: Tensor) -> Tensor:
-        h = F.leaky_relu(self.up(h), 0.2)
+    def forward(self, h: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        h = self.up(h)
+        if self.noise_gain is not None:
+            noise = torch.randn(h.shape[0], 1, h.shape[2], generator=generator, device=h.device)
+            h = h + self.noise_gain * noise
+        h = F.leaky_relu(h, 0.2)
         scale, shift = self.film(y).unsqueeze(-1).chunk(2, dim=1)
         return F.leaky_relu(self.conv(h) * (1 + scale) + shift, 0.2)
 
@@ -86,7 +95,7 @@ class WGANGenerator(nn.Module):
         self.fc = nn.Linear(cfg.z_dim + cfg.n_classes, cfg.width * self.start)
         widths = [max(cfg.width // 2**i, 16) for i in range(cfg.n_up + 1)]
         self.blocks = nn.ModuleList(
-            _UpBlock(widths[i], widths[i + 1], cfg.n_classes) for i in range(cfg.n_up)
+            _UpBlock(widths[i], widths[i + 1], cfg.n_classes, cfg.noise) for i in range(cfg.n_up)
         )
         self.out = nn.Conv1d(widths[-1], cfg.channels, kernel_size=7, padding=3)
 
@@ -97,13 +106,15 @@ class WGANGenerator(nn.Module):
         except TypeError as err:
             raise InputError(f"config: {err}") from None
 
-    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Windows for latents ``z`` and classes ``y``; ``generator`` draws the injected
+        noise."""
         cfg = self.config
         onehot = F.one_hot(y.long(), cfg.n_classes).to(z.dtype)
         h = self.fc(torch.cat([z, onehot], dim=1)).view(z.shape[0], cfg.width, self.start)
         h = F.leaky_relu(h, 0.2)
         for block in self.blocks:
-            h = block(h, y)
+            h = block(h, y, generator)
         out: Tensor = self.out(h)[..., : cfg.n_times]
         return out
 
@@ -111,7 +122,7 @@ class WGANGenerator(nn.Module):
         """Windows of the classes ``y`` (``(B,)`` indices), in the model's units."""
         z = torch.randn(len(y), self.config.z_dim, generator=generator)
         with torch.no_grad():
-            out: Tensor = self(z, y)
+            out: Tensor = self(z, y, generator)
         return out
 
 
