@@ -8,9 +8,10 @@ which the paper's one-hot-at-the-input generator lacks and which its weak class 
 for, and (``noise=True``, the default) adds per-sample Gaussian noise with a learned per-channel
 gain after each upsampling (StyleGAN's noise inputs): EEG is mostly stochastic, and a 64-number
 latent alone cannot supply the entropy of an 8 x 250 window of (whitened) noise, so without it
-the generator's windows are too smooth and too alike. The critic scores ``w^T phi(x) + <phi(x), e_y>`` with ``phi`` the globally average-pooled
-features. Losses and the gradient penalty are core's (:mod:`polyfold.core.losses.gan`); the
-training loop is in :mod:`polyfold.eeg.train`.
+the generator's windows are too smooth and too alike. The critic scores
+``w^T phi(x) + <phi(x), e_y>`` with ``phi`` the globally average-pooled features. Losses and
+the gradient penalty are core's (:mod:`polyfold.core.losses.gan`); the training loop is in
+:mod:`polyfold.eeg.train`.
 """
 
 from __future__ import annotations
