@@ -67,6 +67,23 @@ def test_wgan_critic_projection_depends_on_class() -> None:
     assert not torch.isclose(s[0], s[1])
 
 
+@pytest.mark.parametrize(("layers", "reach"), [(4, 61), (6, 253)])
+def test_wgan_critic_receptive_field(layers: int, reach: int) -> None:
+    """A deepest critic feature sees ``reach`` samples: at position 0, centred on sample 0, the
+    window's first ``(reach + 1) // 2``."""
+    critic = Critic(WGANConfig(n_times=300, critic_width=4, critic_layers=layers))
+    x = torch.randn(1, 8, 300, requires_grad=True)
+    h = x
+    for conv in critic.convs:
+        h = torch.nn.functional.leaky_relu(conv(h), 0.2)
+    h[0, :, 0].sum().backward()
+    assert x.grad is not None
+    seen = (x.grad[0].abs().sum(0) > 0).nonzero().max().item() + 1
+    assert seen == (reach + 1) // 2
+    with pytest.raises(InputError, match="critic_layers"):
+        WGANConfig(critic_layers=0)
+
+
 @pytest.mark.parametrize("n_times", [37, 250, 500])
 def test_unet_keeps_shape_for_any_length(n_times: int) -> None:
     net = UNet1d(8, 5, base=8, mults=(1, 2, 2), emb=16)
