@@ -314,7 +314,8 @@ def generate(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="ddpm: sampler steps [default: 50].")] = None,
     guidance: Annotated[
-        float | None, typer.Option(help="ddpm: classifier-free guidance scale [default: 3.5].")
+        float | None,
+        typer.Option(help="ddpm: classifier-free guidance [default: the model's, shipped: 2]."),
     ] = None,
     force: Force = False,
     quiet: Quiet = False,
