@@ -103,6 +103,8 @@ def test_train_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         capsys, "train", "--model", "ddpm", "--data", str(tmp_path / "no.npz"), "--out", out
     )
     assert "no such windows file" in err
+    err = _error(capsys, "train", "--model", "wgan", "--guidance", "2", "--out", out)
+    assert "--guidance: expected a number >= 0 for --model ddpm" in err
 
 
 def test_generate_writes_npy_npz_and_edf(run: Path, tmp_path: Path) -> None:

@@ -47,12 +47,41 @@ def test_wgan_shapes(n_times: int) -> None:
     assert critic(x, y).shape == (3,)
 
 
+def test_wgan_noise_inputs_vary_windows_of_one_latent() -> None:
+    cfg = WGANConfig(n_times=50, **TINY_WGAN)
+    gen = WGANGenerator(cfg)
+    z, y = torch.randn(1, cfg.z_dim).expand(2, -1), torch.tensor([1, 1])
+    a = gen(z, y, torch.Generator().manual_seed(0))
+    assert not torch.allclose(a[0], a[1])  # same latent, different injected noise
+    assert torch.equal(a, gen(z, y, torch.Generator().manual_seed(0)))  # seeded: reproducible
+    quiet = WGANGenerator(WGANConfig(n_times=50, noise=False, **TINY_WGAN))
+    b = quiet(z, y)
+    torch.testing.assert_close(b[0], b[1])
+
+
 def test_wgan_critic_projection_depends_on_class() -> None:
     cfg = WGANConfig(n_times=50, **TINY_WGAN)
     critic = Critic(cfg)
     x = torch.randn(1, 8, 50).expand(2, -1, -1)
     s = critic(x, torch.tensor([0, 1]))
     assert not torch.isclose(s[0], s[1])
+
+
+@pytest.mark.parametrize(("layers", "reach"), [(4, 61), (6, 253)])
+def test_wgan_critic_receptive_field(layers: int, reach: int) -> None:
+    """A deepest critic feature sees ``reach`` samples: at position 0, centred on sample 0, the
+    window's first ``(reach + 1) // 2``."""
+    critic = Critic(WGANConfig(n_times=300, critic_width=4, critic_layers=layers))
+    x = torch.randn(1, 8, 300, requires_grad=True)
+    h = x
+    for conv in critic.convs:
+        h = torch.nn.functional.leaky_relu(conv(h), 0.2)
+    h[0, :, 0].sum().backward()
+    assert x.grad is not None
+    seen = (x.grad[0].abs().sum(0) > 0).nonzero().max().item() + 1
+    assert seen == (reach + 1) // 2
+    with pytest.raises(InputError, match="critic_layers"):
+        WGANConfig(critic_layers=0)
 
 
 @pytest.mark.parametrize("n_times", [37, 250, 500])
@@ -151,7 +180,7 @@ def test_generation_returns_asked_classes_in_microvolts(
     synth = load_synthesizer(trained[kind] / "model")
     assert synth.kind == kind
     assert synth.card["test_subjects"] == [9]
-    assert synth.card["preprocessing"]["kind"] == "per-channel standardisation"
+    assert synth.card["preprocessing"]["kind"] == "per-channel spectral whitening"
     w = synthesize(synth, ["musc", "shiv"], 3, seed=2, batch=4)
     assert w.x.shape == (6, 8, 50)
     assert w.counts() == {"eyem": 0, "musc": 3, "elec": 0, "chew": 0, "shiv": 3}

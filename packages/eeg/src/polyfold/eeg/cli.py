@@ -155,6 +155,10 @@ def train(
         float | None,
         typer.Option(help="Learning rate [default: wgan 1e-4 (Adam 0, 0.9), ddpm 2e-4 (AdamW)]."),
     ] = None,
+    guidance: Annotated[
+        float | None,
+        typer.Option(help="ddpm: the model's default CFG scale at generation [preset's: 3.5]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     seconds: Annotated[
         float, typer.Option(help="Window length of the simtuar default set (without --data).")
@@ -182,6 +186,10 @@ def train(
             _positive(value, option)
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise InputError(f"--lr: expected a number > 0, got {lr}")
+    if guidance is not None and (
+        model != "ddpm" or not (math.isfinite(guidance) and guidance >= 0)
+    ):
+        raise InputError(f"--guidance: expected a number >= 0 for --model ddpm, got {guidance}")
     if model == "ddpm":
         from polyfold.eeg.diffusion import PRESETS
 
@@ -206,12 +214,15 @@ def train(
         cfg = model_config(model, tr, steps=steps or 2000, seed=seed, preset=preset)
         if lr is not None:
             cfg.lr = lr
+        if guidance is not None:
+            cfg.guidance = guidance
     label = "loss" if model == "ddpm" else "W-estimate"
     command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
     settings: tuple[tuple[str, Any, Any], ...] = (
         ("--data", data, None),
         ("--preset", preset if model == "ddpm" else "config", "config"),
         ("--lr", lr, None),
+        ("--guidance", guidance, None),
         ("--seed", seed, 0),
         ("--seconds", seconds if data is None else 2.0, 2.0),
         ("--test-fraction", test_fraction, 0.25),
@@ -303,7 +314,8 @@ def generate(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="ddpm: sampler steps [default: 50].")] = None,
     guidance: Annotated[
-        float | None, typer.Option(help="ddpm: classifier-free guidance scale [default: 3.5].")
+        float | None,
+        typer.Option(help="ddpm: classifier-free guidance [default: the model's, shipped: 2]."),
     ] = None,
     force: Force = False,
     quiet: Quiet = False,

@@ -72,7 +72,7 @@ class DiffusionConfig:
     n_times: int = 500
     n_classes: int = 5
     base: int = 16
-    mults: list[int] = field(default_factory=lambda: [1, 2, 2])
+    mults: list[int] = field(default_factory=lambda: [1, 2, 2, 2, 2])
     emb: int = 128
     dropout: float = 0.0
     preset: str = DEFAULT_PRESET
@@ -84,7 +84,7 @@ class DiffusionConfig:
     guidance: float = 3.5
     p_uncond: float = 0.1
     lr: float = 2e-4
-    batch_size: int = 16
+    batch_size: int = 32
     steps: int = 2000
     seed: int = 0
 

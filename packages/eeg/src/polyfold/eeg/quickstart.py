@@ -74,7 +74,8 @@ def quickstart(out: Path, *, quiet: bool = False) -> Path:
             "simtuar is SIMULATED EEG (sphere-model forward solution, parametric artifacts); the "
             f"real windows shown and scored are {len(test)} windows of subjects neither shipped "
             f"model trained on. Each model generated {PER_CLASS} windows per class. Both models "
-            "see one preprocessing (per-channel standardisation fitted on the training subjects)."
+            "see one preprocessing (per-channel spectral whitening fitted on the training "
+            "subjects)."
         )
         report.heading("Metrics (synthetic vs held-out real)")
         add_metric_table(report, metrics, DIRECTIONS)

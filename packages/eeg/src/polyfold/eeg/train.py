@@ -104,7 +104,7 @@ def train_wgan(
         for _ in range(cfg.n_critic):
             idx = torch.randint(n, (b,), generator=g)
             with torch.no_grad():
-                fake = gen(torch.randn(b, cfg.z_dim, generator=g), y[idx])
+                fake = gen(torch.randn(b, cfg.z_dim, generator=g), y[idx], g)
             loss_d, parts = wgan_gp_critic_loss(
                 critic, x[idx], fake, y[idx], gp_weight=cfg.gp_weight, generator=g
             )
@@ -112,7 +112,7 @@ def train_wgan(
             loss_d.backward()
             opt_d.step()
         yy = y[torch.randint(n, (b,), generator=g)]
-        fake = gen(torch.randn(b, cfg.z_dim, generator=g), yy)
+        fake = gen(torch.randn(b, cfg.z_dim, generator=g), yy, g)
         loss_g = wgan_generator_loss(critic(fake, yy))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
