@@ -30,6 +30,11 @@ drawn per example:
 Sampling runs the cooperative chain from ``N(0, sigma_L^2 I)`` down to level 0: at each level
 the initializer's proposal, then the Langevin steps. One energy network and one initializer
 network, conditioned on the level's time (0 for the data level), serve every level.
+
+The initializer learns how ``x_k`` depends on ``x_{k+1}`` only through the revision (the EBM's
+loss matches the marginal of ``x_k``), so with very few MCMC steps it learns slowly: on the
+bench's mixture CDRL beats DRL with its initializer at its target, but not with a learned one
+after a short training (``apps/bench/training.py``, section ``cdrl``).
 """
 
 from __future__ import annotations
