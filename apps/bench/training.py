@@ -17,7 +17,11 @@ The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a c
 - ``cdrl``: EBMs on ``L`` noise levels (one energy MLP conditioned on the level time) trained by
   recovery likelihood with the same number of Langevin steps per level, with an initializer
   network (CDRL) and without (DRL: chains start at ``x_{k+1} / a_k``); samples by each one's
-  chain. Summary ``cdrl_sw2_over_drl_sw2`` (goal < 1).
+  chain. Each pair shares a seed (energy init, data draws, sampling noise); three seeds. Summary
+  ``cdrl_sw2_over_drl_sw2`` (ratio of the seed means, goal < 1) with the per-seed ratios' range
+  ``_min`` / ``_max``. Diagnostic ``cdrl_exact_init_sw2_over_drl_sw2``: CDRL's chain with the
+  initializer replaced by its target, the mixture's exact ``E[x_k | x_{k+1}]`` (the EBM still
+  trained), so a loss of CDRL's can be told apart: its learned initializer, or its chain.
 - ``fp``: two eps-networks from the same init and data draws, one by DSM and one by DSM plus
   ``lambda`` times the score Fokker-Planck residual (:func:`~polyfold.core.losses.
   fokker_planck_loss`, exact divergence). For each: the exact empirical W2 between its
@@ -232,45 +236,83 @@ class Initializer(nn.Module):
         return out
 
 
+class ExactEps(nn.Module):
+    """The mixture's exact ``E[eps | x_t = y]``: with ``init_prediction="eps"`` CDRL proposes
+    the exact ``E[x_k | x_{k+1}]``, the cooperative initializer's target (diagnostic only)."""
+
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        a, s = PATH.alpha(t)[:, None], PATH.sigma(t)[:, None]
+        out: Tensor = (y - a * mixture().x0_mean(y, t, PATH)) / s
+        return out
+
+
+CDRL_TIMES = [0.2, 0.4, 0.6, 0.8, 0.9]
+CDRL_SEEDS = (0, 1, 2)
+
+
+def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float]:
+    """A CDRL (``"cdrl"``; ``"cdrl_exact_init"``: its initializer fixed at the exact
+    conditional mean) or DRL (``"drl"``) model trained for ``iters`` steps (one level per step,
+    cycling); returns it and the training seconds. All share the energy's init, the data draws
+    and the optimiser for a given ``seed``."""
+    torch.manual_seed(40 + 10 * seed)
+    energy = Energy()
+    pred = "eps" if name == "cdrl_exact_init" else "mean"
+    model = CDRL(
+        energy,
+        None,
+        path=PATH,
+        times=CDRL_TIMES,
+        mcmc_steps=mcmc,
+        step_scale=STEP_SCALE,
+        init_prediction=pred,
+    )
+    if name != "drl":
+        model.initializer = ExactEps() if pred == "eps" else Initializer([model])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    gen, data = torch.Generator().manual_seed(41 + 10 * seed), mixture()
+    start = time.perf_counter()
+    for i in range(iters):
+        parts = model.losses(data.sample(256, generator=gen), gen, level=i % model.levels)
+        opt.zero_grad()
+        (parts["ebm"] + parts["init"]).backward()
+        opt.step()
+    return model, time.perf_counter() - start
+
+
 def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
     iters, mcmc = SIZES["cdrl"][not quick]
-    times = [0.2, 0.4, 0.6, 0.8, 0.9]
     ref = reference()
     rows: Rows = []
-    sw2 = {}
-    for name in ("cdrl", "drl"):
-        torch.manual_seed(40)
-        energy = Energy()
-        model = CDRL(energy, None, path=PATH, times=times, mcmc_steps=mcmc, step_scale=STEP_SCALE)
-        if name == "cdrl":
-            model.initializer = Initializer([model])
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
-        gen, data = torch.Generator().manual_seed(41), mixture()
-        start = time.perf_counter()
-        for i in range(iters):  # one level per step, cycling
-            parts = model.losses(data.sample(256, generator=gen), gen, level=i % model.levels)
-            opt.zero_grad()
-            (parts["ebm"] + parts["init"]).backward()
-            opt.step()
-        seconds = time.perf_counter() - start
-        x = model.sample(2000, (2,), generator=torch.Generator().manual_seed(42))
-        sw2[name] = sw(x, ref)
-        rows.append(
-            {
-                "section": "cdrl",
-                "method": name,
-                "steps": iters,
-                "mcmc_steps": mcmc,
-                "levels": len(times),
-                "sw2": sw2[name],
-                "coverage": coverage(x, mixture()),
-                "seconds": seconds,
-            }
-        )
+    sw2: dict[str, list[float]] = {"cdrl": [], "drl": [], "cdrl_exact_init": []}
+    for seed in CDRL_SEEDS:
+        for name in sw2:
+            model, seconds = train_cdrl(name, seed, iters, mcmc)
+            x = model.sample(2000, (2,), generator=torch.Generator().manual_seed(42 + seed))
+            sw2[name].append(sw(x, ref))
+            rows.append(
+                {
+                    "section": "cdrl",
+                    "method": name,
+                    "seed": seed,
+                    "steps": iters,
+                    "mcmc_steps": mcmc,
+                    "levels": len(CDRL_TIMES),
+                    "sw2": sw2[name][-1],
+                    "coverage": coverage(x, mixture()),
+                    "seconds": seconds,
+                }
+            )
+    ratios = [c / d for c, d in zip(sw2["cdrl"], sw2["drl"], strict=True)]
+    mean = {n: sum(v) / len(v) for n, v in sw2.items()}
     return rows, {
-        "cdrl_sw2_over_drl_sw2": sw2["cdrl"] / sw2["drl"],
-        "cdrl_sw2": sw2["cdrl"],
-        "drl_sw2": sw2["drl"],
+        "cdrl_sw2_over_drl_sw2": mean["cdrl"] / mean["drl"],
+        "cdrl_sw2_over_drl_sw2_min": min(ratios),
+        "cdrl_sw2_over_drl_sw2_max": max(ratios),
+        "cdrl_seeds": len(CDRL_SEEDS),
+        "cdrl_sw2": mean["cdrl"],
+        "drl_sw2": mean["drl"],
+        "cdrl_exact_init_sw2_over_drl_sw2": mean["cdrl_exact_init"] / mean["drl"],
     }
 
 

@@ -133,12 +133,50 @@ def test_cooperative_chain_samples_the_gaussian() -> None:
     assert abs(float(x.var(0).mean()) / VAR - 1) < 0.1
 
 
+class ExactEps(nn.Module):
+    """E[eps | x_t = y] of N(MU, VAR I) data: sigma (y - alpha MU) / (alpha^2 VAR + sigma^2)."""
+
+    def forward(self, y: Tensor, t: Tensor) -> Tensor:
+        a, s = PATH.alpha(t)[:, None], PATH.sigma(t)[:, None]
+        return s * (y - a * MU) / (a * a * VAR + s * s)
+
+
+def test_eps_initializer_proposes_the_exact_conditional_mean() -> None:
+    # the posterior mean is linear in x0, so plugging in E[x0 | y] gives E[x_k | y] exactly
+    m = CDRL(GaussEnergy(MU, VAR), ExactEps(), path=PATH, times=TIMES, init_prediction="eps")
+    y = data(64, 8) * 0.7 + 0.2
+    for k in range(m.levels):
+        torch.testing.assert_close(m.proposal(y, k), conditional(m, k, y)[0])
+    al, sg = m.alpha, m.sigma
+    post = m.s**2 * sg[:-1] ** 2 / sg[1:] ** 2  # Var(x_k | x_0, x_{k+1})
+    torch.testing.assert_close(m.posterior_var, post)
+    torch.testing.assert_close(m.init_log_var[1:].detach().exp().double(), post[1:])
+    x0 = data(64, 9)
+    k = 1  # the posterior mean of x_k from x0 and y = x_{k+1}, by completing the square
+    w = (al[k] * x0 / sg[k] ** 2 + m.a[k] * y / m.s[k] ** 2) / (
+        1 / sg[k] ** 2 + m.a[k] ** 2 / m.s[k] ** 2
+    )
+    torch.testing.assert_close(m.posterior_mean(x0, y, k), w)
+
+
+def test_initializer_variance_is_learned_when_attached_later() -> None:
+    m = CDRL(GaussEnergy(MU, VAR), None, path=PATH, times=TIMES, mcmc_steps=2)
+    m.initializer = Init()  # attached after construction, as an initializer needing m does
+    m.losses(data(64, 0), torch.Generator().manual_seed(1))["init"].backward()
+    assert m.init_log_var.grad is not None
+    assert float(m.init_log_var.grad.abs().sum()) > 0
+    drl = CDRL(GaussEnergy(MU, VAR), None, path=PATH, times=TIMES, mcmc_steps=2)
+    assert float(drl.losses(data(64, 0), torch.Generator().manual_seed(1))["init"]) == 0
+
+
 def test_cdrl_bad_input() -> None:
     e = GaussEnergy(MU, VAR)
     with pytest.raises(InputError, match="mcmc_steps"):
         CDRL(e, None, path=PATH, times=TIMES, mcmc_steps=-1)
     with pytest.raises(InputError, match="step_scale"):
         CDRL(e, None, path=PATH, times=TIMES, step_scale=-0.1)
+    with pytest.raises(InputError, match="init_prediction: expected 'mean' or 'eps'"):
+        CDRL(e, None, path=PATH, times=TIMES, init_prediction="x0")
     with pytest.raises(InputError, match="energy_reg"):
         CDRL(e, None, path=PATH, times=TIMES, energy_reg=-1.0)
     with pytest.raises(InputError, match="times"):

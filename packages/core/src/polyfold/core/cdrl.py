@@ -13,19 +13,28 @@ a conditional that is close to Gaussian, so a few Langevin steps sample it well
 (:func:`polyfold.core.langevin.langevin`, step ``step_scale * V_k`` with
 ``V_k = 1 / (a_k^2 / s_k^2 + 1 / (alpha_k^2 + sigma_k^2))`` the conditional's variance for
 unit-variance Gaussian data: ``s_k^2 / a_k^2`` between close levels). CDRL starts those
-steps from a Gaussian initializer ``N(init(x_{k+1}, tau_k), v_k I)`` (a network proposing
-``x_k``, and a learned variance per level) instead of DRL's ``x_{k+1} / a_k``. One training
-step, for a level drawn per example:
+steps from the initializer, a Gaussian ``N(mu(x_{k+1}), v_k I)`` proposing ``x_k`` (a network
+for the mean and a learned variance per level), instead of DRL's ``x_{k+1} / a_k``. The mean
+is either the network's output (``init_prediction="mean"``) or, as in the paper's DDPM-like
+initializer (``"eps"``), the path's posterior mean ``E[x_k | x_0 = x0_hat, x_{k+1}]`` with
+``x0_hat`` from the network's noise prediction of ``x_{k+1}``; then ``v_k`` starts at that
+posterior's variance ``s_k^2 sigma_k^2 / sigma_{k+1}^2``. One training step, for a level
+drawn per example:
 
 - the EBM maximises the recovery log-likelihood of the observed ``x_k``: its loss
   ``E(x_k) - E(stopgrad(x_k^-))`` with ``x_k^-`` the Langevin-revised samples;
 - the initializer learns from the revision (cooperative learning) by maximum likelihood of the
-  revised samples: its loss ``||init(x_{k+1}) - stopgrad(x_k^-)||^2 / (2 v_k) + log(v_k) / 2``
+  revised samples: its loss ``||mu(x_{k+1}) - stopgrad(x_k^-)||^2 / (2 v_k) + log(v_k) / 2``
   (mean over entries), which fits both the mean network and ``v_k``.
 
 Sampling runs the cooperative chain from ``N(0, sigma_L^2 I)`` down to level 0: at each level
 the initializer's proposal, then the Langevin steps. One energy network and one initializer
 network, conditioned on the level's time (0 for the data level), serve every level.
+
+The initializer learns how ``x_k`` depends on ``x_{k+1}`` only through the revision (the EBM's
+loss matches the marginal of ``x_k``), so with very few MCMC steps it learns slowly: on the
+bench's mixture CDRL beats DRL with its initializer at its target, but not with a learned one
+after a short training (``apps/bench/training.py``, section ``cdrl``).
 """
 
 from __future__ import annotations
@@ -60,6 +69,9 @@ class CDRL(nn.Module):
         step_scale: Langevin step as a fraction of ``V_k`` (:attr:`step_sizes`), ``> 0``.
         init_noise: draw the initializer's proposal from its Gaussian (``False``: its mean,
             and ``v_k`` is not learned).
+        init_prediction: what the initializer outputs: ``"mean"`` (the proposal's mean, called
+            with ``tau_k``) or ``"eps"`` (the noise of ``x_{k+1}``, called with ``tau_{k+1}``
+            like a diffusion eps-network; the mean is the path's posterior mean).
         energy_reg: weight ``>= 0`` of ``mean(E(x_k)^2 + E(x_k^-)^2)``, keeping energies bounded.
     """
 
@@ -73,6 +85,7 @@ class CDRL(nn.Module):
         mcmc_steps: int = 10,
         step_scale: float = 0.1,
         init_noise: bool = True,
+        init_prediction: str = "mean",
         energy_reg: float = 0.0,
     ) -> None:
         super().__init__()
@@ -90,6 +103,8 @@ class CDRL(nn.Module):
         if not (path.t_min < taus[0] and taus[-1] <= path.t_max):
             raise InputError(f"times: expected times in ({path.t_min}, {path.t_max}], got {taus}")
         check_int("mcmc_steps", mcmc_steps, minimum=0)
+        if init_prediction not in ("mean", "eps"):
+            raise InputError(f"init_prediction: expected 'mean' or 'eps', got {init_prediction!r}")
         for name, v, lo in (("step_scale", step_scale, 0.0), ("energy_reg", energy_reg, None)):
             ok = isinstance(v, int | float) and math.isfinite(v) and (v > 0 if lo == 0 else v >= 0)
             if not ok:
@@ -97,6 +112,7 @@ class CDRL(nn.Module):
         self.energy, self.initializer, self.path = energy, initializer, path
         self.mcmc_steps, self.step_scale = mcmc_steps, float(step_scale)
         self.init_noise, self.energy_reg = bool(init_noise), float(energy_reg)
+        self.init_prediction = init_prediction
         t = torch.tensor([0.0, *taus], dtype=F64)
         alpha, sigma = path.alpha(t), path.sigma(t)
         alpha[0], sigma[0] = 1.0, 0.0
@@ -109,9 +125,17 @@ class CDRL(nn.Module):
         var = 1.0 / (a**2 / s2 + 1.0 / (alpha[:-1] ** 2 + sigma[:-1] ** 2))
         self.step_sizes = self.step_scale * var
         """``(L,)`` Langevin step of each level."""
-        self.init_log_var = nn.Parameter(var.log().to(torch.get_default_dtype()))
-        """``(L,)`` log of the initializer's variance ``v_k`` (starts at ``log V_k``)."""
-        self.init_log_var.requires_grad_(initializer is not None and self.init_noise)
+        self.posterior_var = s2 * sigma[:-1] ** 2 / sigma[1:] ** 2
+        """``(L,)`` ``Var(x_k | x_0, x_{k+1})`` of the path (0 at level 0)."""
+        v0 = (
+            var
+            if init_prediction == "mean"
+            else torch.where(self.posterior_var > 0, self.posterior_var, var)
+        )
+        self.init_log_var = nn.Parameter(v0.log().to(torch.get_default_dtype()))
+        """``(L,)`` log of the initializer's variance ``v_k`` (starts at ``log V_k``, or at
+        :attr:`posterior_var` above level 0 for ``init_prediction="eps"``)."""
+        self.init_log_var.requires_grad_(self.init_noise)
 
     @property
     def levels(self) -> int:
@@ -134,13 +158,22 @@ class CDRL(nn.Module):
         gradient), or ``y / a_k`` without an initializer."""
         if self.initializer is None:
             return y / float(self.a[k])
-        out = self.initializer(y, self._tau(k, y))
+        eps = self.init_prediction == "eps"
+        out = self.initializer(y, self._tau(k + 1 if eps else k, y))
         if not isinstance(out, Tensor) or out.shape != y.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InputError(
                 f"initializer: expected an output of shape {tuple(y.shape)}, got {got}"
             )
-        return out
+        if not eps:
+            return out
+        x0 = (y - float(self.sigma[k + 1]) * out) / float(self.alpha[k + 1])
+        return self.posterior_mean(x0, y, k)
+
+    def posterior_mean(self, x0: Tensor, y: Tensor, k: int) -> Tensor:
+        """``E[x_k | x_0, x_{k+1} = y]`` of the path (the DDPM posterior mean)."""
+        al, sg, a, s = (float(v[k]) for v in (self.alpha, self.sigma, self.a, self.s))
+        return (al * s * s * x0 + a * sg * sg * y) / float(self.sigma[k + 1]) ** 2
 
     def refine(
         self, x: Tensor, y: Tensor, k: int, generator: torch.Generator, steps: int | None = None
