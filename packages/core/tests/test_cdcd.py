@@ -89,7 +89,8 @@ def test_negatives() -> None:
     assert ((intra != x0[:, None]).sum(-1) == 2).all()  # ceil(0.25 * 8) positions changed
     assert not (intra == 10).any()
     inter = inter_negatives(x0, 2)
-    assert torch.equal(inter[:, 0], x0.roll(1, 0)) and torch.equal(inter[1, 1], x0[4])
+    assert torch.equal(inter[:, 0], x0.roll(1, 0))
+    assert torch.equal(inter[1, 1], x0[4])
 
 
 def test_bad_input() -> None:
