@@ -235,6 +235,38 @@ def train_cmd(
     print(f"wrote {out}/model.safetensors")
 
 
+@app.command("train-mmm")
+def train_mmm_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1000,
+    width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
+    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    cdcd: Annotated[str, typer.Option(help="CDCD term: none, step or sample.")] = "none",
+    cdcd_weight: Annotated[float, typer.Option(help="Weight of the CDCD term.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train MMM (masked motion transformer over the shipped tokenizer's first codebook)."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.mmm import MMMSettings, train_mmm
+
+    if cdcd not in ("none", "step", "sample"):
+        raise InputError(f"--cdcd: expected none, step or sample, got {cdcd!r}")
+    prepare_training_out(out, resume=resume, force=force)
+    mode = None if cdcd == "none" else cdcd
+    settings = MMMSettings(steps=steps, batch_size=batch_size, seed=seed, cdcd=mode,
+                           cdcd_weight=cdcd_weight)  # fmt: skip
+    train_mmm(_dataset(data, quiet), out, settings, width=width, layers=layers, quiet=quiet,
+              command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume)  # fmt: skip
+    print(f"wrote {out}/model.safetensors")
+
+
 SampleSteps = Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")]
 ModelOpt = Annotated[
     str, typer.Option("--model", help="A model file from `train`, or shipped: emdm or ddpm.")
