@@ -15,7 +15,10 @@ one caption (batch 1, one CPU thread) and of the whole held-out batch divided by
 Summary (goals from issue 21): ``rvq_mpjpe_mm`` (<= 20), ``emdm_accuracy`` (>= 0.9),
 ``emdm_fid_over_real_floor`` (<= 2), ``emdm_skating_over_real`` (<= 1.5), ``emdm_bone_std_cm``
 (<= 1), ``emdm_speedup_vs_ddpm50`` (>= 10) with ``emdm_fid_over_ddpm50_fid`` (<= 1.2); also
-``real_fid_floor``, ``real_accuracy``, ``real_r_precision_top3``.
+``real_fid_floor``, ``real_accuracy``, ``real_r_precision_top3``. Issue 22 (``_motion_mmm.py``):
+``best_token_model_fid_over_floor`` (<= 2), ``best_token_model_accuracy`` (>= 0.9),
+``mmm_inbetween_mpjpe_over_slerp`` (<= 0.7), ``cdcd_rprecision_gain`` (> 0),
+``cdcd_steps_for_equal_fid_ratio`` (<= 0.65), ``retrieval_*``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _motion_mmm import mmm_rows  # type: ignore[import-not-found]
 
 from polyfold.motion.dataset import DatasetConfig, build_dataset
 from polyfold.motion.emdm import load_motion_model
@@ -74,6 +78,8 @@ def main() -> None:
     rows.append({"row": "real held-out physical", **physical(data.joints[test])})
     gen = {name: _generated_row(name, held, reps) for name in ("emdm", "ddpm")}
     rows += [row for row, _ in gen.values()]
+    token_rows, token_summary = mmm_rows(held, reps, args.quick)  # issue 22: MMM, CDCD, baselines
+    rows += token_rows
     for r in rows:
         print_table([r])
     summary: dict[str, Any] = {
@@ -86,6 +92,7 @@ def main() -> None:
         "real_r_precision_top1": res["r_precision_top1"][0],
         "real_r_precision_top3": res["r_precision_top3"][0],
         **_emdm_summary(gen),
+        **token_summary,
         "held_out_windows": len(test),
         "tokenizer_command": t_card.get("command", ""),
     }

@@ -241,6 +241,7 @@ class MMM:
     card: dict[str, Any]
     kind: str = "mmm"
     encoder: Any = None
+    last_nfe: int = 0
 
     def condition(self, captions: list[str]) -> TextCondition:
         """The text condition of ``captions`` (the MiniLM encoder loaded on first use)."""
@@ -301,6 +302,7 @@ class MMM:
         g = torch.Generator().manual_seed(seed)
         out: TokenSample = sampler(self.net, self.process, tokens.long(), steps=n, generator=g,
                                    fixed=fixed, cond=cond, temperature=temp)  # fmt: skip
+        self.last_nfe = out.nfe
         return out
 
     def generate(
