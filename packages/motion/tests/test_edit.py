@@ -95,3 +95,32 @@ def test_slerp_inbetween_keeps_keys_and_interpolates(walk: np.ndarray) -> None:
     np.testing.assert_allclose(mid, m.root_pos[9] + (m.root_pos[20] - m.root_pos[9]) * 6 / 11)
     with pytest.raises(InputError, match="key frames"):
         slerp_inbetween(walk, 0, 20)
+
+
+def test_edit_cli_reports_bad_input(mmm: MMM, monkeypatch, capsys, tmp_path) -> None:
+    from polyfold.core.export import save_model
+    from polyfold.motion.cli import main
+
+    save_model(mmm.net, tmp_path / "mmm", config=mmm.net.model_config(),
+               card={"kind": "mmm", "tokenizer": "shipped", "sample_steps": 4})  # fmt: skip
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr("sys.argv", ["polyfold-motion", "edit", "humanoid3d_spin", *args])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        return int(exc.value.code), out.out + out.err
+
+    model = ["--model", str(tmp_path / "mmm"), "--out", str(tmp_path / "e")]
+    code, text = run("walk", "--start", "80", "--end", "95", *model)
+    assert code == 2
+    assert "start < end <= 89" in text
+    code, text = run("walk", "--mode", "body-part", "--parts", "upper,tail", *model)
+    assert code == 2
+    assert "part 'tail'" in text
+    code, text = run("walk", "--mode", "sideways", *model)
+    assert code == 2
+    assert "--mode" in text
+    code, text = run("walk", "--model", "emdm", "--start", "1", "--end", "5", "--out", "x")
+    assert code == 2
+    assert "needs an MMM model" in text
