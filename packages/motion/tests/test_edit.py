@@ -33,6 +33,9 @@ def test_edit_range_keeps_every_frame_outside_the_range(mmm: MMM, walk: np.ndarr
     assert np.array_equal(out[:13], walk[:13])
     assert np.array_equal(out[30:], walk[30:])
     assert not np.allclose(out[15:28], walk[15:28])
+    # the range turns and travels as the original did: the frames after it stay put in the world
+    np.testing.assert_allclose(joints_from_features(out)[30:], joints_from_features(walk)[30:],
+                               atol=1e-4)  # fmt: skip
     # prefix and suffix completion are ranges at either end
     assert np.array_equal(edit_range(mmm, walk, "run", 0, 10)[10:], walk[10:])
     assert np.array_equal(edit_range(mmm, walk, "run", 40, 46)[:40], walk[:40])

@@ -28,6 +28,7 @@ import torch
 from polyfold.core.errors import InputError, check_int
 from polyfold.motion.features import LAYOUT
 from polyfold.motion.mmm import MMM
+from polyfold.motion.quaternion import qrotate, yaw_quat
 from polyfold.motion.skeleton import HUMANOID
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "chain_captions",
     "continue_motion",
     "edit_range",
+    "match_root_track",
     "part_columns",
 ]
 
@@ -141,7 +143,35 @@ def edit_range(
     if end < length and k:
         back = ramp[::-1]
         out[end - k : end] = (1 - back) * f[end - k : end] + back * dec[end - k : end]
-    return out
+    return match_root_track(out, f, start, end) if end < length else out
+
+
+def _world(yaw: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Facing-frame xz vectors ``v (T, 2)`` in world xz, at yaws ``yaw (T,)``."""
+    v3 = np.zeros((len(v), 3))
+    v3[:, [0, 2]] = v
+    return qrotate(yaw_quat(yaw), v3)[:, [0, 2]]
+
+
+def match_root_track(edited: np.ndarray, original: np.ndarray, start: int, end: int) -> np.ndarray:
+    """``edited`` with the yaw and root velocities of frames ``[start, end)`` shifted by one
+    constant each (yaw rate, then world xz step) so that the range turns and travels as far as
+    in ``original``: every frame after the range then lands where the original has it."""
+    g = LAYOUT.groups
+    out = np.array(edited, dtype=np.float64)
+    orig = np.asarray(original, dtype=np.float64)
+    n = end - start
+    yaw_col = g["yaw_vel"].start
+    gap = orig[start:end, yaw_col].sum() - out[start:end, yaw_col].sum()
+    out[start:end, yaw_col] += gap / n
+    yaw_new = np.cumsum(out[:, yaw_col])[start:end]
+    yaw_old = np.cumsum(orig[:, yaw_col])[start:end]
+    rv = g["root_vel"]
+    step = _world(yaw_new, out[start:end, rv])
+    want = _world(yaw_old, orig[start:end, rv]).sum(axis=0)
+    step += (want - step.sum(axis=0)) / n
+    out[start:end, rv] = _world(-yaw_new, step)
+    return out.astype(np.asarray(edited).dtype)
 
 
 def continue_motion(

@@ -9,7 +9,7 @@ from polyfold.core.errors import InputError
 
 __all__ = ["SHIPPED", "shipped_path"]
 
-SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm")
+SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm", "mmm", "mmm_plain")
 
 
 def shipped_path(name: str) -> Path:
