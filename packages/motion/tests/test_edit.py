@@ -39,6 +39,9 @@ def test_edit_range_keeps_every_frame_outside_the_range(mmm: MMM, walk: np.ndarr
     # prefix and suffix completion are ranges at either end
     assert np.array_equal(edit_range(mmm, walk, "run", 0, 10)[10:], walk[10:])
     assert np.array_equal(edit_range(mmm, walk, "run", 40, 46)[:40], walk[:40])
+    several = edit_range(mmm, walk, "a person jumps", 13, 30, seed=1, candidates=3)
+    assert np.array_equal(several[:13], walk[:13])
+    assert np.array_equal(several[30:], walk[30:])
 
 
 @pytest.mark.parametrize(("start", "end"), [(10, 10), (-1, 5), (20, 47), (30, 12)])

@@ -338,6 +338,7 @@ def edit(
     parts: Annotated[str, typer.Option(help="body-part: comma-separated parts/joints.")] = "upper",
     seconds: Annotated[float, typer.Option(help="continue: seconds to add.")] = 1.2,
     model: Annotated[str, typer.Option("--model", help="shipped mmm or an MMM file.")] = "mmm",
+    candidates: Annotated[int, typer.Option(help="inbetween/continue: draws to pick from.")] = 8,
     steps: SampleSteps = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
@@ -362,12 +363,14 @@ def edit(
     if not isinstance(m, MMM):
         raise InputError(f"--model {model}: editing needs an MMM model (got {m.kind})")
     if mode == "inbetween":
-        result = edit_range(m, feats, caption, int(start), int(end), steps=steps, seed=seed)  # type: ignore[arg-type]
+        result = edit_range(m, feats, caption, int(start), int(end), steps=steps, seed=seed,  # type: ignore[arg-type]
+                            candidates=candidates)  # fmt: skip
     elif mode == "body-part":
         names = [p.strip() for p in parts.split(",") if p.strip()]
         result = body_part_edit(m, feats, caption, names, steps=steps, seed=seed)
     else:
-        result = continue_motion(m, feats, caption, frames_for(seconds), steps=steps, seed=seed)
+        result = continue_motion(m, feats, caption, frames_for(seconds), steps=steps, seed=seed,
+                                 candidates=candidates)  # fmt: skip
     folder = prepare_output_dir(out, force=force)
     write_motions(folder, [caption], result[None])
     np.save(folder / "features.npy", result)

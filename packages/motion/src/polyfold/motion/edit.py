@@ -113,8 +113,11 @@ def edit_range(
     steps: int | None = None,
     seed: int = 0,
     blend: int = 2,
+    candidates: int = 1,
 ) -> np.ndarray:
-    """Regenerate frames ``[start, end)`` of ``features (L, D)`` under ``caption``."""
+    """Regenerate frames ``[start, end)`` of ``features (L, D)`` under ``caption``; with
+    ``candidates > 1`` that many are drawn and the one whose decoding agrees best with the given
+    frames just outside the range (the decoder sees across the seams) is kept."""
     f = _check_features(features)
     length = len(f)
     for name, v in (("start", start), ("end", end)):
@@ -125,15 +128,19 @@ def edit_range(
             f"got start={start}, end={end}"
         )
     check_int("blend", blend, 0)
+    check_int("candidates", candidates, 1)
     fac = model.factor
     full = model.encode(_padded(model, f)[None])
     n = full.shape[1]
     fixed = torch.ones(1, n, dtype=torch.bool)
     fixed[0, start // fac : -(-end // fac)] = False
-    res = model.generate_tokens(
-        model.condition([caption]), full[..., 0], fixed, steps=steps, seed=seed
-    )
-    dec = model.decode(res.tokens, full, fixed)[0, :length]
+    cond = tuple(c.repeat_interleave(candidates, dim=0) for c in model.condition([caption]))
+    full, fixed = full.repeat(candidates, 1, 1), fixed.repeat(candidates, 1)
+    res = model.generate_tokens(cond, full[..., 0], fixed, steps=steps, seed=seed)  # type: ignore[arg-type]
+    decs = model.decode(res.tokens, full, fixed)[:, :length]
+    near = np.r_[max(0, start - fac) : start, end : min(length, end + fac)]
+    cost = (((decs[:, near] - f[near]) / model.std.numpy()) ** 2).sum(axis=(1, 2))
+    dec = decs[int(np.argmin(cost))]
     out = f.copy()
     out[start:end] = dec[start:end]
     k = min(blend, (end - start) // 2)
@@ -182,12 +189,15 @@ def continue_motion(
     *,
     steps: int | None = None,
     seed: int = 0,
+    candidates: int = 1,
 ) -> np.ndarray:
-    """``features`` followed by ``frames`` new frames generated under ``caption``."""
+    """``features`` followed by ``frames`` new frames generated under ``caption`` (best of
+    ``candidates`` by agreement with the given frames before them)."""
     f = _check_features(features)
     check_int("frames", frames, 1)
     longer = np.concatenate([f, np.repeat(f[-1:], frames, axis=0)])
-    return edit_range(model, longer, caption, len(f), len(longer), steps=steps, seed=seed)
+    return edit_range(model, longer, caption, len(f), len(longer), steps=steps, seed=seed,
+                      candidates=candidates)  # fmt: skip
 
 
 def body_part_edit(
