@@ -21,7 +21,11 @@ its single-codebook T2M-GPT ablation (one network call per 4-frame token) with t
 held-out captions chained, each a training window long (3x the context), largest joint speed
 against the real held-out windows' (also at the 99th percentile). MMDM (the DDPM baseline's
 network and budget trained with time-frame and body-part masks in its motion embedding):
-``mmdm_*`` and ``mmdm_fid_over_unmasked_fid`` (< 1, against the shipped ``ddpm``).
+``mmdm_*`` and ``mmdm_fid_over_unmasked_fid`` (< 1, against the shipped ``ddpm``). MMM, CDCD and
+the retrieval baseline (``_motion_mmm.py``): ``best_token_model_fid_over_floor`` (<= 2) and
+``best_token_model_accuracy`` (>= 0.9) over MMM, Mogo and T2M-GPT,
+``mmm_inbetween_mpjpe_over_slerp`` (<= 0.7), ``cdcd_rprecision_gain`` (> 0),
+``cdcd_steps_for_equal_fid_ratio`` (<= 0.65), ``retrieval_*``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _motion_mmm import mmm_rows  # type: ignore[import-not-found]
 
 from polyfold.motion.dataset import DatasetConfig, build_dataset
 from polyfold.motion.evaluation import HeldOut, physical, score
@@ -84,6 +89,9 @@ def main() -> None:
     rows += [row for row, _ in gen.values()]
     long_row = _long_sequence_row(held)
     rows.append(long_row)
+    others = {n: gen[n][0] for n in ("mogo", "t2m-gpt")}
+    token_rows, token_summary = mmm_rows(held, reps, args.quick, others)  # MMM, CDCD, baselines
+    rows += token_rows
     for r in rows:
         print_table([r])
     summary: dict[str, Any] = {
@@ -97,6 +105,7 @@ def main() -> None:
         "real_r_precision_top3": res["r_precision_top3"][0],
         **_emdm_summary(gen),
         **_mogo_summary(gen, long_row),
+        **token_summary,
         "held_out_windows": len(test),
         "tokenizer_command": t_card.get("command", ""),
     }

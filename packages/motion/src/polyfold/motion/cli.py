@@ -8,6 +8,9 @@
     polyfold-motion generate "a person cartwheels then walks" --seconds 2.4 --out runs/gen
     polyfold-motion stream "a person walks" "a person jumps" --seconds 3 --out runs/stream.txt
     polyfold-motion evaluate --model runs/emdm/model
+    polyfold-motion train-mmm --data runs/motion/data.npz --cdcd sample --out runs/mmm
+    polyfold-motion generate "a person waves" --model mmm --out runs/gen_mmm
+    polyfold-motion edit humanoid3d_walk "a person jumps" --start 8 --end 20 --out runs/edit
     polyfold-motion quickstart --out runs/motion
 
 ``show`` takes embedded clip names (see ``polyfold-motion clips``), DeepMimic ``.txt`` files,
@@ -258,11 +261,45 @@ def train_cmd(
     print(f"wrote {out}/model.safetensors")
 
 
+@app.command("train-mmm")
+def train_mmm_cmd(
+    out: Out,
+    data: Data = None,
+    steps: Steps = 1000,
+    width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
+    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    cdcd: Annotated[str, typer.Option(help="CDCD term: none, step or sample.")] = "none",
+    cdcd_weight: Annotated[float, typer.Option(help="Weight of the CDCD term.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Resume = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train MMM (masked motion transformer over the shipped tokenizer's first codebook)."""
+    import sys
+
+    from polyfold.core.progress import prepare_training_out
+    from polyfold.motion.mmm import MMMSettings, train_mmm
+
+    if cdcd not in ("none", "step", "sample"):
+        raise InputError(f"--cdcd: expected none, step or sample, got {cdcd!r}")
+    prepare_training_out(out, resume=resume, force=force)
+    mode = None if cdcd == "none" else cdcd
+    settings = MMMSettings(steps=steps, batch_size=batch_size, seed=seed, cdcd=mode,
+                           cdcd_weight=cdcd_weight)  # fmt: skip
+    train_mmm(_dataset(data, quiet), out, settings, width=width, layers=layers, quiet=quiet,
+              command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume)  # fmt: skip
+    print(f"wrote {out}/model.safetensors")
+
+
 SampleSteps = Annotated[int | None, typer.Option(help="Sampling steps [default: the model's].")]
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", help="A model file from `train`, or shipped: emdm, ddpm, mmdm, mogo or t2m-gpt."
+        "--model",
+        help="A model file from `train`/`train-mmm`, or shipped: emdm, ddpm, mmdm, mogo, "
+        "t2m-gpt, mmm or mmm_plain.",
     ),
 ]
 
@@ -345,10 +382,66 @@ def evaluate(
 
     m = resolve_model(model)
     held = HeldOut.build()
-    feats = m.sample(held.text, held.data.features.shape[1], steps=steps, seed=seed)
+    extra = {"captions": held.captions} if m.kind == "mmm" else {}
+    feats = m.sample(held.text, held.data.features.shape[1], steps=steps, seed=seed, **extra)
     for k, v in score(held, feats).items():
         print(f"{k:28s} " + (f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]" if isinstance(v, tuple)
                              else f"{v:.4g}"))  # fmt: skip
+
+
+EDIT_MODES = ("inbetween", "body-part", "continue")
+
+
+@app.command()
+def edit(
+    motion: Annotated[
+        str, typer.Argument(help="Clip name, .bvh, DeepMimic .txt or features .npy.")
+    ],
+    caption: Annotated[str, typer.Argument(help="Caption the edited part follows.")],
+    out: Out,
+    mode: Annotated[str, typer.Option(help="inbetween, body-part or continue.")] = "inbetween",
+    start: Annotated[int | None, typer.Option(help="inbetween: first frame to regenerate.")] = None,
+    end: Annotated[int | None, typer.Option(help="inbetween: frame after the last one.")] = None,
+    parts: Annotated[str, typer.Option(help="body-part: comma-separated parts/joints.")] = "upper",
+    seconds: Annotated[float, typer.Option(help="continue: seconds to add.")] = 1.2,
+    model: Annotated[str, typer.Option("--model", help="shipped mmm or an MMM file.")] = "mmm",
+    candidates: Annotated[int, typer.Option(help="inbetween/continue: draws to pick from.")] = 8,
+    steps: SampleSteps = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+) -> None:
+    """Edit a motion with MMM: regenerate a frame range (in-betweening; a range at either end
+    completes a prefix or suffix), move body parts to a new caption, or continue it.
+    Writes OUT/00_<caption>.npy/.bvh, preview.svg/.gif and features.npy (editable again)."""
+    import numpy as np
+
+    from polyfold.motion.edit import body_part_edit, continue_motion, edit_range
+    from polyfold.motion.features import motion_features
+    from polyfold.motion.generate import frames_for, resolve_model, write_motions
+    from polyfold.motion.mmm import MMM
+
+    if mode not in EDIT_MODES:
+        raise InputError(f"--mode: expected one of {', '.join(EDIT_MODES)}, got {mode!r}")
+    _, loaded = _load_any(motion)
+    feats = motion_features(loaded).astype(np.float32)
+    if mode == "inbetween" and (start is None or end is None):
+        raise InputError("--start/--end: inbetween needs the frame range to regenerate")
+    m = resolve_model(model)
+    if not isinstance(m, MMM):
+        raise InputError(f"--model {model}: editing needs an MMM model (got {m.kind})")
+    if mode == "inbetween":
+        result = edit_range(m, feats, caption, int(start), int(end), steps=steps, seed=seed,  # type: ignore[arg-type]
+                            candidates=candidates)  # fmt: skip
+    elif mode == "body-part":
+        names = [p.strip() for p in parts.split(",") if p.strip()]
+        result = body_part_edit(m, feats, caption, names, steps=steps, seed=seed)
+    else:
+        result = continue_motion(m, feats, caption, frames_for(seconds), steps=steps, seed=seed,
+                                 candidates=candidates)  # fmt: skip
+    folder = prepare_output_dir(out, force=force)
+    write_motions(folder, [caption], result[None])
+    np.save(folder / "features.npy", result)
+    print(f"wrote the edited motion ({len(result)} frames, {mode}) to {folder}")
 
 
 @app.command()

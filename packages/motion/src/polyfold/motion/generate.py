@@ -1,4 +1,4 @@
-"""Text to motion with a trained EMDM or DDPM model (default: the shipped EMDM).
+"""Text to motion with a trained EMDM, DDPM or MMM model (default: the shipped EMDM).
 
     from polyfold.motion.generate import generate_motion, write_motions
     feats = generate_motion(["a person cartwheels then walks"], seconds=2.4)
@@ -17,6 +17,7 @@ import numpy as np
 
 from polyfold.core.errors import InputError
 from polyfold.motion.emdm import MotionModel, load_motion_model
+from polyfold.motion.mmm import MMM, load_mmm
 
 __all__ = ["FPS", "MAX_SECONDS", "generate_motion", "resolve_model", "write_motions"]
 
@@ -24,9 +25,9 @@ FPS = 20
 MAX_SECONDS = 20.0
 
 
-def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
-    """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mmdm"``/``"mogo"``/``"t2m-gpt"`` for a
-    shipped one, else a model file."""
+def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> MotionModel | MMM:
+    """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mmdm"``/``"mogo"``/``"t2m-gpt"``/
+    ``"mmm"``/``"mmm_plain"`` for a shipped one, else a model file."""
     from polyfold.motion.mogo_generate import (
         TOKEN_KINDS,
         TokenMotionModel,
@@ -34,8 +35,9 @@ def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
         load_token_model,
     )
 
-    if isinstance(model, MotionModel | TokenMotionModel):
+    if isinstance(model, MotionModel | MMM | TokenMotionModel):
         return model
+    from polyfold.core.export import read_card
     from polyfold.motion.shipped import SHIPPED, shipped_path
 
     if str(model) in TOKEN_KINDS:
@@ -48,11 +50,14 @@ def resolve_model(model: str | Path | MotionModel | None = None) -> MotionModel:
         return load_mmdm(shipped_path("mmdm"))
     if model is not None and is_mmdm_file(model):
         return load_mmdm(model)
-    if model is None or str(model) in ("emdm", "ddpm"):
+    if model is None or str(model) in ("emdm", "ddpm", "mmm", "mmm_plain"):
         name = "emdm" if model is None else str(model)
         if name not in SHIPPED:
             raise InputError(f"--model {name}: no shipped {name} model; pass a model file")
-        return load_motion_model(shipped_path(name))
+        path = shipped_path(name)
+        return load_mmm(path) if name.startswith("mmm") else load_motion_model(path)
+    if read_card(model).get("card", {}).get("kind") == "mmm":
+        return load_mmm(model)
     return load_motion_model(model)
 
 
@@ -69,7 +74,7 @@ def generate_motion(
     captions: Sequence[str],
     seconds: float = 2.4,
     *,
-    model: str | Path | MotionModel | None = None,
+    model: str | Path | MotionModel | MMM | None = None,
     steps: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
@@ -79,8 +84,11 @@ def generate_motion(
     if isinstance(captions, str):
         captions = [captions]
     length = frames_for(seconds)
+    m = resolve_model(model)
+    if isinstance(m, MMM):
+        return m.generate(list(captions), length, steps=steps, seed=seed)
     text = encode_captions(load_text_encoder(), list(captions))
-    return resolve_model(model).sample(text, length, steps=steps, seed=seed)
+    return m.sample(text, length, steps=steps, seed=seed)
 
 
 def _stem(i: int, caption: str) -> str:

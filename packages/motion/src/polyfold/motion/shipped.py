@@ -9,7 +9,7 @@ from polyfold.core.errors import InputError
 
 __all__ = ["SHIPPED", "shipped_path"]
 
-SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm", "mogo", "t2m-gpt", "mmdm")
+SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm", "mmdm", "mogo", "t2m-gpt", "mmm", "mmm_plain")
 
 
 def shipped_path(name: str) -> Path:

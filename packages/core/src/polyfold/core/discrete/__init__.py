@@ -4,6 +4,7 @@
 * :mod:`~polyfold.core.discrete.process`: :class:`MaskedProcess` (forward masking, SUBS) and
   :data:`LogitsModel`, the network ``model(x_t, t, cond) -> logits`` the samplers call.
 * :mod:`~polyfold.core.discrete.loss`: :func:`masked_diffusion_loss` (NELBO in nats per token).
+* :mod:`~polyfold.core.discrete.cdcd`: :func:`cdcd_loss` (CDCD's contrastive diffusion loss).
 * samplers returning :class:`TokenSample` (tokens and NFE): :func:`sample_ancestral` (with the
   time-agnostic cache and a :class:`Proposal` hook), :func:`sample_first_hitting`,
   :func:`sample_confidence` and :func:`sample_blockwise`; all condition on fixed tokens and
@@ -13,6 +14,7 @@
 
 from polyfold.core.discrete.ancestral import Proposal, sample_ancestral
 from polyfold.core.discrete.blockwise import sample_blockwise
+from polyfold.core.discrete.cdcd import CDCDLoss, cdcd_loss, inter_negatives, intra_negatives
 from polyfold.core.discrete.confidence import sample_confidence
 from polyfold.core.discrete.first_hitting import sample_first_hitting
 from polyfold.core.discrete.loss import MaskedDiffusionLoss, masked_diffusion_loss, sample_times
@@ -26,6 +28,7 @@ from polyfold.core.discrete.schedules import (
 )
 
 __all__ = [
+    "CDCDLoss",
     "CosineSchedule",
     "LinearSchedule",
     "LogLinearSchedule",
@@ -35,6 +38,9 @@ __all__ = [
     "MaskedProcess",
     "Proposal",
     "TokenSample",
+    "cdcd_loss",
+    "inter_negatives",
+    "intra_negatives",
     "masked_diffusion_loss",
     "sample_ancestral",
     "sample_blockwise",
