@@ -205,7 +205,8 @@ def train_evaluator_cmd(
 def train_cmd(
     out: Out,
     model: Annotated[
-        str, typer.Option("--model", help="emdm (GAN), ddpm (50-step), mmdm, mogo or t2m-gpt.")
+        str,
+        typer.Option("--model", help="emdm (GAN), ddpm (50-step), mmdm, mogo, t2m-gpt or bipo."),
     ],
     data: Data = None,
     steps: Steps = 2000,
@@ -227,7 +228,7 @@ def train_cmd(
     from polyfold.motion.mogo_generate import TOKEN_KINDS
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
-    kinds = (*MODEL_KINDS, "mmdm", *TOKEN_KINDS)
+    kinds = (*MODEL_KINDS, "mmdm", *TOKEN_KINDS, "bipo")
     if model not in kinds:
         raise InputError(f"--model: expected one of {', '.join(kinds)}, got {model!r}")
     prepare_training_out(out, resume=resume, force=force)
@@ -242,6 +243,14 @@ def train_cmd(
             quiet=quiet, resume=resume, command="polyfold-motion " + " ".join(sys.argv[1:]),
         )  # fmt: skip
         print(f"wrote {out}/model.safetensors")
+        return
+    if model == "bipo":
+        from polyfold.motion.bipo_train import BiPOSettings, train_bipo
+
+        train_bipo(d, text, out, BiPOSettings(tokenizer_steps=steps, steps=steps, width=width,
+                                              layers=layers, batch_size=batch_size, seed=seed),
+                   quiet=quiet, command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
+        print(f"wrote {out}/model.safetensors and {out}/part_tokenizer.safetensors")
         return
     if model == "mmdm":
         from polyfold.motion.mmdm import train_mmdm
@@ -299,7 +308,7 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         help="A model file from `train`/`train-mmm`, or shipped: emdm, ddpm, mmdm, mogo, "
-        "t2m-gpt, mmm or mmm_plain.",
+        "t2m-gpt, mmm, mmm_plain or bipo.",
     ),
 ]
 

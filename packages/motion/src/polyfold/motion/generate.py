@@ -27,7 +27,7 @@ MAX_SECONDS = 20.0
 
 def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> MotionModel | MMM:
     """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mmdm"``/``"mogo"``/``"t2m-gpt"``/
-    ``"mmm"``/``"mmm_plain"`` for a shipped one, else a model file."""
+    ``"mmm"``/``"mmm_plain"``/``"bipo"`` for a shipped one, else a model file."""
     from polyfold.motion.mogo_generate import (
         TOKEN_KINDS,
         TokenMotionModel,
@@ -44,6 +44,10 @@ def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> Motion
         return load_token_model(shipped_path(str(model)))  # type: ignore[return-value]
     if model is not None and is_token_model_file(model):
         return load_token_model(model)  # type: ignore[return-value]
+    from polyfold.motion.bipo_generate import is_bipo_file, load_bipo
+
+    if str(model) == "bipo" or (model is not None and is_bipo_file(model)):
+        return load_bipo(shipped_path("bipo") if str(model) == "bipo" else model)  # type: ignore[return-value]
     from polyfold.motion.mmdm import is_mmdm_file, load_mmdm
 
     if str(model) == "mmdm":

@@ -9,7 +9,8 @@ from polyfold.core.errors import InputError
 
 __all__ = ["SHIPPED", "shipped_path"]
 
-SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm", "mmdm", "mogo", "t2m-gpt", "mmm", "mmm_plain")
+SHIPPED = ("tokenizer", "evaluator", "emdm", "ddpm", "mmdm", "mogo", "t2m-gpt", "mmm", "mmm_plain",
+           "bipo", "bipo_tokenizer")  # fmt: skip
 
 
 def shipped_path(name: str) -> Path:

@@ -1,0 +1,204 @@
+"""BiPO: part columns and reassembly, causal masks in both directions, partial occlusion,
+length-free generation, edits that keep fixed tokens, training and model files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from polyfold.core.errors import InputError
+from polyfold.motion.bipo import (
+    BIPO_PARTS,
+    BiPOTransformer,
+    PartTokenizer,
+    bipo_loss,
+    bipo_part_columns,
+    edit_part_tokens,
+    part_mask,
+    part_tokenizer_loss,
+    sample_part_tokens,
+)
+from polyfold.motion.features import LAYOUT
+
+
+def _net() -> BiPOTransformer:
+    torch.manual_seed(0)
+    return BiPOTransformer(num_codes=16, text_dim=8, width=32, heads=4, layers=2,
+                           max_tokens=6).eval()  # fmt: skip
+
+
+def _tokenizer() -> PartTokenizer:
+    torch.manual_seed(1)
+    return PartTokenizer(width=16, code_dim=8, num_codes=16).eval()
+
+
+def test_part_columns_partition_the_feature_vector() -> None:
+    cols = bipo_part_columns()
+    assert len(cols) == len(BIPO_PARTS) == 5
+    every = np.concatenate(cols)
+    assert len(every) == LAYOUT.dim
+    np.testing.assert_array_equal(np.sort(every), np.arange(LAYOUT.dim))
+    assert {0, 1, 2, 3} <= set(cols[0].tolist())  # the root track belongs to the torso
+
+
+def test_part_codes_reassemble_the_whole_body() -> None:
+    tok = _tokenizer()
+    x = torch.randn(2, 16, LAYOUT.dim)
+    codes = tok.encode(x)
+    assert codes.shape == (2, 4, 5)
+    whole = tok.decode(codes)
+    assert whole.shape == x.shape
+    for i, (sub, c) in enumerate(zip(tok.parts, tok.columns, strict=True)):
+        part = sub.decode(sub.encode(x[..., c]))  # type: ignore[operator]
+        torch.testing.assert_close(whole[..., c], part, rtol=0, atol=0)
+        other = codes.clone()
+        other[..., i] = (other[..., i] + 1) % 16  # another code for part i only
+        changed = tok.decode(other)
+        rest = np.setdiff1d(np.arange(LAYOUT.dim), c.numpy())
+        torch.testing.assert_close(changed[..., rest], whole[..., rest], rtol=0, atol=0)
+        assert not torch.allclose(changed[..., c], whole[..., c])
+    loss, stats = part_tokenizer_loss(tok.train(), x)
+    assert torch.isfinite(loss)
+    assert 0 < stats["usage"] <= 1
+
+
+def test_forward_and_backward_directions_are_causal() -> None:
+    net = _net()
+    text = torch.randn(2, 8)
+    codes = torch.randint(0, 16, (2, 6, 5))
+    later = codes.clone()
+    later[:, 3] = (later[:, 3] + 5) % 16  # step 3 is an input from position 4 on
+    for backward in (False, True):
+        logits, end = net(text, codes, backward)
+        other, other_end = net(text, later, backward)
+        assert logits.shape == (2, 7, 5, 16)
+        assert end.shape == (2, 7)
+        torch.testing.assert_close(logits[:, :4], other[:, :4], rtol=0, atol=1e-6)
+        torch.testing.assert_close(end[:, :4], other_end[:, :4], rtol=0, atol=1e-6)
+        assert not torch.allclose(logits[:, 4:], other[:, 4:])
+    fwd, _ = net(text, codes, False)
+    bwd, _ = net(text, codes, True)
+    assert not torch.allclose(fwd, bwd)  # the direction is an input
+
+
+def test_occluded_part_is_hidden_from_the_context() -> None:
+    net = _net()
+    text = torch.randn(2, 8)
+    codes = torch.randint(0, 16, (2, 6, 5))
+    occluded = torch.zeros(2, 5, dtype=torch.bool)
+    occluded[:, 1] = True  # left arm
+    other = codes.clone()
+    other[..., 1] = (other[..., 1] + 3) % 16
+    a, ea = net(text, codes, False, occluded)
+    b, eb = net(text, other, False, occluded)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(ea, eb, rtol=0, atol=0)
+    visible, _ = net(text, other, False, None)
+    assert not torch.allclose(a[:, 2:], visible[:, 2:])
+    g = torch.Generator().manual_seed(0)
+    loss = bipo_loss(net.train(), text, codes, g, p_occlude=0.5)
+    assert torch.isfinite(loss)
+    assert loss > 0
+
+
+def test_generation_without_a_length_stops_at_the_end_token() -> None:
+    net = _net()
+    with torch.no_grad():
+        net.end.bias.fill_(-30.0)  # never ends: runs to the context
+        codes, lengths = sample_part_tokens(net, torch.randn(3, 8), seed=0)
+        assert codes.shape == (3, 6, 5)
+        assert lengths.tolist() == [6, 6, 6]
+        net.end.bias.fill_(30.0)  # ends as soon as allowed: one step
+        codes, lengths = sample_part_tokens(net, torch.randn(3, 8), seed=0)
+        assert lengths.tolist() == [1, 1, 1]
+        assert (codes == codes[:, :1]).all()  # padded with the last step
+    fixed_len, lengths = sample_part_tokens(net, torch.randn(2, 8), 4, seed=1)
+    assert fixed_len.shape == (2, 4, 5)
+    assert lengths.tolist() == [4, 4]
+    with pytest.raises(InputError, match="length"):
+        sample_part_tokens(net, torch.randn(1, 8), 7)
+
+
+@pytest.mark.parametrize("which", ["parts", "suffix", "prefix"])
+def test_edits_never_change_fixed_tokens(which: str) -> None:
+    net = _net()
+    codes = torch.randint(0, 16, (3, 6, 5))
+    fixed = torch.zeros(3, 6, 5, dtype=torch.bool)
+    if which == "parts":
+        fixed[..., torch.from_numpy(~part_mask(["left_arm", "right_arm"]))] = True
+    elif which == "suffix":
+        fixed[:, 3:] = True  # generated backward towards the fixed end
+    else:
+        fixed[:, :2] = True
+    out = edit_part_tokens(net, torch.randn(3, 8), codes, fixed, seed=2, temperature=2.0)
+    assert out.shape == codes.shape
+    torch.testing.assert_close(out[fixed], codes[fixed], rtol=0, atol=0)
+    assert (out[~fixed] != codes[~fixed]).any()
+    with pytest.raises(InputError, match="fixed"):
+        edit_part_tokens(net, torch.randn(3, 8), codes, fixed[:, :3])
+
+
+def test_unknown_part_and_bad_input_are_clear_errors() -> None:
+    with pytest.raises(InputError, match="part 'tail'"):
+        part_mask(["left_arm", "tail"])
+    with pytest.raises(InputError, match="parts"):
+        part_mask("left_arm")  # type: ignore[arg-type]
+    np.testing.assert_array_equal(part_mask(["torso", "left_leg"]), [1, 0, 0, 1, 0])
+    net = _net()
+    with pytest.raises(InputError, match="codes"):
+        net(torch.randn(1, 8), torch.randint(0, 16, (1, 7, 5)))
+    with pytest.raises(InputError, match="codes"):
+        net(torch.randn(1, 8), torch.full((1, 2, 5), 16))
+    with pytest.raises(InputError, match="text"):
+        net(torch.randn(1, 9), torch.randint(0, 16, (1, 2, 5)))
+    with pytest.raises(InputError, match="part tokenizer input"):
+        _tokenizer().encode(torch.randn(1, 6, LAYOUT.dim))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A few-step BiPO (tokenizer and transformer) on a tiny dataset, saved as model files."""
+    from polyfold.motion.bipo_train import BiPOSettings, train_bipo
+    from polyfold.motion.dataset import DatasetConfig, build_dataset
+
+    tmp = tmp_path_factory.mktemp("bipo")
+    data = build_dataset(DatasetConfig(train_windows_per_clip=1, test_windows_per_clip=1,
+                                       train_then=2, test_then=1, length=16))  # fmt: skip
+    text = np.random.default_rng(0).normal(size=(len(data), 384)).astype(np.float32)
+    s = BiPOSettings(tokenizer_steps=3, steps=3, batch_size=4, num_codes=16, tokenizer_width=8,
+                     width=16, layers=1)  # fmt: skip
+    train_bipo(data, text, tmp / "m", s, quiet=True, command="test")
+    return tmp, data, text
+
+
+def test_train_save_load_generate_and_edit(trained) -> None:  # type: ignore[no-untyped-def]
+    from polyfold.motion.bipo_generate import is_bipo_file, load_bipo
+    from polyfold.motion.generate import resolve_model
+
+    tmp, data, text = trained
+    path = tmp / "m" / "model"
+    assert is_bipo_file(path)
+    assert not is_bipo_file(tmp / "m" / "part_tokenizer")
+    m = resolve_model(path)
+    assert m.kind == "bipo"
+    assert np.isfinite(m.card["metrics"]["held_out_loss"])
+    again = load_bipo(path)
+    for a, b in zip(m.net.state_dict().values(), again.net.state_dict().values(), strict=True):  # type: ignore[union-attr]
+        torch.testing.assert_close(a, b)
+    feats = m.sample(text[:2], 14, seed=0)
+    assert feats.shape == (2, 14, LAYOUT.dim)
+    assert np.isfinite(feats).all()
+    free, frames = again.generate_free(text[:2], seed=0)
+    assert free.shape == (2, 16, LAYOUT.dim)
+    assert ((frames >= 4) & (frames <= 16)).all()
+    given = data.features[:2]
+    edited = again.edit_parts(given, text[:2], ["left_arm"], frames=(4, 12), seed=0)
+    arm = bipo_part_columns()[1]
+    rest = np.setdiff1d(np.arange(LAYOUT.dim), arm)
+    np.testing.assert_array_equal(edited[..., rest], given[..., rest])
+    np.testing.assert_array_equal(edited[:, :4], given[:, :4])
+    np.testing.assert_array_equal(edited[:, 12:], given[:, 12:])
+    assert not np.allclose(edited[:, 4:12, arm], given[:, 4:12, arm])
+    with pytest.raises(InputError, match="frames"):
+        again.edit_parts(given, text[:2], ["left_arm"], frames=(8, 4))
