@@ -23,9 +23,11 @@ against the real held-out windows' (also at the 99th percentile). MMDM (the DDPM
 network and budget trained with time-frame and body-part masks in its motion embedding):
 ``mmdm_*`` and ``mmdm_fid_over_unmasked_fid`` (< 1, against the shipped ``ddpm``). MMM, CDCD and
 the retrieval baseline (``_motion_mmm.py``): ``best_token_model_fid_over_floor`` (<= 2) and
-``best_token_model_accuracy`` (>= 0.9) over MMM, Mogo and T2M-GPT,
+``best_token_model_accuracy`` (>= 0.9) over MMM, Mogo, T2M-GPT and BiPO,
 ``mmm_inbetween_mpjpe_over_slerp`` (<= 0.7), ``cdcd_rprecision_gain`` (> 0),
-``cdcd_steps_for_equal_fid_ratio`` (<= 0.65), ``retrieval_*``.
+``cdcd_steps_for_equal_fid_ratio`` (<= 0.65), ``retrieval_*``. BiPO (``_motion_bipo.py``):
+``bipo_*`` as Mogo's, ``bipo_part_edit_untouched_part_mpjpe_mm`` (<= 10) and
+``bipo_free_length_mean_frames`` (lengths from its end token).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from _common import parse_args, print_table, time_call, write_json  # type: ignore[import-not-found]
+from _motion_bipo import bipo_rows  # type: ignore[import-not-found]
 from _motion_mmm import mmm_rows  # type: ignore[import-not-found]
 
 from polyfold.motion.dataset import DatasetConfig, build_dataset
@@ -84,14 +87,16 @@ def main() -> None:
     rows.append(row)
 
     rows.append({"row": "real held-out physical", **physical(data.joints[test])})
-    names = ("emdm", "ddpm", "mogo", "t2m-gpt", "mmdm")
+    names = ("emdm", "ddpm", "mogo", "t2m-gpt", "mmdm", "bipo")
     gen = {name: _generated_row(name, held, reps) for name in names}
     rows += [row for row, _ in gen.values()]
     long_row = _long_sequence_row(held)
     rows.append(long_row)
-    others = {n: gen[n][0] for n in ("mogo", "t2m-gpt")}
+    others = {n: gen[n][0] for n in ("mogo", "t2m-gpt", "bipo")}
     token_rows, token_summary = mmm_rows(held, reps, args.quick, others)  # MMM, CDCD, baselines
     rows += token_rows
+    bipo_extra, bipo_summary = bipo_rows(held)  # part edit, length-free generation
+    rows += bipo_extra
     for r in rows:
         print_table([r])
     summary: dict[str, Any] = {
@@ -106,6 +111,7 @@ def main() -> None:
         **_emdm_summary(gen),
         **_mogo_summary(gen, long_row),
         **token_summary,
+        **bipo_summary,
         "held_out_windows": len(test),
         "tokenizer_command": t_card.get("command", ""),
     }
@@ -189,7 +195,7 @@ def _mogo_summary(
     gen: dict[str, tuple[dict[str, Any], dict[str, Any]]], long_row: dict[str, Any]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("mogo", "t2m-gpt", "mmdm"):
+    for name in ("mogo", "t2m-gpt", "mmdm", "bipo"):
         row, key = gen[name][0], name.replace("-", "_")
         for k in ("fid_over_real_floor", "accuracy", "r_precision_top1", "r_precision_top3",
                   "mm_dist", "skating_over_real", "bone_std_cm", "jerk_over_real",
