@@ -202,3 +202,32 @@ def test_train_save_load_generate_and_edit(trained) -> None:  # type: ignore[no-
     assert not np.allclose(edited[:, 4:12, arm], given[:, 4:12, arm])
     with pytest.raises(InputError, match="frames"):
         again.edit_parts(given, text[:2], ["left_arm"], frames=(8, 4))
+
+
+def test_cli_generate_takes_the_bipo_file(trained, monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from polyfold.motion.cli import main
+
+    args = ["generate", "a person walks", "--seconds", "0.6", "--model",
+            str(trained[0] / "m" / "model"), "--out", str(tmp_path / "g")]  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["polyfold-motion", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert np.load(tmp_path / "g" / "00_a_person_walks.npy").shape == (12, 15, 3)
+    assert "bipo" in capsys.readouterr().out
+
+
+def test_shipped_bipo_edits_only_the_chosen_parts() -> None:
+    from polyfold.motion.generate import resolve_model
+
+    m = resolve_model("bipo")
+    assert m.kind == "bipo"
+    assert "metrics" in m.card
+    text = np.random.default_rng(0).normal(size=(2, 384)).astype(np.float32)
+    feats = m.sample(text, 48, seed=0)
+    edited = m.edit_parts(feats, text[::-1], ["left_leg", "right_leg"], seed=1)  # type: ignore[union-attr]
+    legs = np.concatenate(bipo_part_columns()[3:])
+    rest = np.setdiff1d(np.arange(LAYOUT.dim), legs)
+    np.testing.assert_array_equal(edited[..., rest], feats[..., rest])
+    with pytest.raises(InputError, match="48 frames"):
+        m.sample(text, 60)

@@ -53,7 +53,7 @@ class BiPOModel:
         return (x * self.std + self.mean).astype(np.float32)
 
     def _text(self, text: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(text, dtype=np.float32))
+        return torch.as_tensor(np.ascontiguousarray(text, dtype=np.float32))
 
     def sample(
         self, text: np.ndarray, length: int, *, steps: int | None = None, seed: int = 0

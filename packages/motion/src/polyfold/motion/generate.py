@@ -28,6 +28,7 @@ MAX_SECONDS = 20.0
 def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> MotionModel | MMM:
     """A loaded model: ``None``/``"emdm"``/``"ddpm"``/``"mmdm"``/``"mogo"``/``"t2m-gpt"``/
     ``"mmm"``/``"mmm_plain"``/``"bipo"`` for a shipped one, else a model file."""
+    from polyfold.motion.bipo_generate import BiPOModel, is_bipo_file, load_bipo
     from polyfold.motion.mogo_generate import (
         TOKEN_KINDS,
         TokenMotionModel,
@@ -35,8 +36,8 @@ def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> Motion
         load_token_model,
     )
 
-    if isinstance(model, MotionModel | MMM | TokenMotionModel):
-        return model
+    if isinstance(model, MotionModel | MMM | TokenMotionModel | BiPOModel):
+        return model  # type: ignore[return-value]
     from polyfold.core.export import read_card
     from polyfold.motion.shipped import SHIPPED, shipped_path
 
@@ -44,8 +45,6 @@ def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> Motion
         return load_token_model(shipped_path(str(model)))  # type: ignore[return-value]
     if model is not None and is_token_model_file(model):
         return load_token_model(model)  # type: ignore[return-value]
-    from polyfold.motion.bipo_generate import is_bipo_file, load_bipo
-
     if str(model) == "bipo" or (model is not None and is_bipo_file(model)):
         return load_bipo(shipped_path("bipo") if str(model) == "bipo" else model)  # type: ignore[return-value]
     from polyfold.motion.mmdm import is_mmdm_file, load_mmdm
