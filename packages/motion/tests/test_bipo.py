@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from polyfold.core.errors import InputError
 from polyfold.motion.bipo import (
     BIPO_PARTS,
     BiPOTransformer,
     PartTokenizer,
+    backward_log_likelihood,
     bipo_loss,
     bipo_part_columns,
     edit_part_tokens,
@@ -118,6 +120,30 @@ def test_generation_without_a_length_stops_at_the_end_token() -> None:
     assert lengths.tolist() == [4, 4]
     with pytest.raises(InputError, match="length"):
         sample_part_tokens(net, torch.randn(1, 8), 7)
+
+
+def test_backward_likelihood_and_candidates_use_the_backward_direction() -> None:
+    net = _net()
+    text = torch.randn(2, 8)
+    codes = torch.randint(0, 16, (2, 6, 5))
+    logits, end = net(text, codes.flip(1), True)
+    lp = logits[:, :6].log_softmax(-1).gather(-1, codes.flip(1)[..., None]).sum((1, 2, 3))
+    expect = lp + F.logsigmoid(-end[:, :6]).sum(1) + F.logsigmoid(end[:, 6])
+    full = torch.full((2,), 6)
+    torch.testing.assert_close(backward_log_likelihood(net, text, codes, full), expect)
+    short = codes.clone()
+    short[:, 3:] = 0  # steps past the length do not count
+    torch.testing.assert_close(
+        backward_log_likelihood(net, text, codes, torch.full((2,), 3)),
+        backward_log_likelihood(net, text, short, torch.full((2,), 3)),
+    )
+    many = text.repeat_interleave(3, dim=0)
+    drawn, lengths = sample_part_tokens(net, many, 4, seed=5)  # the same draws, unranked
+    scores = backward_log_likelihood(net, many, drawn, lengths).view(2, 3)
+    best, _ = sample_part_tokens(net, text, 4, seed=5, candidates=3)
+    torch.testing.assert_close(best, drawn.view(2, 3, 4, 5)[torch.arange(2), scores.argmax(1)])
+    with pytest.raises(InputError, match="candidates"):
+        sample_part_tokens(net, text, 4, candidates=0)
 
 
 @pytest.mark.parametrize("which", ["parts", "suffix", "prefix"])

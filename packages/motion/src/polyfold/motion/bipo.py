@@ -13,7 +13,8 @@
   directions' losses. Partial occlusion: during training each part's tokens are hidden from
   the context (a learned per-part "occluded" embedding) with probability ``p``, so a part is
   predicted without leaning on the others.
-- :func:`sample_part_tokens` generates until the end token (or a given length);
+- :func:`sample_part_tokens` generates until the end token (or a given length), optionally
+  keeping the best of several forward samples by the backward direction's likelihood;
   :func:`edit_part_tokens` regenerates only the unfixed (step, part) tokens, copying the fixed
   ones, forward in time or -- when the fixed frames are a suffix -- backward.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "BiPOConfig",
     "BiPOTransformer",
     "PartTokenizer",
+    "backward_log_likelihood",
     "bipo_loss",
     "bipo_part_columns",
     "edit_part_tokens",
@@ -331,6 +333,23 @@ def _generate(
     return codes, lengths
 
 
+@torch.no_grad()
+def backward_log_likelihood(
+    net: BiPOTransformer, text: Tensor, codes: Tensor, lengths: Tensor
+) -> Tensor:
+    """Log-probability ``(B,)`` of each sequence (its first ``lengths`` steps and its end)
+    under the backward direction: every step scored given the steps after it."""
+    b, n, _ = codes.shape
+    rev = _crop(net._check_codes(codes), torch.zeros(b, dtype=torch.long), lengths, True)
+    logits, end = net(text, rev, True)
+    pos = torch.arange(n + 1)[None]
+    codes_lp = logits[:, :n].log_softmax(-1).gather(-1, rev[..., None])[..., 0].sum(-1)
+    end_lp = torch.where(pos == lengths[:, None], F.logsigmoid(end), F.logsigmoid(-end))
+    return (codes_lp * (pos[:, :n] < lengths[:, None])).sum(1) + (
+        end_lp * (pos <= lengths[:, None])
+    ).sum(1)
+
+
 def sample_part_tokens(
     net: BiPOTransformer,
     text: Tensor,
@@ -338,14 +357,27 @@ def sample_part_tokens(
     *,
     seed: int = 0,
     temperature: float = 1.0,
+    candidates: int = 1,
 ) -> tuple[Tensor, Tensor]:
-    """Part codes and lengths for caption vectors ``text (B, text_dim)``, forward in time.
-    Without ``length`` each sequence stops where the model samples its end token (at most
-    ``max_tokens``; codes past a sequence's length repeat its last step)."""
+    """Part codes and lengths for caption vectors ``text (B, text_dim)``, sampled forward in
+    time. Without ``length`` each sequence stops where the model samples its end token (at
+    most ``max_tokens``; codes past a sequence's length repeat its last step). With
+    ``candidates > 1`` that many sequences are sampled per caption and the one the backward
+    direction finds likeliest (:func:`backward_log_likelihood`: each step against its future)
+    is kept, so both directions shape the result."""
     if length is not None and not 1 <= length <= net.config.max_tokens:
         raise InputError(f"length: expected 1..{net.config.max_tokens} tokens, got {length}")
+    if candidates < 1:
+        raise InputError(f"candidates: expected >= 1, got {candidates}")
     net.eval()
-    return _generate(net, text, None, None, length, False, seed, temperature)
+    b = text.shape[0]
+    many = text.repeat_interleave(candidates, dim=0)
+    codes, lengths = _generate(net, many, None, None, length, False, seed, temperature)
+    if candidates == 1:
+        return codes, lengths
+    score = backward_log_likelihood(net, many, codes, lengths).view(b, candidates)
+    best = torch.arange(b) * candidates + score.argmax(1)
+    return codes[best], lengths[best]
 
 
 def edit_part_tokens(

@@ -52,6 +52,11 @@ class BiPOModel:
         x = self.tokenizer.decode(codes).numpy().astype(np.float64)
         return (x * self.std + self.mean).astype(np.float32)
 
+    @property
+    def candidates(self) -> int:
+        """Forward samples per caption ranked by the backward direction (card, default 1)."""
+        return int(self.card.get("candidates", 1))
+
     def _text(self, text: np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(text, dtype=np.float32))
 
@@ -68,15 +73,16 @@ class BiPOModel:
             raise InputError(f"length: BiPO generates at most {most} frames, got {length}")
         temp = self.card.get("temperature", 1.0)
         codes, _ = sample_part_tokens(self.net, self._text(text), tokens, seed=seed,
-                                      temperature=temp)  # fmt: skip
+                                      temperature=temp, candidates=self.candidates)  # fmt: skip
         return self._decode(codes)[:, :length]
 
     def generate_free(self, text: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``(features (N, max frames, D), frames (N,))``: each sequence's length comes from
         the model's end token (rows past it repeat the last token's decoding)."""
         temp = self.card.get("temperature", 1.0)
-        codes, lengths = sample_part_tokens(self.net, self._text(text), seed=seed,
-                                            temperature=temp)  # fmt: skip
+        codes, lengths = sample_part_tokens(
+            self.net, self._text(text), seed=seed, temperature=temp, candidates=self.candidates
+        )
         return self._decode(codes), lengths.numpy() * self.tokenizer.factor
 
     def edit_parts(
