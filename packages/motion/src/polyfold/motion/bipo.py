@@ -363,8 +363,9 @@ def sample_part_tokens(
     time. Without ``length`` each sequence stops where the model samples its end token (at
     most ``max_tokens``; codes past a sequence's length repeat its last step). With
     ``candidates > 1`` that many sequences are sampled per caption and the one the backward
-    direction finds likeliest (:func:`backward_log_likelihood`: each step against its future)
-    is kept, so both directions shape the result."""
+    direction finds likeliest per step (:func:`backward_log_likelihood`, each step against
+    its future, over the length + 1 terms: a plain sum would favour short sequences) is kept,
+    so both directions shape the result."""
     if length is not None and not 1 <= length <= net.config.max_tokens:
         raise InputError(f"length: expected 1..{net.config.max_tokens} tokens, got {length}")
     if candidates < 1:
@@ -375,7 +376,8 @@ def sample_part_tokens(
     codes, lengths = _generate(net, many, None, None, length, False, seed, temperature)
     if candidates == 1:
         return codes, lengths
-    score = backward_log_likelihood(net, many, codes, lengths).view(b, candidates)
+    per_step = backward_log_likelihood(net, many, codes, lengths) / (lengths + 1)
+    score = per_step.view(b, candidates)
     best = torch.arange(b) * candidates + score.argmax(1)
     return codes[best], lengths[best]
 

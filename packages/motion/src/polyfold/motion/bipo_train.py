@@ -28,7 +28,9 @@ __all__ = ["BiPOSettings", "encode_part_windows", "train_bipo", "train_part_toke
 
 @dataclass(frozen=True)
 class BiPOSettings:
-    """Sizes and optimisation of both stages (``p_occlude``: partial occlusion rate)."""
+    """Sizes and optimisation of both stages (``p_occlude``: partial occlusion rate;
+    ``temperature`` and ``candidates``, forward samples ranked by the backward direction, go
+    to the card as sampling defaults)."""
 
     tokenizer_steps: int = 1500
     steps: int = 1500
@@ -40,6 +42,7 @@ class BiPOSettings:
     layers: int = 2
     p_occlude: float = 0.2
     temperature: float = 1.0
+    candidates: int = 8
     seed: int = 0
 
 
@@ -148,7 +151,7 @@ def train_bipo(
         card={"data_card": "deepmimic", "kind": "bipo", "command": command,
               "tokenizer": "part_tokenizer",
               "tokenizer_sha256": read_card(out / "part_tokenizer")["weights_sha256"],
-              "temperature": s.temperature, "train": asdict(s), "final_loss": result.loss,
-              "metrics": metrics},
+              "temperature": s.temperature, "candidates": s.candidates, "train": asdict(s),
+              "final_loss": result.loss, "metrics": metrics},
     )  # fmt: skip
     return net
