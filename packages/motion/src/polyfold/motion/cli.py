@@ -357,7 +357,7 @@ def stream(
     try:
         sink.write("# frame, then x y z of each of 15 joints (metres, y up, 20 fps)\n")
         done = 0
-        for chunk in stream_joints(m, captions, seconds, seed):
+        for chunk in stream_joints(m, captions, frames_for(seconds), seed):
             for row in chunk.reshape(len(chunk), -1):
                 sink.write(f"{done} " + " ".join(f"{v:.4f}" for v in row) + "\n")
                 done += 1
