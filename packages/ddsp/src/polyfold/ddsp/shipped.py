@@ -38,6 +38,8 @@ def load_autoencoder(model: str | Path) -> LoadedModel:
 
 def load_vocoder(model: str | Path) -> LoadedModel:
     """A shipped DDSP vocoder by name (``slt``) or a model file written by ``train-vocoder``."""
+    import polyfold.ddsp.vocoder  # noqa: F401  (registers ddsp.DDSPVocoder)
+
     if str(model) in SHIPPED_VOCODERS:
         path = shipped_path(str(model))
         if not path.with_suffix(".safetensors").exists():

@@ -145,8 +145,9 @@ def vocoder_loss(
     f0_weight: float = 1.0, voicing_weight: float = 0.1
 ) -> Callable[[Any, dict[str, torch.Tensor], torch.Generator], torch.Tensor]:
     """``loss_fn(model, batch, generator)``: multi-scale spectral loss of the vocoded chunk
-    against the real one (f0 held fixed in the synthesiser), plus ``f0_weight`` x the mean |octave| error of f0 on voiced frames
-    and ``voicing_weight`` x the voicing's binary cross-entropy."""
+    against the real one (f0 held fixed in the synthesiser), plus ``f0_weight`` x the mean
+    |octave| error of f0 on voiced frames and ``voicing_weight`` x the voicing's binary
+    cross-entropy."""
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
         net = model.module if hasattr(model, "module") else model
