@@ -190,17 +190,16 @@ def test_cli_vocode(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
 @pytest.mark.skipif(
     not shipped_path("slt").with_suffix(".safetensors").exists(), reason="no shipped vocoder"
 )
-def test_shipped_vocoder_card_and_pitch():
+def test_shipped_vocoder_card_and_loudness():
     loaded = load_vocoder("slt")
     assert set(SHIPPED_VOCODERS) == {"slt"}
     metrics = loaded.card["metrics"]
-    assert {"mss", "mel_l1", "f0_l1_semitones", "voicing_error"} <= set(metrics)
-    assert metrics["f0_l1_semitones"] < 2.0
-    # a buzz at 200 Hz: the voiced frames' f0 lies within a semitone of it
-    mel = log_mel(torch.from_numpy(_voice(200.0)), loaded.model.config.mel_settings())
-    with torch.no_grad():
-        c = loaded.model.controls(mel[None])
-    voiced = c["voicing"][0, 5:-5] > 0.5
-    assert bool(voiced.float().mean() > 0.8)
-    semitones = 12 * torch.log2(c["f0"][0, 5:-5][voiced] / 200.0)
-    assert float(semitones.abs().median()) < 1.0
+    assert metrics["test_utterances"] >= 10
+    assert metrics["f0_l1_semitones"] < 0.5
+    assert metrics["voicing_error"] < 0.15
+    assert metrics["mel_l1"] < 0.6
+    settings = loaded.model.config.mel_settings()
+    silent = vocode(loaded.model, torch.full((80, 40), float(np.log(1e-5))))
+    buzz = vocode(loaded.model, log_mel(torch.from_numpy(_voice(200.0)), settings))
+    assert np.sqrt(np.mean(silent**2)) < 1e-3
+    assert np.sqrt(np.mean(buzz**2)) > 10 * np.sqrt(np.mean(silent**2))
