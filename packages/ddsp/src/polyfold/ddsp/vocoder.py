@@ -153,7 +153,7 @@ def vocode(model: DDSPVocoder, mel: np.ndarray | torch.Tensor, *, seed: int = 0)
     if not x.is_floating_point():
         raise InputError(f"mel: expected floating-point values, got {x.dtype}")
     g = torch.Generator().manual_seed(seed)
-    out = model(x.float(), generator=g).clamp(-1.0, 1.0).numpy()
+    out: np.ndarray = model(x.float(), generator=g).clamp(-1.0, 1.0).numpy()
     return out[0] if x.dim() == 2 else out
 
 
