@@ -108,6 +108,9 @@ def test_bad_input_names_the_argument(tmp_path: Path):
     sf.write(stereo, np.zeros((4096, 2), np.float32), SR)
     with pytest.raises(InputError, match=r"stereo\.wav.*2 channels"):
         vocode_file(stereo, tmp_path / "o.wav", model)
+    sf.write(tmp_path / "short.wav", np.zeros(500, np.float32), SR)
+    with pytest.raises(InputError, match=r"short\.wav: expected at least 1024 samples"):
+        vocode_file(tmp_path / "short.wav", tmp_path / "o.wav", model)
     np.save(tmp_path / "m.npy", np.zeros((64, 10), np.float32))
     with pytest.raises(InputError, match=r"m\.npy: expected a mel of shape \(80, frames\)"):
         vocode_file(tmp_path / "m.npy", tmp_path / "o.wav", model)

@@ -174,7 +174,10 @@ def mel_of_file(path: str | Path, config: VocoderConfig) -> np.ndarray:
             )
         return np.asarray(mel, dtype=np.float32)
     audio, _ = read_audio(p, sample_rate=config.sample_rate)
-    return log_mel(torch.from_numpy(audio), config.mel_settings()).numpy()
+    settings = config.mel_settings()
+    if len(audio) < settings.n_fft:
+        raise InputError(f"{p}: expected at least {settings.n_fft} samples, got {len(audio)}")
+    return log_mel(torch.from_numpy(audio), settings).numpy()
 
 
 def vocode_file(source: str | Path, out: str | Path, model: DDSPVocoder, *, seed: int = 0) -> Path:
