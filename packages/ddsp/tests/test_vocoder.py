@@ -206,11 +206,3 @@ def test_shipped_vocoder_card_and_loudness():
     buzz = vocode(loaded.model, log_mel(torch.from_numpy(_voice(200.0)), settings))
     assert np.sqrt(np.mean(silent**2)) < 1e-3
     assert np.sqrt(np.mean(buzz**2)) > 10 * np.sqrt(np.mean(silent**2))
-
-
-def test_speech_loads_the_shipped_vocoder_without_importing_ddsp_code():
-    speech = pytest.importorskip("polyfold.speech.vocoder")
-    mel = torch.randn(1, 80, 10) - 5
-    out = speech.Vocoder("ddsp")(mel)
-    assert out.shape == (1, 10 * HOP)
-    assert bool(torch.isfinite(out).all())
