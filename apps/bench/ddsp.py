@@ -12,8 +12,15 @@ loss, loudness L1 over loud frames, f0 re-tracked with YIN on the output against
 Summary (goals from issue 29): ``mss_violin`` (<= 6.0), ``mss_over_world`` (< 0.75),
 ``loudness_l1_db`` (<= 1.0), ``f0_l1_semitones`` (<= 0.15) and ``f0_outlier_ratio`` (0),
 ``transfer_raw_pitch_accuracy_50c`` (>= 0.95), ``ddsp_rtf_1thread`` (seconds per second of
-audio), ``oscillator_kernel_speedup`` (CUDA only; "no CUDA" otherwise). The DDSP vocoder rows
-and keys (``vocoder_rtf_1thread``, ``vocoder_dnsmos_minus_hifigan``) are not built yet.
+audio), ``oscillator_kernel_speedup`` (CUDA only; "no CUDA" otherwise).
+
+The vocoder table: the shipped DDSP vocoder (``slt``), polyfold-speech's shipped HiFi-GAN and
+Griffin-Lim (the floor) on the same mels (core's log_mel) of held-out flite-slt sentences (the
+corpus' test lines, spoken by flite: ``flite`` must be on PATH, else the rows are skipped),
+scored against the real wav: DNSMOS OVRL and MCD (WORLD mel-cepstra, DTW) from polyfold-speech's
+evaluation; their real-time factor is CPU seconds on one thread per second of audio. Keys:
+``vocoder_rtf_1thread`` (<= 0.05), ``vocoder_dnsmos_minus_hifigan`` (>= -0.3),
+``vocoder_mcd_db`` and ``hifigan_mcd_db``.
 """
 
 from __future__ import annotations
@@ -96,6 +103,66 @@ def kernel_speedup(quick: bool) -> Any:
     return ref / ker
 
 
+def vocoders(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """DDSP vocoder, HiFi-GAN and Griffin-Lim on the same held-out mels: rows and summary keys."""
+    import shutil
+
+    from polyfold.core.audio import MelSettings, log_mel
+    from polyfold.ddsp.shipped import load_vocoder
+    from polyfold.speech.evaluation import dnsmos_ovrl
+    from polyfold.speech.flite import shakespeare_lines, speak_with_flite
+    from polyfold.speech.mcd import mcd_db
+    from polyfold.speech.vocoder import griffin_lim
+    from polyfold.speech.vocoder import load_vocoder as load_speech_vocoder
+
+    if shutil.which("flite") is None:
+        return [], dict.fromkeys(
+            ("vocoder_rtf_1thread", "vocoder_dnsmos_minus_hifigan"), "no flite"
+        )
+    settings = MelSettings()
+    sr = settings.sample_rate
+    lines = shakespeare_lines(1200, seed=0)[1100:][: 3 if quick else 20]  # the corpus' test split
+    truth = [speak_with_flite(text, "slt", settings)[0] for text in lines]
+    mels = [log_mel(torch.from_numpy(w), settings)[None] for w in truth]
+    ddsp_model = load_vocoder("slt").model
+    hifigan = load_speech_vocoder("hifigan")
+    methods = {
+        "DDSP vocoder (shipped slt)": lambda m: ddsp_model(m, generator=torch.Generator()),
+        "HiFi-GAN V1 (universal, polyfold-speech)": hifigan,
+        f"Griffin-Lim from the mel ({32 if quick else 60} iters)":
+            lambda m: griffin_lim(m, settings, iterations=32 if quick else 60),
+    }  # fmt: skip
+    rows = []
+    for name, fn in methods.items():
+        secs = audio_s = 0.0
+        waves = []
+        with torch.no_grad():
+            fn(mels[0])  # warm-up
+        for m in mels:
+            with torch.no_grad():
+                t0 = time.process_time()  # CPU time: one thread, unaffected by other jobs
+                w = fn(m)[0].clamp(-1, 1).numpy()
+            secs += time.process_time() - t0
+            audio_s += w.size / sr
+            waves.append(w)
+        rows.append({
+            "method": name,
+            "rtf_1thread": secs / audio_s,
+            "dnsmos_ovrl": float(np.mean([dnsmos_ovrl(w, sr) for w in waves])),
+            "mcd_db": float(np.mean([mcd_db(t, w, sr) for t, w in zip(truth, waves, strict=True)])),
+        })  # fmt: skip
+    ddsp, hifi = rows[0], rows[1]
+    summary = {
+        "vocoder_utterances": len(lines),
+        "vocoder_rtf_1thread": ddsp["rtf_1thread"],
+        "vocoder_dnsmos_minus_hifigan": ddsp["dnsmos_ovrl"] - hifi["dnsmos_ovrl"],
+        "vocoder_mcd_db": ddsp["mcd_db"],
+        "hifigan_mcd_db": hifi["mcd_db"],
+        "real_dnsmos_ovrl": float(np.mean([dnsmos_ovrl(w, sr) for w in truth])),
+    }
+    return rows, summary
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     torch.set_num_threads(1)
@@ -139,6 +206,11 @@ def main() -> None:
         "ddsp_rtf_1thread": ddsp["rtf_1thread"],
         "oscillator_kernel_speedup": kernel_speedup(args.quick),
     }
+    voc_rows, voc_summary = vocoders(args.quick)
+    if voc_rows:
+        print_table(voc_rows, ["method", "rtf_1thread", "dnsmos_ovrl", "mcd_db"])
+    rows += voc_rows
+    summary.update(voc_summary)
     for k, v in summary.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     write_json(args.out, rows, summary)

@@ -6,6 +6,8 @@
     polyfold-ddsp resynth in.wav --out out.wav                 # the shipped violin model
     polyfold-ddsp transfer voice.wav --model violin --octave 1 --out out.wav
     polyfold-ddsp evaluate --model violin --out metrics.json    # held-out fluid-solo clips
+    polyfold-ddsp vocode mel.npy --out out.wav                 # the shipped speech vocoder (slt)
+    polyfold-ddsp train-vocoder --corpus data/flite-slt --steps 1200 --out runs/vocoder
     polyfold-ddsp quickstart --out ddsp-quickstart
 
 Outputs are never overwritten without ``--force``; ``train`` continues a run with ``--resume``.
@@ -178,6 +180,63 @@ def evaluate(
     write_text(out, json.dumps(metrics, indent=2) + "\n")
     for k, v in metrics.items():
         typer.echo(f"{k}: {v:.4g}")
+
+
+@app.command()
+def vocode(
+    source: Annotated[
+        Path, typer.Argument(help="A log-mel (.npy, 80 x frames, core's log_mel) or a mono wav.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The wav to write (22,050 Hz).")],
+    model: Annotated[
+        str, typer.Option("--model", help="A shipped vocoder (slt) or a model file.")
+    ] = "slt",
+    seed: Annotated[int, typer.Option(help="Seed of the noise.")] = 0,
+    force: Force = False,
+) -> None:
+    """Mel to waveform with the DDSP vocoder (a wav is vocoded from its own mel)."""
+    from polyfold.ddsp.shipped import load_vocoder
+    from polyfold.ddsp.vocoder import vocode_file
+
+    _single_thread()
+    check_output_file(out, force=force)
+    vocode_file(source, out, load_vocoder(model).model, seed=seed)
+    typer.echo(f"wrote {out}")
+
+
+@app.command("train-vocoder")
+def train_vocoder(
+    corpus: Annotated[
+        Path, typer.Option(help="A speech corpus: metadata.jsonl + wavs/ (flite-slt) or wavs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints and the model).")],
+    utterances: Annotated[int, typer.Option(help="Training utterances (split train).")] = 300,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1200,
+    batch_size: Annotated[int, typer.Option(help="Chunks per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the DDSP vocoder (mel -> f0, voicing, harmonics, noise -> synth) on a corpus."""
+    from polyfold.ddsp.vocoder_train import fit_vocoder
+
+    _single_thread()
+    check_int("--steps", steps, 1)
+    check_int("--batch-size", batch_size, 1)
+    check_int("--utterances", utterances, 1)
+    if not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"--lr: expected a number > 0, got {lr}")
+    done = prepare_training_out(out, resume=resume, force=force)
+    if done is not None and not quiet:
+        typer.echo(resuming_line(done, steps, out))
+    with Progress(steps, "training the vocoder", quiet=quiet) as bar:
+        path = fit_vocoder(
+            corpus, out, utterances=utterances, steps=steps, batch_size=batch_size, lr=lr,
+            seed=seed, resume=resume, progress=bar.trainer_update,
+        )  # fmt: skip
+    typer.echo(f"wrote {path}.safetensors")
 
 
 @app.command()

@@ -99,6 +99,11 @@ def _load_any(item: str):  # type: ignore[no-untyped-def]
 
         with reading(path, "features"):
             feats = np.load(path, allow_pickle=False)
+        if feats.ndim == 3:
+            raise InputError(
+                f"{item}: holds joint positions {feats.shape}; expected feature rows (T, D) "
+                "such as the <name>.features.npy that generate writes"
+            )
         return path.stem, motion_from_features(feats)
     raise InputError(f"{item}: expected a .bvh, DeepMimic .txt or features .npy file")
 
@@ -323,10 +328,17 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
 ) -> None:
-    """Generate motion from text: OUT/<i>_<caption>.npy (joints) and .bvh, preview.svg/.gif."""
+    """Generate motion from text: OUT/<i>_<caption>.npy (joints), .bvh and .features.npy (the
+    raw features, which `edit` takes), preview.svg/.gif."""
     import time
 
-    from polyfold.motion.generate import frames_for, generate_motion, resolve_model, write_motions
+    from polyfold.motion.generate import (
+        frames_for,
+        generate_motion,
+        resolve_model,
+        write_features,
+        write_motions,
+    )
 
     frames_for(seconds)  # check before loading anything
     m = resolve_model(model)
@@ -335,6 +347,7 @@ def generate(
     dt = time.perf_counter() - t0
     folder = prepare_output_dir(out, force=force)
     write_motions(folder, captions, feats)
+    write_features(folder, captions, feats)
     print(f"wrote {len(captions)} motions ({feats.shape[1]} frames, {m.kind}, {dt:.2f} s) "
           f"and preview.svg/.gif to {folder}")  # fmt: skip
 
@@ -366,7 +379,7 @@ def stream(
     try:
         sink.write("# frame, then x y z of each of 15 joints (metres, y up, 20 fps)\n")
         done = 0
-        for chunk in stream_joints(m, captions, seconds, seed):
+        for chunk in stream_joints(m, captions, frames_for(seconds), seed):
             for row in chunk.reshape(len(chunk), -1):
                 sink.write(f"{done} " + " ".join(f"{v:.4f}" for v in row) + "\n")
                 done += 1

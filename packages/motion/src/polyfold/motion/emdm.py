@@ -37,9 +37,9 @@ from polyfold.core.export import load_model, save_model
 from polyfold.core.losses import dsm_loss, wgan_generator_loss, wgan_gp_critic_loss
 from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.samplers import get_sampler, uniform_t_grid
-from polyfold.core.train import Trainer
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = [
     "MODEL_KINDS",
@@ -207,11 +207,9 @@ def train_motion_model(
             return dsm_loss(m, batch[0], path=path, prediction="x0", cond=batch[1], generator=g)
 
     out = Path(out_dir)
-    trainer = Trainer(
-        module, loss_fn, TensorDataset(x, text), out_dir=out / "run", max_steps=s.steps,
-        batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10),
-        ema_decay=None, seed=s.seed, quiet=quiet,
-        data_card="deepmimic", checkpoint_every=250, model_config=net.model_config(),
+    trainer = motion_trainer(
+        module, loss_fn, TensorDataset(x, text), out, steps=s.steps, batch_size=s.batch_size,
+        lr=s.lr, seed=s.seed, quiet=quiet, model_config=net.model_config(),
         optimizer=lambda p: torch.optim.Adam(p, lr=s.lr, betas=(0.5, 0.9)),
     )  # fmt: skip
     result = trainer.fit(resume=resume)

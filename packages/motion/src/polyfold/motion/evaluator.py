@@ -21,10 +21,10 @@ from torch.utils.data import TensorDataset
 
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, register_model, save_model
-from polyfold.core.train import Trainer
 from polyfold.motion.captions import ACTIONS
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.metrics import accuracy, bootstrap, diversity, fid, kid, mm_dist, r_precision
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = [
     "EvaluatorConfig",
@@ -124,11 +124,18 @@ def train_evaluator(
         return _loss(m, *batch)  # type: ignore[arg-type]
 
     ds = TensorDataset(x, text, labels, torch.from_numpy(text_id).long())
-    trainer = Trainer(
-        model, loss_fn, ds, out_dir=Path(out_dir) / "run", max_steps=steps,
-        batch_size=batch_size, lr=lr, warmup_steps=min(100, steps // 10), ema_decay=None,
-        seed=seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
-    )  # fmt: skip
+    trainer = motion_trainer(
+        model,
+        loss_fn,
+        ds,
+        out_dir,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        quiet=quiet,
+        warmup=100,
+    )
     trainer.fit(resume=resume)
     model.eval()
     save_model(

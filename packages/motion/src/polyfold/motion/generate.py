@@ -19,7 +19,14 @@ from polyfold.core.errors import InputError
 from polyfold.motion.emdm import MotionModel, load_motion_model
 from polyfold.motion.mmm import MMM, load_mmm
 
-__all__ = ["FPS", "MAX_SECONDS", "generate_motion", "resolve_model", "write_motions"]
+__all__ = [
+    "FPS",
+    "MAX_SECONDS",
+    "generate_motion",
+    "resolve_model",
+    "write_features",
+    "write_motions",
+]
 
 FPS = 20
 MAX_SECONDS = 20.0
@@ -119,4 +126,23 @@ def write_motions(out: str | Path, captions: Sequence[str], features: np.ndarray
         written += motion_files(folder, _stem(i, cap), motion)
     written.append(write_svg(folder / "preview.svg", joints, list(captions)))
     written.append(write_gif(folder / "preview.gif", joints, list(captions)))
+    return written
+
+
+def write_features(out: str | Path, captions: Sequence[str], features: np.ndarray) -> list[Path]:
+    """``<i>_<caption>.features.npy`` (raw feature rows ``(L, D)``, float32) per window in the
+    existing folder ``out``, next to :func:`write_motions`' files: the input ``edit`` takes."""
+    import io
+
+    from polyfold.core.outputs import write_bytes
+
+    if len(captions) != len(features):
+        raise InputError(
+            f"captions: expected {len(features)} (one per window), got {len(captions)}"
+        )
+    written = []
+    for i, (cap, f) in enumerate(zip(captions, features, strict=True)):
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(f, dtype=np.float32))
+        written.append(write_bytes(Path(out) / f"{_stem(i, cap)}.features.npy", buf.getvalue()))
     return written

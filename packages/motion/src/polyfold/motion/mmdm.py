@@ -24,11 +24,11 @@ from torch.utils.data import TensorDataset
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import load_model, read_card, register_model, save_model
 from polyfold.core.losses import dsm_loss
-from polyfold.core.train import Trainer
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.denoiser import MotionDenoiser
 from polyfold.motion.emdm import MotionModel, motion_path
 from polyfold.motion.features import LAYOUT, FeatureLayout
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = [
     "BODY_PARTS",
@@ -194,11 +194,9 @@ def train_mmdm(
             net.embedding.masks = None
 
     out = Path(out_dir)
-    trainer = Trainer(
-        net, loss_fn, TensorDataset(x, text), out_dir=out / "run", max_steps=steps,
-        batch_size=batch_size, lr=lr, warmup_steps=min(200, steps // 10), ema_decay=None,
-        seed=seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
-        model_config=net.model_config(),
+    trainer = motion_trainer(
+        net, loss_fn, TensorDataset(x, text), out, steps=steps, batch_size=batch_size, lr=lr,
+        seed=seed, quiet=quiet, model_config=net.model_config(),
         optimizer=lambda p: torch.optim.Adam(p, lr=lr, betas=(0.5, 0.9)),
     )  # fmt: skip
     result = trainer.fit(resume=resume)

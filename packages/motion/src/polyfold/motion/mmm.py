@@ -37,10 +37,10 @@ from polyfold.core.discrete import (
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.samplers import get_sampler
-from polyfold.core.train import Trainer
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.denoiser import time_embedding
 from polyfold.motion.tokenizer import MotionTokenizer
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = [
     "MMM",
@@ -212,12 +212,18 @@ def train_mmm(
         return out.loss
 
     out = Path(out_dir)
-    trainer = Trainer(
-        net, loss_fn, TensorDataset(tokens, cap_idx), out_dir=out / "run", max_steps=s.steps,
-        batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10), ema_decay=None,
-        seed=s.seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
+    trainer = motion_trainer(
+        net,
+        loss_fn,
+        TensorDataset(tokens, cap_idx),
+        out,
+        steps=s.steps,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        seed=s.seed,
+        quiet=quiet,
         model_config=net.model_config(),
-    )  # fmt: skip
+    )
     result = trainer.fit(resume=resume)
     net.eval()
     save_model(

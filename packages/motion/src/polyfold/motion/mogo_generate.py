@@ -209,17 +209,17 @@ def load_token_model(path: str | Path) -> TokenMotionModel:
 
 
 def stream_joints(
-    model: TokenMotionModel, captions: Sequence[str], seconds: float, seed: int = 0
+    model: TokenMotionModel, captions: Sequence[str], frames: int, seed: int = 0
 ) -> Iterator[np.ndarray]:
-    """World joint positions ``(k, J, 3)`` of one motion, ``seconds`` per caption (chained),
+    """World joint positions ``(k, J, 3)`` of one motion, ``frames`` per caption (chained),
     yielded as the frames are decoded (the root track integrates across chunks exactly)."""
     from polyfold.motion.features import joints_from_features
-    from polyfold.motion.generate import frames_for
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
     if isinstance(captions, str) or not captions:
         raise InputError("captions: expected a non-empty list of captions")
-    tokens = math.ceil(frames_for(seconds) / model.tokenizer.factor)
+    check_int("frames", frames, 1)
+    tokens = math.ceil(frames / model.tokenizer.factor)
     vectors = torch.from_numpy(encode_captions(load_text_encoder(), list(captions)))
     segments = [(vectors[i : i + 1], tokens) for i in range(len(captions))]
     features = np.zeros((0, model.mean.shape[0]))

@@ -19,11 +19,11 @@ from torch.utils.data import TensorDataset
 
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import read_card, save_model
-from polyfold.core.train import Trainer
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.mogo import MogoTransformer, mogo_loss
 from polyfold.motion.mogo_generate import TOKEN_KINDS
 from polyfold.motion.tokenizer import MotionTokenizer
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = ["TokenTrainSettings", "encode_windows", "train_token_model"]
 
@@ -92,12 +92,18 @@ def train_token_model(
         return mogo_loss(m, batch[1], batch[0])  # type: ignore[arg-type]
 
     out = Path(out_dir)
-    trainer = Trainer(
-        net, loss_fn, TensorDataset(codes, text), out_dir=out / "run", max_steps=s.steps,
-        batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10), ema_decay=None,
-        seed=s.seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
+    trainer = motion_trainer(
+        net,
+        loss_fn,
+        TensorDataset(codes, text),
+        out,
+        steps=s.steps,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        seed=s.seed,
+        quiet=quiet,
         model_config=net.model_config(),
-    )  # fmt: skip
+    )
     result = trainer.fit(resume=resume)
     net.eval()
     held = data.indices("test")

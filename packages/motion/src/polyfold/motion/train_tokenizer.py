@@ -14,10 +14,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from polyfold.core.export import load_model, save_model
-from polyfold.core.train import Trainer
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.features import joints_from_features
 from polyfold.motion.tokenizer import MotionTokenizer, TokenizerConfig, tokenizer_loss
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = ["load_tokenizer", "mpjpe_mm", "reconstruct", "train_tokenizer"]
 
@@ -61,11 +61,17 @@ def train_tokenizer(
         return loss
 
     out = Path(out_dir)
-    trainer = Trainer(
-        model, loss_fn, _Batch(x), out_dir=out / "run", max_steps=steps, batch_size=batch_size,
-        lr=lr, warmup_steps=min(200, steps // 10), ema_decay=None, seed=seed, quiet=quiet,
-        data_card="deepmimic", checkpoint_every=250,
-    )  # fmt: skip
+    trainer = motion_trainer(
+        model,
+        loss_fn,
+        _Batch(x),
+        out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        quiet=quiet,
+    )
     trainer.fit(resume=resume)
     model.eval()
     metrics = evaluate_tokenizer(model, data, mean, std)

@@ -145,7 +145,7 @@ def tts(
         str, typer.Option("--model", help="prodiff, comospeech, teacher or a model file.")
     ] = "comospeech",
     steps: Annotated[int | None, typer.Option(help="Sampler steps [default: the model's].")] = None,
-    vocoder: Annotated[str, typer.Option(help="hifigan or griffin-lim.")] = "hifigan",
+    vocoder: Annotated[str, typer.Option(help="hifigan, ddsp or griffin-lim.")] = "hifigan",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     length_scale: Annotated[float, typer.Option(help="> 1 speaks slower.")] = 1.0,
     force: Force = False,
@@ -186,7 +186,7 @@ def evaluate(
     ] = "comospeech",
     steps: Annotated[int | None, typer.Option(help="Sampler steps [default: the model's].")] = None,
     n: Annotated[int, typer.Option("-n", help="Test utterances to score.")] = 20,
-    vocoder: Annotated[str, typer.Option(help="hifigan or griffin-lim.")] = "hifigan",
+    vocoder: Annotated[str, typer.Option(help="hifigan, ddsp or griffin-lim.")] = "hifigan",
     out: Annotated[Path | None, typer.Option("--out", help="Write the metrics as JSON.")] = None,
     force: Force = False,
 ) -> None:

@@ -1,4 +1,5 @@
-"""Mel to waveform: HiFi-GAN V1 (:mod:`polyfold.speech.hifigan`, the ``hifigan`` extra) or the
+"""Mel to waveform: HiFi-GAN V1 (:mod:`polyfold.speech.hifigan`, the ``hifigan`` extra), the
+DDSP vocoder of polyfold-ddsp (``ddsp``: far faster than real time on one CPU thread) or the
 dependency-free Griffin-Lim fallback.
 
 Griffin-Lim inverts the log-mel of :func:`polyfold.core.audio.log_mel`: the magnitude spectrum is
@@ -20,8 +21,8 @@ from polyfold.core.errors import InputError
 
 __all__ = ["VOCODERS", "Vocoder", "griffin_lim", "load_vocoder"]
 
-VOCODERS = ("hifigan", "griffin-lim")
-VocoderName = Literal["hifigan", "griffin-lim"]
+VOCODERS = ("hifigan", "griffin-lim", "ddsp")
+VocoderName = Literal["hifigan", "griffin-lim", "ddsp"]
 DEFAULT_MEL = MelSettings()
 
 
@@ -92,12 +93,31 @@ class Vocoder:
             from polyfold.speech.hifigan import load_hifigan
 
             self._generator = load_hifigan(path)
+        elif name == "ddsp":  # the fast CPU option: polyfold-ddsp's model file, not its code
+            self._generator = _ddsp_vocoder(path)
 
     @torch.no_grad()
     def __call__(self, mel: Tensor) -> Tensor:
         if self._generator is not None:
             return self._generator(mel)
         return griffin_lim(mel)
+
+
+def _ddsp_vocoder(path: str | None) -> torch.nn.Module:
+    """polyfold-ddsp's DDSP vocoder (its shipped ``slt`` unless ``path``), built from the model
+    file through the ``polyfold.models`` entry point, so speech never imports ddsp."""
+    from importlib import resources
+
+    from polyfold.core.export import load_model
+
+    if path is None:
+        try:
+            path = str(resources.files("polyfold.ddsp").joinpath("weights", "slt_vocoder"))
+        except ModuleNotFoundError:
+            raise InputError(
+                "vocoder ddsp: needs polyfold-ddsp (pip install polyfold-ddsp)"
+            ) from None
+    return load_model(path).model
 
 
 @functools.cache
