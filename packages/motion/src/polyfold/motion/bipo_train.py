@@ -17,11 +17,11 @@ from torch.utils.data import TensorDataset
 
 from polyfold.core.errors import check_int
 from polyfold.core.export import read_card, save_model
-from polyfold.core.train import Trainer
 from polyfold.motion.bipo import BiPOTransformer, PartTokenizer, bipo_loss, part_tokenizer_loss
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.features import joints_from_features
 from polyfold.motion.train_tokenizer import mpjpe_mm
+from polyfold.motion.trainer import motion_trainer
 
 __all__ = ["BiPOSettings", "encode_part_windows", "train_bipo", "train_part_tokenizer"]
 
@@ -83,11 +83,9 @@ def train_part_tokenizer(
         return loss
 
     out = Path(out_dir)
-    Trainer(
-        tok, loss_fn, TensorDataset(x), out_dir=out / "run_tokenizer",
-        max_steps=s.tokenizer_steps, batch_size=s.batch_size, lr=s.lr,
-        warmup_steps=min(200, s.tokenizer_steps // 10), ema_decay=None, seed=s.seed, quiet=quiet,
-        data_card="deepmimic", checkpoint_every=250,
+    motion_trainer(
+        tok, loss_fn, TensorDataset(x), out / "tokenizer", steps=s.tokenizer_steps,
+        batch_size=s.batch_size, lr=s.lr, seed=s.seed, quiet=quiet,
     ).fit()  # fmt: skip
     tok.eval()
     held = data.indices("test")
@@ -131,11 +129,9 @@ def train_bipo(
     def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
         return bipo_loss(m, batch[1], batch[0], g, s.p_occlude)  # type: ignore[arg-type]
 
-    result = Trainer(
-        net, loss_fn, TensorDataset(codes, text), out_dir=out / "run", max_steps=s.steps,
-        batch_size=s.batch_size, lr=s.lr, warmup_steps=min(200, s.steps // 10), ema_decay=None,
-        seed=s.seed, quiet=quiet, data_card="deepmimic", checkpoint_every=250,
-        model_config=net.model_config(),
+    result = motion_trainer(
+        net, loss_fn, TensorDataset(codes, text), out, steps=s.steps, batch_size=s.batch_size,
+        lr=s.lr, seed=s.seed, quiet=quiet, model_config=net.model_config(),
     ).fit()  # fmt: skip
     net.eval()
     metrics: dict[str, float] = {"part_tokenizer_mpjpe_mm": tok_metrics.get("mpjpe_mm", np.nan)}
