@@ -111,11 +111,15 @@ class PartTokenizer(nn.Module):
 
     @property
     def num_codes(self) -> int:
-        return int(self.config["num_codes"])  # type: ignore[call-overload]
+        return int(self.config["num_codes"])
 
     @property
     def factor(self) -> int:
-        return int(2 ** int(self.config["downsample"]))  # type: ignore[call-overload]
+        return int(2 ** int(self.config["downsample"]))
+
+    def _pairs(self) -> list[tuple[MotionTokenizer, Tensor]]:
+        """Each part's tokenizer with its feature columns."""
+        return list(zip(self.parts, self.columns, strict=True))  # type: ignore[arg-type]
 
     def _check(self, x: Tensor) -> None:
         if x.ndim != 3 or x.shape[-1] != LAYOUT.dim or x.shape[1] % self.factor:
@@ -128,8 +132,7 @@ class PartTokenizer(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Part codes ``(B, L / factor, 5)`` of normalised features ``x (B, L, D)``."""
         self._check(x)
-        return torch.cat([t.encode(x[..., c]) for t, c in zip(self.parts, self.columns,
-                                                               strict=True)], dim=-1)  # fmt: skip
+        return torch.cat([t.encode(x[..., c]) for t, c in self._pairs()], dim=-1)
 
     @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
@@ -139,7 +142,7 @@ class PartTokenizer(nn.Module):
             raise InputError(f"codes: expected (B, n, {len(BIPO_PARTS)}), got {tuple(codes.shape)}")
         b, n, _ = codes.shape
         out = torch.zeros(b, n * self.factor, LAYOUT.dim)
-        for i, (t, c) in enumerate(zip(self.parts, self.columns, strict=True)):
+        for i, (t, c) in enumerate(self._pairs()):
             out[..., c] = t.decode(codes[..., i : i + 1].long())
         return out
 
@@ -149,8 +152,8 @@ def part_tokenizer_loss(model: PartTokenizer, x: Tensor) -> tuple[Tensor, dict[s
     columns, with the parts' mean statistics."""
     total = x.new_zeros(())
     stats: dict[str, float] = {}
-    for t, c in zip(model.parts, model.columns, strict=True):
-        loss, parts = tokenizer_loss(t, x[..., c])  # type: ignore[arg-type]
+    for t, c in model._pairs():
+        loss, parts = tokenizer_loss(t, x[..., c])
         total = total + loss
         for k, v in parts.items():
             stats[k] = stats.get(k, 0.0) + v / len(model.parts)
@@ -345,9 +348,8 @@ def backward_log_likelihood(
     pos = torch.arange(n + 1)[None]
     codes_lp = logits[:, :n].log_softmax(-1).gather(-1, rev[..., None])[..., 0].sum(-1)
     end_lp = torch.where(pos == lengths[:, None], F.logsigmoid(end), F.logsigmoid(-end))
-    return (codes_lp * (pos[:, :n] < lengths[:, None])).sum(1) + (
-        end_lp * (pos <= lengths[:, None])
-    ).sum(1)
+    total: Tensor = (codes_lp * (pos[:, :n] < lengths[:, None])).sum(1)
+    return total + (end_lp * (pos <= lengths[:, None])).sum(1)
 
 
 def sample_part_tokens(

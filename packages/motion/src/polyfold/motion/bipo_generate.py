@@ -50,7 +50,8 @@ class BiPOModel:
 
     def _decode(self, codes: torch.Tensor) -> np.ndarray:
         x = self.tokenizer.decode(codes).numpy().astype(np.float64)
-        return (x * self.std + self.mean).astype(np.float32)
+        out: np.ndarray = (x * self.std + self.mean).astype(np.float32)
+        return out
 
     @property
     def candidates(self) -> int:
@@ -126,7 +127,7 @@ class BiPOModel:
 def is_bipo_file(path: str | Path) -> bool:
     """Whether ``path`` (a model file pair) holds a BiPO model."""
     try:
-        return read_card(path).get("card", {}).get("kind") == "bipo"
+        return bool(read_card(path).get("card", {}).get("kind") == "bipo")
     except (InputError, OSError, ValueError):
         return False
 

@@ -56,7 +56,8 @@ def encode_part_windows(
 
 
 def _decode_raw(tok: PartTokenizer, codes: Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return tok.decode(codes).numpy().astype(np.float64) * std + mean
+    out: np.ndarray = tok.decode(codes).numpy().astype(np.float64) * std + mean
+    return out
 
 
 def train_part_tokenizer(
