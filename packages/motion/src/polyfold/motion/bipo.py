@@ -34,7 +34,7 @@ from polyfold.core.errors import InputError
 from polyfold.core.export import register_model
 from polyfold.motion.edit import part_columns
 from polyfold.motion.features import LAYOUT
-from polyfold.motion.mogo import _Block
+from polyfold.motion.mogo import CausalBlock
 from polyfold.motion.tokenizer import MotionTokenizer, tokenizer_loss
 
 __all__ = [
@@ -197,7 +197,9 @@ class BiPOTransformer(nn.Module):
         self.codes = nn.Embedding(p * k, w)
         self.occluded = nn.Parameter(torch.randn(p, w) * 0.02)
         self.position = nn.Parameter(torch.randn(cfg.max_tokens + 1, w) * 0.02)
-        self.blocks = nn.ModuleList(_Block(i, w, cfg.heads, cfg.dropout) for i in range(cfg.layers))
+        self.blocks = nn.ModuleList(
+            CausalBlock(i, w, cfg.heads, cfg.dropout) for i in range(cfg.layers)
+        )
         self.norm = nn.LayerNorm(w)
         self.heads = nn.Linear(w, p * k)
         self.end = nn.Linear(w, 1)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from polyfold.core.errors import InputError
 from polyfold.core.export import register_model
 
-__all__ = ["KVCache", "MogoConfig", "MogoTransformer", "Pick", "mogo_loss"]
+__all__ = ["CausalBlock", "KVCache", "MogoConfig", "MogoTransformer", "Pick", "mogo_loss"]
 
 Pick = Callable[[Tensor, int], Tensor]  # (logits (B, K), layer) -> codes (B,)
 
@@ -69,7 +69,7 @@ class KVCache:
         return int(self.keys[0].shape[2]) if self.keys else 0
 
 
-class _Block(nn.Module):
+class CausalBlock(nn.Module):
     """Pre-norm causal self-attention + MLP block with an optional key/value cache."""
 
     def __init__(self, index: int, width: int, heads: int, dropout: float) -> None:
@@ -121,7 +121,7 @@ class MogoTransformer(nn.Module):
         depth = [cfg.base_layers] + [cfg.residual_layers] * (nq - 1)
         starts = [sum(depth[:i]) for i in range(nq)]
         self.stacks = nn.ModuleList(
-            nn.ModuleList(_Block(s + j, w, cfg.heads, cfg.dropout) for j in range(d))
+            nn.ModuleList(CausalBlock(s + j, w, cfg.heads, cfg.dropout) for j in range(d))
             for s, d in zip(starts, depth, strict=True)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(w) for _ in range(nq))
