@@ -72,6 +72,20 @@ def prepare(
     typer.echo(f"wrote {out} ({len(c)} clips of {c.audio.shape[1] / 16000:.1f} s)")
 
 
+def _start_training(
+    out: Path, steps: int, batch_size: int, lr: float, *, resume: bool, force: bool, quiet: bool
+) -> None:
+    """Check the optimisation options and prepare ``out`` (say where a resumed run stands)."""
+    _single_thread()
+    check_int("--steps", steps, 1)
+    check_int("--batch-size", batch_size, 1)
+    if not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"--lr: expected a number > 0, got {lr}")
+    done = prepare_training_out(out, resume=resume, force=force)
+    if done is not None and not quiet:
+        typer.echo(resuming_line(done, steps, out))
+
+
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints and the model).")],
@@ -91,14 +105,7 @@ def train(
     """Train the autoencoder (f0 + loudness -> GRU -> harmonic + noise synth -> reverb)."""
     from polyfold.ddsp.train import fit_autoencoder
 
-    _single_thread()
-    check_int("--steps", steps, 1)
-    check_int("--batch-size", batch_size, 1)
-    if not (math.isfinite(lr) and lr > 0):
-        raise InputError(f"--lr: expected a number > 0, got {lr}")
-    done = prepare_training_out(out, resume=resume, force=force)
-    if done is not None and not quiet:
-        typer.echo(resuming_line(done, steps, out))
+    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     c = _clips(data, instrument, clips, "train", quiet)
     with Progress(steps, "training", quiet=quiet) as bar:
         path = fit_autoencoder(
@@ -222,15 +229,8 @@ def train_vocoder(
     """Train the DDSP vocoder (mel -> f0, voicing, harmonics, noise -> synth) on a corpus."""
     from polyfold.ddsp.vocoder_train import fit_vocoder
 
-    _single_thread()
-    check_int("--steps", steps, 1)
-    check_int("--batch-size", batch_size, 1)
     check_int("--utterances", utterances, 1)
-    if not (math.isfinite(lr) and lr > 0):
-        raise InputError(f"--lr: expected a number > 0, got {lr}")
-    done = prepare_training_out(out, resume=resume, force=force)
-    if done is not None and not quiet:
-        typer.echo(resuming_line(done, steps, out))
+    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     with Progress(steps, "training the vocoder", quiet=quiet) as bar:
         path = fit_vocoder(
             corpus, out, utterances=utterances, steps=steps, batch_size=batch_size, lr=lr,

@@ -22,35 +22,30 @@ def shipped_path(name: str) -> Path:
     return Path(str(resources.files("polyfold.ddsp").joinpath("weights", stem)))
 
 
-def load_autoencoder(model: str | Path) -> LoadedModel:
-    """A shipped model by name (``violin``) or a model file written by ``train``."""
-    if str(model) in SHIPPED:
+def _load(model: str | Path, names: dict[str, str], command: str) -> LoadedModel:
+    """The shipped model ``model`` among ``names``, or a model file written by ``command``."""
+    if str(model) in names:
         path = shipped_path(str(model))
         if not path.with_suffix(".safetensors").exists():
             raise InputError(f"--model {model}: the shipped weights are missing from this install")
         return load_model(path)
     if not Path(model).with_suffix(".json").exists() and not Path(model).exists():
         raise InputError(
-            f"--model {model}: expected one of {', '.join(SHIPPED)} or a model file from `train`"
+            f"--model {model}: expected one of {', '.join(names)} or a model file from `{command}`"
         )
     return load_model(model)
+
+
+def load_autoencoder(model: str | Path) -> LoadedModel:
+    """A shipped model by name (``violin``) or a model file written by ``train``."""
+    return _load(model, SHIPPED, "train")
 
 
 def load_vocoder(model: str | Path) -> LoadedModel:
     """A shipped DDSP vocoder by name (``slt``) or a model file written by ``train-vocoder``."""
     import polyfold.ddsp.vocoder  # noqa: F401  (registers ddsp.DDSPVocoder)
 
-    if str(model) in SHIPPED_VOCODERS:
-        path = shipped_path(str(model))
-        if not path.with_suffix(".safetensors").exists():
-            raise InputError(f"--model {model}: the shipped weights are missing from this install")
-        return load_model(path)
-    if not Path(model).with_suffix(".json").exists() and not Path(model).exists():
-        raise InputError(
-            f"--model {model}: expected one of {', '.join(SHIPPED_VOCODERS)} or a model file "
-            "from `train-vocoder`"
-        )
-    loaded = load_model(model)
+    loaded = _load(model, SHIPPED_VOCODERS, "train-vocoder")
     if loaded.card.get("model_class", "ddsp.DDSPVocoder") != "ddsp.DDSPVocoder" or not hasattr(
         loaded.model, "check_mel"
     ):
