@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from polyfold.core.errors import InputError
-from polyfold.core.progress import Progress, checkpoint_step, resuming_line
+from polyfold.core.progress import (
+    Progress,
+    checkpoint_step,
+    prepare_training_out,
+    resuming_line,
+)
 
 
 def fake_sampler(x, steps, callback=None):
@@ -97,3 +102,11 @@ def test_checkpoint_step_and_resuming_line(tmp_path):
     assert checkpoint_step(tmp_path) == 3
     assert resuming_line(3, 10, "runs/x") == "resuming from step 3 of 10 (runs/x)"
     assert resuming_line(3) == "resuming from step 3"
+
+
+def test_resume_without_a_checkpoint_says_whether_the_run_folder_exists(tmp_path):
+    with pytest.raises(InputError, match=r"holds no checkpoint to continue \(no "):
+        prepare_training_out(tmp_path / "fresh", resume=True)
+    (tmp_path / "killed" / "run").mkdir(parents=True)  # killed before its first checkpoint
+    with pytest.raises(InputError, match="none saved yet in"):
+        prepare_training_out(tmp_path / "killed", resume=True)

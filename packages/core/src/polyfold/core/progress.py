@@ -191,7 +191,8 @@ def prepare_training_out(out: str | Path, *, resume: bool, force: bool = False) 
     if resume:
         if done is None:
             raise InputError(
-                f"--resume: {out} holds no checkpoint to continue (no {run}); run without --resume"
+                f"--resume: {out} holds no checkpoint to continue "
+                f"({'none saved yet in' if run.is_dir() else 'no'} {run}); run without --resume"
             )
         probe_writable(out)
         return done
