@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from polyfold.core.audio import load_pyworld, log_mel, mel_frames
+from polyfold.core.audio import log_mel, mel_frames
 from polyfold.core.cli import run_app
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, save_model
@@ -143,10 +143,6 @@ def test_corpus_reader(tmp_path: Path):
 
 
 def test_training_writes_a_model_with_held_out_metrics(tmp_path: Path):
-    try:
-        load_pyworld("ddsp", "bench")
-    except InputError:
-        pytest.skip("pyworld (the bench extra) is not installed")
     root = _corpus(tmp_path / "c")
     path = fit_vocoder(root, tmp_path / "run", config=TINY, steps=2, batch_size=2, chunk_frames=16,
                        eval_utterances=1, command="test")  # fmt: skip

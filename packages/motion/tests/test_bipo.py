@@ -195,14 +195,27 @@ def trained(tmp_path_factory):  # type: ignore[no-untyped-def]
     s = BiPOSettings(tokenizer_steps=3, steps=3, batch_size=4, num_codes=16, tokenizer_width=8,
                      width=16, layers=1)  # fmt: skip
     train_bipo(data, text, tmp / "m", s, quiet=True, command="test")
-    return tmp, data, text
+    return tmp, data, text, s
+
+
+def test_resume_continues_both_stages_from_their_checkpoints(trained) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from polyfold.core.progress import checkpoint_step
+    from polyfold.motion.bipo_train import train_bipo
+
+    tmp, data, text, s = trained
+    longer = replace(s, tokenizer_steps=5, steps=5)
+    train_bipo(data, text, tmp / "m", longer, quiet=True, command="test", resume=True)
+    assert checkpoint_step(tmp / "m" / "tokenizer" / "run") == 5
+    assert checkpoint_step(tmp / "m" / "run") == 5
 
 
 def test_train_save_load_generate_and_edit(trained) -> None:  # type: ignore[no-untyped-def]
     from polyfold.motion.bipo_generate import is_bipo_file, load_bipo
     from polyfold.motion.generate import resolve_model
 
-    tmp, data, text = trained
+    tmp, data, text, _ = trained
     path = tmp / "m" / "model"
     assert is_bipo_file(path)
     assert not is_bipo_file(tmp / "m" / "part_tokenizer")

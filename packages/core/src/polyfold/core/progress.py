@@ -32,10 +32,12 @@ from polyfold.core.outputs import prepare_output_dir, probe_writable
 if TYPE_CHECKING:
     from polyfold.core.state import State, StepCallback
 
-__all__ = ["Progress", "Quiet", "checkpoint_step", "resuming_line"]
+__all__ = ["Progress", "Quiet", "Resume", "checkpoint_step", "resuming_line"]
 
 #: The ``--quiet`` / ``-q`` option every polyfold command spells the same: ``quiet: Quiet = False``.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+"""A training command's ``--resume`` (see :func:`prepare_training_out`)."""
 
 
 class Progress:

@@ -26,7 +26,7 @@ import typer
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.outputs import Force, check_output_file, write_text
-from polyfold.core.progress import Progress, Quiet, prepare_training_out, resuming_line
+from polyfold.core.progress import Progress, Quiet, Resume, prepare_training_out, resuming_line
 
 __all__ = ["app", "main"]
 
@@ -98,7 +98,7 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -222,7 +222,7 @@ def train_vocoder(
     batch_size: Annotated[int, typer.Option(help="Chunks per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:

@@ -20,10 +20,11 @@ from polyfold.core.export import read_card, save_model
 from polyfold.motion.bipo import BiPOTransformer, PartTokenizer, bipo_loss, part_tokenizer_loss
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.features import joints_from_features
+from polyfold.motion.mogo_train import encode_windows
 from polyfold.motion.train_tokenizer import mpjpe_mm
 from polyfold.motion.trainer import motion_trainer
 
-__all__ = ["BiPOSettings", "encode_part_windows", "train_bipo", "train_part_tokenizer"]
+__all__ = ["BiPOSettings", "train_bipo", "train_part_tokenizer"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,6 @@ class BiPOSettings:
     seed: int = 0
 
 
-@torch.no_grad()
-def encode_part_windows(
-    tok: PartTokenizer, features: np.ndarray, mean: np.ndarray, std: np.ndarray
-) -> Tensor:
-    """Part codes ``(N, L / factor, 5)`` of raw feature windows ``(N, L, D)``."""
-    x = torch.from_numpy(((features - mean) / std).astype(np.float32))
-    return torch.cat([tok.encode(x[i : i + 256]) for i in range(0, len(x), 256)])
-
-
 def _decode_raw(tok: PartTokenizer, codes: Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     out: np.ndarray = tok.decode(codes).numpy().astype(np.float64) * std + mean
     return out
@@ -67,6 +59,7 @@ def train_part_tokenizer(
     *,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> tuple[PartTokenizer, np.ndarray, np.ndarray, dict[str, float]]:
     """Train the part tokenizer on the training windows; save ``out_dir/part_tokenizer``
     (with the normalisation and the held-out MPJPE in mm)."""
@@ -87,12 +80,12 @@ def train_part_tokenizer(
     motion_trainer(
         tok, loss_fn, TensorDataset(x), out / "tokenizer", steps=s.tokenizer_steps,
         batch_size=s.batch_size, lr=s.lr, seed=s.seed, quiet=quiet,
-    ).fit()  # fmt: skip
+    ).fit(resume=resume)  # fmt: skip
     tok.eval()
     held = data.indices("test")
     metrics = {f"train_{k}": v for k, v in stats.items()}
     if len(held):
-        rec = _decode_raw(tok, encode_part_windows(tok, data.features[held], mean, std), mean, std)
+        rec = _decode_raw(tok, encode_windows(tok, data.features[held], mean, std), mean, std)
         joints = np.stack([joints_from_features(r) for r in rec])
         metrics["mpjpe_mm"] = mpjpe_mm(joints, data.joints[held])
     save_model(
@@ -112,6 +105,7 @@ def train_bipo(
     *,
     quiet: bool = False,
     command: str = "",
+    resume: bool = False,
 ) -> BiPOTransformer:
     """Train the part tokenizer, then the transformer on caption vectors ``text_features
     (N, text_dim)``; save ``out_dir/part_tokenizer`` and ``out_dir/model`` (+ ``.json``)."""
@@ -119,9 +113,11 @@ def train_bipo(
     check_int("steps", s.steps, 1)
     check_int("tokenizer steps", s.tokenizer_steps, 1)
     out = Path(out_dir)
-    tok, mean, std, tok_metrics = train_part_tokenizer(data, out, s, quiet=quiet, command=command)
+    tok, mean, std, tok_metrics = train_part_tokenizer(
+        data, out, s, quiet=quiet, command=command, resume=resume
+    )
     idx = data.indices("train")
-    codes = encode_part_windows(tok, data.features[idx], mean, std)
+    codes = encode_windows(tok, data.features[idx], mean, std)
     text = torch.from_numpy(np.asarray(text_features, dtype=np.float32)[idx])
     torch.manual_seed(s.seed)
     net = BiPOTransformer(num_codes=s.num_codes, text_dim=int(text.shape[1]), width=s.width,
@@ -133,13 +129,13 @@ def train_bipo(
     result = motion_trainer(
         net, loss_fn, TensorDataset(codes, text), out, steps=s.steps, batch_size=s.batch_size,
         lr=s.lr, seed=s.seed, quiet=quiet, model_config=net.model_config(),
-    ).fit()  # fmt: skip
+    ).fit(resume=resume)  # fmt: skip
     net.eval()
     metrics: dict[str, float] = {"part_tokenizer_mpjpe_mm": tok_metrics.get("mpjpe_mm", np.nan)}
     held = data.indices("test")
     if len(held):
         with torch.no_grad():
-            test_codes = encode_part_windows(tok, data.features[held], mean, std)
+            test_codes = encode_windows(tok, data.features[held], mean, std)
             test_text = torch.from_numpy(np.asarray(text_features, dtype=np.float32)[held])
             g = torch.Generator().manual_seed(0)
             metrics["held_out_loss"] = float(bipo_loss(net, test_text, test_codes, g))

@@ -29,7 +29,7 @@ import typer
 from polyfold.core.cli import domain_app, run_app
 from polyfold.core.errors import InputError
 from polyfold.core.outputs import Force, check_output_file, prepare_output_dir
-from polyfold.core.progress import Quiet
+from polyfold.core.progress import Quiet, Resume
 
 __all__ = ["app", "main"]
 
@@ -143,7 +143,6 @@ Data = Annotated[
     Path | None, typer.Option("--data", help="Dataset .npz from `prepare` (default: build it).")
 ]
 Steps = Annotated[int, typer.Option(help="Optimizer steps.")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
 
 
 @app.command("train-tokenizer")
@@ -254,7 +253,8 @@ def train_cmd(
 
         train_bipo(d, text, out, BiPOSettings(tokenizer_steps=steps, steps=steps, width=width,
                                               layers=layers, batch_size=batch_size, seed=seed),
-                   quiet=quiet, command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
+                   quiet=quiet, resume=resume,
+                   command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors and {out}/part_tokenizer.safetensors")
         return
     if model == "mmdm":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from polyfold.motion.mogo import MogoTransformer, mogo_loss
 from polyfold.motion.mogo_generate import TOKEN_KINDS
 from polyfold.motion.tokenizer import MotionTokenizer
 from polyfold.motion.trainer import motion_trainer
+
+if TYPE_CHECKING:
+    from polyfold.motion.bipo import PartTokenizer
 
 __all__ = ["TokenTrainSettings", "encode_windows", "train_token_model"]
 
@@ -46,9 +49,13 @@ class TokenTrainSettings:
 
 @torch.no_grad()
 def encode_windows(
-    tokenizer: MotionTokenizer, features: np.ndarray, mean: np.ndarray, std: np.ndarray
+    tokenizer: MotionTokenizer | PartTokenizer,
+    features: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
 ) -> Tensor:
-    """RVQ codes ``(N, L / factor, Q)`` of raw feature windows ``(N, L, D)``."""
+    """Codes ``(N, L / factor, Q)`` of raw feature windows ``(N, L, D)`` (``Q``: the RVQ
+    layers, or BiPO's five parts), encoded 256 windows at a time."""
     x = torch.from_numpy(((features - mean) / std).astype(np.float32))
     return torch.cat([tokenizer.encode(x[i : i + 256]) for i in range(0, len(x), 256)])
 
