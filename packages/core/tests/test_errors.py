@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import typer
 
@@ -113,6 +114,13 @@ def test_reading_turns_unreadable_files_into_input_errors(tmp_path):
         binary.read_text(encoding="utf-8")
     with pytest.raises(InputError, match=r"x\.json: not valid JSON"), reading("x.json"):
         json.loads("{")
+    empty = tmp_path / "e.npy"
+    empty.write_bytes(b"")
+    with (
+        pytest.raises(InputError, match=r"mel file .*e\.npy: empty or truncated"),
+        reading(empty, "mel file"),
+    ):
+        np.load(empty, allow_pickle=False)
     # an InputError passes through unchanged
     with pytest.raises(InputError, match="--n"), reading("x.json"):
         raise InputError("--n: bad")

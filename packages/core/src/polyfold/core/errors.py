@@ -90,7 +90,8 @@ def reading(path: str | Path, what: str = "") -> Iterator[None]:
 
     Inside the block, a ``UnicodeDecodeError`` (a binary file), a ``csv.Error`` or
     ``json.JSONDecodeError``, a parser's ``ValueError`` (pandas' ``ParserError`` and
-    ``EmptyDataError`` are ValueErrors) or an ``OSError`` becomes ``<what> <path>: ...``.
+    ``EmptyDataError`` are ValueErrors), an ``EOFError`` (an empty or truncated file, e.g. from
+    ``np.load``) or an ``OSError`` becomes ``<what> <path>: ...``.
     InputErrors raised inside pass through unchanged.
     """
     label = f"{what} {path}".strip()
@@ -106,6 +107,8 @@ def reading(path: str | Path, what: str = "") -> Iterator[None]:
         raise InputError(f"{label}: not valid JSON ({err})") from None
     except (csv.Error, ValueError) as err:
         raise InputError(f"{label}: cannot parse it ({err})") from None
+    except EOFError:
+        raise InputError(f"{label}: empty or truncated") from None
     except OSError as err:
         raise InputError(f"{label}: cannot read it ({err.strerror or err})") from None
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from polyfold.core.audio import MelSettings, log_mel, read_audio
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, reading
 from polyfold.core.export import register_model
 from polyfold.ddsp.checks import check_tensor
 from polyfold.ddsp.processors import (
@@ -164,10 +164,8 @@ def mel_of_file(path: str | Path, config: VocoderConfig) -> np.ndarray:
     if p.suffix == ".npy":
         if not p.is_file():
             raise InputError(f"{p}: no such mel file")
-        try:
+        with reading(p, "mel file"):
             mel = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{p}: not a readable .npy array ({err})") from None
         if mel.ndim != 2 or mel.shape[0] != config.n_mels:
             raise InputError(
                 f"{p}: expected a mel of shape ({config.n_mels}, frames), got {mel.shape}"
