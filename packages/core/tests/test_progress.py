@@ -8,6 +8,7 @@ import torch
 from polyfold.core.errors import InputError
 from polyfold.core.progress import (
     Progress,
+    check_steps_left,
     checkpoint_step,
     prepare_training_out,
     resuming_line,
@@ -110,3 +111,9 @@ def test_resume_without_a_checkpoint_says_whether_the_run_folder_exists(tmp_path
     (tmp_path / "killed" / "run").mkdir(parents=True)  # killed before its first checkpoint
     with pytest.raises(InputError, match="none saved yet in"):
         prepare_training_out(tmp_path / "killed", resume=True)
+
+
+def test_check_steps_left_refuses_a_finished_run_and_names_the_steps():
+    check_steps_left("runs/a", 3, 4)
+    with pytest.raises(InputError, match=r"runs/a already reached step 4 of 4; pass a larger"):
+        check_steps_left("runs/a", 4, 4)

@@ -32,7 +32,7 @@ from polyfold.core.outputs import prepare_output_dir, probe_writable
 if TYPE_CHECKING:
     from polyfold.core.state import State, StepCallback
 
-__all__ = ["Progress", "Quiet", "Resume", "checkpoint_step", "resuming_line"]
+__all__ = ["Progress", "Quiet", "Resume", "check_steps_left", "checkpoint_step", "resuming_line"]
 
 #: The ``--quiet`` / ``-q`` option every polyfold command spells the same: ``quiet: Quiet = False``.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
@@ -205,6 +205,15 @@ def prepare_training_out(out: str | Path, *, resume: bool, force: bool = False) 
         )
     prepare_output_dir(out, force=force)
     return None
+
+
+def check_steps_left(out: str | Path, resumed: int, steps: int) -> None:
+    """Refuse ``--resume`` of a run in ``out`` that already reached ``resumed >= steps``."""
+    if resumed >= steps:
+        raise InputError(
+            f"--resume: the run in {out} already reached step {resumed} of {steps}; "
+            "pass a larger --steps to train further"
+        )
 
 
 def saved_model_config(run: str | Path) -> dict[str, Any]:

@@ -38,6 +38,8 @@ from polyfold.core.progress import (
     RUN_FOLDER,
     Progress,
     Quiet,
+    Resume,
+    check_steps_left,
     prepare_training_out,
     resuming_line,
     saved_model_config,
@@ -168,9 +170,7 @@ def train(
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Checkpoint every N steps [default: steps / 10].")
     ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")
-    ] = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -204,11 +204,7 @@ def train(
         cfg = model_config(model, tr, steps=1, seed=seed, preset=preset)
         saved = saved_model_config(out / RUN_FOLDER)
         cfg = type(cfg)(**{**saved, "steps": saved["steps"] if steps is None else steps})
-        if resumed >= cfg.steps:
-            raise InputError(
-                f"--resume: the run in {out} already reached step {resumed} of {cfg.steps}; "
-                "pass a larger --steps to train further"
-            )
+        check_steps_left(out, resumed, cfg.steps)
         typer.echo(resuming_line(resumed, cfg.steps, out / "run"), err=True)
     else:
         cfg = model_config(model, tr, steps=steps or 2000, seed=seed, preset=preset)

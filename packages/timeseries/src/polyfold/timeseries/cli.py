@@ -38,6 +38,8 @@ from polyfold.core.progress import (
     RUN_FOLDER,
     Progress,
     Quiet,
+    Resume,
+    check_steps_left,
     prepare_training_out,
     resuming_line,
     saved_model_config,
@@ -59,10 +61,6 @@ DIRECTIONS = {
     "fdds": "lower is better (0 = same cross-channel correlations; data floor: real vs real)",
     "vds": "lower is better (0 = same value distribution; data floor: real vs real)",
 }
-
-Resume = Annotated[
-    bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
-]
 
 
 def _single_thread() -> None:
@@ -257,11 +255,7 @@ def train(
         typer.echo(resuming_line(resumed, None, out / RUN_FOLDER), err=True)
         cfg = TSDiffConfig(**saved_model_config(out / RUN_FOLDER))
         cfg.steps = cfg.steps if steps is None else steps
-        if resumed >= cfg.steps:
-            raise InputError(
-                f"--resume: the run in {out} already reached step {resumed} of {cfg.steps}; "
-                "pass a larger --steps to train further"
-            )
+        check_steps_left(out, resumed, cfg.steps)
     else:
         h = d.prediction_length if prediction_length is None else prediction_length
         cfg = TSDiffConfig(
