@@ -270,3 +270,30 @@ def test_shipped_bipo_edits_only_the_chosen_parts() -> None:
     np.testing.assert_array_equal(edited[..., rest], feats[..., rest])
     with pytest.raises(InputError, match="48 frames"):
         m.sample(text, 60)
+
+
+def test_cli_auto_length_writes_each_motion_at_the_length_bipo_chose(
+    trained, monkeypatch, capsys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from polyfold.motion.bipo_generate import load_bipo
+    from polyfold.motion.cli import main
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
+
+    model = trained[0] / "m" / "model"
+    caps = ["a person walks", "a person does a cartwheel"]
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr("sys.argv", ["polyfold-motion", "generate", *args])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        return int(exc.value.code)
+
+    assert run(*caps, "--auto-length", "--model", str(model), "--out", str(tmp_path / "g")) == 0
+    _, frames = load_bipo(model).generate_free(encode_captions(load_text_encoder(), caps), seed=0)
+    for stem, n in zip(("00_a_person_walks", "01_a_person_does_a_cartwheel"), frames, strict=True):
+        assert np.load(tmp_path / "g" / f"{stem}.npy").shape == (n, 15, 3)
+        assert np.load(tmp_path / "g" / f"{stem}.features.npy").shape == (n, LAYOUT.dim)
+    capsys.readouterr()
+    assert run(caps[0], "--auto-length", "--model", "emdm", "--out", str(tmp_path / "e")) == 2
+    assert "--auto-length: only a BiPO model" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

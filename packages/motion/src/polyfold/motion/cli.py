@@ -22,7 +22,7 @@ without ``--force``. Also reachable as ``polyfold motion``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -326,6 +326,12 @@ def generate(
     model: ModelOpt = "emdm",
     steps: SampleSteps = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    auto_length: Annotated[
+        bool,
+        typer.Option(
+            "--auto-length", help="The model ends each motion itself (bipo); --seconds unused."
+        ),
+    ] = False,
     force: Force = False,
 ) -> None:
     """Generate motion from text: OUT/<i>_<caption>.npy (joints), .bvh and .features.npy (the
@@ -334,6 +340,7 @@ def generate(
 
     from polyfold.motion.generate import (
         frames_for,
+        generate_free_length,
         generate_motion,
         resolve_model,
         write_features,
@@ -341,14 +348,20 @@ def generate(
     )
 
     frames_for(seconds)  # check before loading anything
+    if auto_length and steps is not None:
+        raise InputError("--steps: a BiPO model with --auto-length takes no step count")
     m = resolve_model(model)
     t0 = time.perf_counter()
-    feats = generate_motion(captions, seconds, model=m, steps=steps, seed=seed)
+    if auto_length:
+        feats: Any = generate_free_length(captions, model=m, seed=seed)
+    else:
+        feats = generate_motion(captions, seconds, model=m, steps=steps, seed=seed)
     dt = time.perf_counter() - t0
     folder = prepare_output_dir(out, force=force)
     write_motions(folder, captions, feats)
     write_features(folder, captions, feats)
-    print(f"wrote {len(captions)} motions ({feats.shape[1]} frames, {m.kind}, {dt:.2f} s) "
+    frames = "/".join(str(len(f)) for f in feats) if auto_length else str(feats.shape[1])
+    print(f"wrote {len(captions)} motions ({frames} frames, {m.kind}, {dt:.2f} s) "
           f"and preview.svg/.gif to {folder}")  # fmt: skip
 
 
@@ -401,11 +414,15 @@ def evaluate(
     real-vs-real floor, R-precision, accuracy, physical ratios)."""
     from polyfold.motion.evaluation import HeldOut, score
     from polyfold.motion.generate import resolve_model
+    from polyfold.motion.mmm import MMM
 
     m = resolve_model(model)
     held = HeldOut.build()
-    extra = {"captions": held.captions} if m.kind == "mmm" else {}
-    feats = m.sample(held.text, held.data.features.shape[1], steps=steps, seed=seed, **extra)
+    length = held.data.features.shape[1]
+    if isinstance(m, MMM):  # MMM also encodes the captions' words
+        feats = m.sample(held.text, length, steps=steps, seed=seed, captions=held.captions)
+    else:
+        feats = m.sample(held.text, length, steps=steps, seed=seed)
     for k, v in score(held, feats).items():
         print(f"{k:28s} " + (f"{v[0]:.4g} [{v[1]:.4g}, {v[2]:.4g}]" if isinstance(v, tuple)
                              else f"{v:.4g}"))  # fmt: skip

@@ -22,6 +22,7 @@ from polyfold.motion.mmm import MMM, load_mmm
 __all__ = [
     "FPS",
     "MAX_SECONDS",
+    "generate_free_length",
     "generate_motion",
     "resolve_model",
     "write_features",
@@ -44,7 +45,7 @@ def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> Motion
     )
 
     if isinstance(model, MotionModel | MMM | TokenMotionModel | BiPOModel):
-        return model  # type: ignore[return-value]
+        return model
     from polyfold.core.export import read_card
     from polyfold.motion.shipped import SHIPPED, shipped_path
 
@@ -52,8 +53,10 @@ def resolve_model(model: str | Path | MotionModel | MMM | None = None) -> Motion
         return load_token_model(shipped_path(str(model)))  # type: ignore[return-value]
     if model is not None and is_token_model_file(model):
         return load_token_model(model)  # type: ignore[return-value]
-    if str(model) == "bipo" or (model is not None and is_bipo_file(model)):
-        return load_bipo(shipped_path("bipo") if str(model) == "bipo" else model)  # type: ignore[return-value]
+    if str(model) == "bipo":
+        return load_bipo(shipped_path("bipo"))  # type: ignore[return-value]
+    if model is not None and is_bipo_file(model):
+        return load_bipo(model)  # type: ignore[return-value]
     from polyfold.motion.mmdm import is_mmdm_file, load_mmdm
 
     if str(model) == "mmdm":
@@ -101,14 +104,37 @@ def generate_motion(
     return m.sample(text, length, steps=steps, seed=seed)
 
 
+def generate_free_length(
+    captions: Sequence[str], *, model: str | Path | object = "bipo", seed: int = 0
+) -> list[np.ndarray]:
+    """Raw feature rows ``(frames_i, D)`` per caption, each as long as the model chose: BiPO
+    ends a sequence with its end token, so no length is given."""
+    from polyfold.motion.bipo_generate import BiPOModel
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
+
+    m = resolve_model(model)  # type: ignore[arg-type]
+    if not isinstance(m, BiPOModel):
+        name = model if isinstance(model, str | Path) else getattr(m, "kind", type(m).__name__)
+        raise InputError(
+            f"--auto-length: only a BiPO model chooses its own length, got --model {name}"
+        )
+    if isinstance(captions, str):
+        captions = [captions]
+    feats, frames = m.generate_free(encode_captions(load_text_encoder(), list(captions)), seed=seed)
+    return [f[: int(n)] for f, n in zip(feats, frames, strict=True)]
+
+
 def _stem(i: int, caption: str) -> str:
     words = "".join(c if c.isalnum() else "_" for c in caption.lower()).split("_")
     return f"{i:02d}_" + "_".join(w for w in words if w)[:40]
 
 
-def write_motions(out: str | Path, captions: Sequence[str], features: np.ndarray) -> list[Path]:
-    """``<i>_<caption>.npy`` (joints) / ``.bvh`` per window and ``preview.svg`` / ``.gif``
-    in the existing folder ``out``; returns the written paths."""
+def write_motions(
+    out: str | Path, captions: Sequence[str], features: np.ndarray | Sequence[np.ndarray]
+) -> list[Path]:
+    """``<i>_<caption>.npy`` (joints) / ``.bvh`` per window (``(N, L, D)`` or one ``(L_i, D)``
+    array each) and ``preview.svg`` / ``.gif`` in the existing folder ``out``; returns the
+    written paths."""
     from polyfold.motion.export import motion_files
     from polyfold.motion.features import motion_from_features
     from polyfold.motion.render import write_gif, write_svg
@@ -129,7 +155,9 @@ def write_motions(out: str | Path, captions: Sequence[str], features: np.ndarray
     return written
 
 
-def write_features(out: str | Path, captions: Sequence[str], features: np.ndarray) -> list[Path]:
+def write_features(
+    out: str | Path, captions: Sequence[str], features: np.ndarray | Sequence[np.ndarray]
+) -> list[Path]:
     """``<i>_<caption>.features.npy`` (raw feature rows ``(L, D)``, float32) per window in the
     existing folder ``out``, next to :func:`write_motions`' files: the input ``edit`` takes."""
     import io
