@@ -297,3 +297,56 @@ def test_cli_auto_length_writes_each_motion_at_the_length_bipo_chose(
     assert run(caps[0], "--auto-length", "--model", "emdm", "--out", str(tmp_path / "e")) == 2
     assert "--auto-length: only a BiPO model" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_edit_span_changes_only_the_chosen_parts_in_the_range_of_a_longer_motion() -> None:
+    from polyfold.motion.generate import resolve_model
+
+    m = resolve_model("bipo")
+    text = np.random.default_rng(1).normal(size=(2, 384)).astype(np.float32)
+    feats = m.sample(text, 48, seed=0).reshape(96, LAYOUT.dim)[:93]  # not a multiple of 4
+    edited = m.edit_span(feats, text[1:][::-1], ["left_leg", "right_leg"], 30, 50, seed=1)  # type: ignore[union-attr]
+    legs = np.concatenate(bipo_part_columns()[3:])
+    rest = np.setdiff1d(np.arange(LAYOUT.dim), legs)
+    assert edited.shape == feats.shape
+    np.testing.assert_array_equal(edited[:, rest], feats[:, rest])
+    np.testing.assert_array_equal(edited[:30], feats[:30])
+    np.testing.assert_array_equal(edited[50:], feats[50:])
+    assert not np.allclose(edited[30:50][:, legs], feats[30:50][:, legs])
+    tail = m.edit_span(feats, text[:1], ["torso"], 80, 93, seed=0)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(tail[:80], feats[:80])
+    with pytest.raises(InputError, match="at most 48 frames"):
+        m.edit_span(feats, text[:1], ["torso"], 0, 93)  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="start < end <= 93"):
+        m.edit_span(feats, text[:1], ["torso"], 50, 30)  # type: ignore[union-attr]
+
+
+def test_cli_edit_with_bipo_regenerates_parts_and_refuses_other_modes(
+    monkeypatch, capsys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from polyfold.motion.cli import main
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr("sys.argv", ["polyfold-motion", "edit", "humanoid3d_walk", *args])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        return int(exc.value.code)
+
+    args = ["a person punches", "--model", "bipo", "--parts", "left_arm,right_arm"]
+    assert run(*args, "--mode", "body-part", "--start", "3", "--end", "22",
+               "--out", str(tmp_path / "a")) == 0  # fmt: skip
+    from polyfold.motion.deepmimic import load_clips
+    from polyfold.motion.features import motion_features
+
+    given = motion_features(load_clips(("humanoid3d_walk",))[0].resampled()).astype(np.float32)
+    edited = np.load(tmp_path / "a" / "features.npy")
+    arms = np.concatenate(bipo_part_columns()[1:3])
+    rest = np.setdiff1d(np.arange(LAYOUT.dim), arms)
+    np.testing.assert_array_equal(edited[:, rest], given[:, rest])
+    np.testing.assert_array_equal(edited[22:], given[22:])
+    assert not np.allclose(edited[3:22][:, arms], given[3:22][:, arms])
+    assert run(*args, "--mode", "body-part", "--out", str(tmp_path / "b")) == 0
+    capsys.readouterr()
+    assert run(*args, "--mode", "inbetween", "--start", "0", "--end", "8",
+               "--out", str(tmp_path / "c")) == 2  # fmt: skip
+    assert "a BiPO model edits body parts only" in capsys.readouterr().err

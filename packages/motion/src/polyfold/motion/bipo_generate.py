@@ -59,7 +59,7 @@ class BiPOModel:
         return int(self.card.get("candidates", 1))
 
     def _text(self, text: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(text, dtype=np.float32))
+        return torch.from_numpy(np.array(text, dtype=np.float32))  # a copy: any strides
 
     def sample(
         self, text: np.ndarray, length: int, *, steps: int | None = None, seed: int = 0
@@ -121,6 +121,40 @@ class BiPOModel:
         out = f.copy()
         cols = np.concatenate([c for c, m in zip(bipo_part_columns(), mask, strict=True) if m])
         out[:, lo:hi, cols] = decoded[:, lo:hi, cols]
+        return out
+
+    def edit_span(
+        self,
+        features: np.ndarray,
+        text: np.ndarray,
+        parts: Sequence[str],
+        start: int,
+        end: int,
+        *,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """One motion's raw rows ``features (L, D)`` of any length with ``parts`` regenerated
+        under the caption vector ``text (1, text_dim)`` in frames ``[start, end)``, which may
+        span at most the model's window; the edit runs on the token-aligned window around the
+        range (the last row repeated past the motion's end), and every other frame and column
+        is kept."""
+        f, length = self.tokenizer.factor, len(features)
+        longest = self.net.config.max_tokens * f
+        if not 0 <= start < end <= length:
+            raise InputError(f"--start/--end: expected 0 <= start < end <= {length}, got "
+                             f"{start}, {end}")  # fmt: skip
+        a = start - start % f
+        width = math.ceil((end - a) / f) * f
+        if width > longest:
+            raise InputError(
+                f"--start/--end: BiPO edits a window of at most {longest} frames aligned to "
+                f"{f}-frame steps; frames {start}-{end} need {width}"
+            )
+        out = np.array(features, dtype=np.float32)
+        pad = np.repeat(out[-1:], max(0, a + width - length), axis=0)  # past the end: hold still
+        window = np.concatenate([out, pad])[None, a : a + width]
+        edited = self.edit_parts(window, text, parts, frames=(start - a, end - a), seed=seed)
+        out[a : a + width] = edited[0, : min(width, length - a)]
         return out
 
 

@@ -441,23 +441,30 @@ def edit(
     mode: Annotated[str, typer.Option(help="inbetween, body-part or continue.")] = "inbetween",
     start: Annotated[int | None, typer.Option(help="inbetween: first frame to regenerate.")] = None,
     end: Annotated[int | None, typer.Option(help="inbetween: frame after the last one.")] = None,
-    parts: Annotated[str, typer.Option(help="body-part: comma-separated parts/joints.")] = "upper",
+    parts: Annotated[
+        str, typer.Option(help="body-part: comma-separated parts/joints (bipo: its five parts).")
+    ] = "upper",
     seconds: Annotated[float, typer.Option(help="continue: seconds to add.")] = 1.2,
-    model: Annotated[str, typer.Option("--model", help="shipped mmm or an MMM file.")] = "mmm",
+    model: Annotated[
+        str, typer.Option("--model", help="mmm, bipo (body-part only) or a model file.")
+    ] = "mmm",
     candidates: Annotated[int, typer.Option(help="inbetween/continue: draws to pick from.")] = 8,
     steps: SampleSteps = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
 ) -> None:
     """Edit a motion with MMM: regenerate a frame range (in-betweening; a range at either end
-    completes a prefix or suffix), move body parts to a new caption, or continue it.
+    completes a prefix or suffix), move body parts to a new caption, or continue it. With
+    BiPO, regenerate body parts (torso, left_arm, ...) over --start/--end (default: all).
     Writes OUT/00_<caption>.npy/.bvh, preview.svg/.gif and features.npy (editable again)."""
     import numpy as np
 
+    from polyfold.motion.bipo_generate import BiPOModel
     from polyfold.motion.edit import body_part_edit, continue_motion, edit_range
     from polyfold.motion.features import motion_features
     from polyfold.motion.generate import frames_for, resolve_model, write_motions
     from polyfold.motion.mmm import MMM
+    from polyfold.motion.text_encoder import encode_captions, load_text_encoder
 
     if mode not in EDIT_MODES:
         raise InputError(f"--mode: expected one of {', '.join(EDIT_MODES)}, got {mode!r}")
@@ -466,13 +473,19 @@ def edit(
     if mode == "inbetween" and (start is None or end is None):
         raise InputError("--start/--end: inbetween needs the frame range to regenerate")
     m = resolve_model(model)
-    if not isinstance(m, MMM):
-        raise InputError(f"--model {model}: editing needs an MMM model (got {m.kind})")
-    if mode == "inbetween":
+    names = [p.strip() for p in parts.split(",") if p.strip()]
+    if isinstance(m, BiPOModel):
+        if mode != "body-part":
+            raise InputError(f"--mode {mode}: a BiPO model edits body parts only (body-part)")
+        text = encode_captions(load_text_encoder(), [caption])
+        lo, hi = 0 if start is None else start, len(feats) if end is None else end
+        result = m.edit_span(feats, text, names, lo, hi, seed=seed)
+    elif not isinstance(m, MMM):
+        raise InputError(f"--model {model}: editing needs an MMM or BiPO model (got {m.kind})")
+    elif mode == "inbetween":
         result = edit_range(m, feats, caption, int(start), int(end), steps=steps, seed=seed,  # type: ignore[arg-type]
                             candidates=candidates)  # fmt: skip
     elif mode == "body-part":
-        names = [p.strip() for p in parts.split(",") if p.strip()]
         result = body_part_edit(m, feats, caption, names, steps=steps, seed=seed)
     else:
         result = continue_motion(m, feats, caption, frames_for(seconds), steps=steps, seed=seed,
