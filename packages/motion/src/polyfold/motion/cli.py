@@ -227,7 +227,7 @@ def train_cmd(
     """Train EMDM or its DDPM baseline; writes OUT/model.safetensors + .json."""
     import sys
 
-    from polyfold.core.progress import prepare_training_out
+    from polyfold.core.progress import RUN_FOLDER, checkpoint_step, prepare_training_out
     from polyfold.motion.emdm import MODEL_KINDS, TrainSettings, train_motion_model
     from polyfold.motion.mogo_generate import TOKEN_KINDS
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
@@ -235,7 +235,15 @@ def train_cmd(
     kinds = (*MODEL_KINDS, "mmdm", *TOKEN_KINDS, "bipo")
     if model not in kinds:
         raise InputError(f"--model: expected one of {', '.join(kinds)}, got {model!r}")
-    prepare_training_out(out, resume=resume, force=force)
+    stage = out  # a BiPO run killed in its first stage has only the part tokenizer's run
+    first = out / "tokenizer"
+    if (
+        model == "bipo"
+        and checkpoint_step(out / RUN_FOLDER) is None
+        and checkpoint_step(first / RUN_FOLDER)
+    ):
+        stage = first
+    prepare_training_out(stage, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
     if model in TOKEN_KINDS:
