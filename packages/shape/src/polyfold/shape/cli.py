@@ -136,6 +136,9 @@ def train(
     per_class: Annotated[int, typer.Option(help="Procedural shapes per class.")] = 32,
     grids: NOpt = 64,
     k: KOpt = 5,
+    refine: Annotated[
+        int, typer.Option(help="Refinement steps of each procedural shape's conversion.")
+    ] = 40,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
     depth: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
@@ -205,7 +208,7 @@ def train(
             shapes = procshape_msdfs(
                 names,
                 per_class,
-                replace(TRAIN_CONVERT, n=grids, k=k),
+                replace(TRAIN_CONVERT, n=grids, k=k, steps=check_int("--refine", refine, 0)),
                 progress=lambda i, _n: bar.update(i),
             )
     cfg = FlowConfig(
@@ -228,7 +231,11 @@ def train(
             resume=resumed is not None,
             progress=bar.trainer_update,
             data_card="procshapes" if data is None else None,
-            data_source={"data": str(data) if data else None, "per_class": per_class},
+            data_source={
+                "data": str(data) if data else None,
+                "per_class": per_class,
+                "refine": refine if data is None else None,
+            },
         )
     typer.echo(f"trained for {cfg.steps} steps; wrote {path}")
 
