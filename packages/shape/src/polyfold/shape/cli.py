@@ -149,6 +149,9 @@ def train(
     coupling: Annotated[
         str, typer.Option(help="independent or ot (minibatch OT).")
     ] = "independent",
+    geometry_weight: Annotated[
+        float, typer.Option(help="Weight of the standardised centre and scale features.")
+    ] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
     force: Force = False,
@@ -219,6 +222,7 @@ def train(
         width=width,
         depth=depth,
         coupling=coupling,
+        geometry_weight=geometry_weight,
         seed=seed,
     )
     with Progress(cfg.steps, "train", quiet=quiet) as bar:
