@@ -72,3 +72,29 @@ def test_model_file_round_trip_and_unknown_class(tmp_path):
         r.labels(["sofa"])
     with pytest.raises(InputError, match="sampler"):
         FlowConfig(sampler="nope")
+
+
+def test_geometry_weight_scales_the_standardised_centres_and_round_trips():
+    g = torch.Generator().manual_seed(3)
+    ms = [
+        MSDF(
+            torch.rand(12, 3, generator=g) - 0.5,
+            0.05 + 0.1 * torch.rand(12, generator=g),
+            torch.randn(12, 3, 3, 3, generator=g),
+        )
+        for _ in range(6)
+    ]
+    raw = to_tokens(ms)
+    m = _model(geometry_weight=4.0)
+    m.fit_normalisation(raw)
+    x = m.encode(ms).reshape(-1, m.config.dim)
+    assert x[:, :4].std(0) == pytest.approx([4.0] * 4, rel=1e-4)
+    assert x[:, 4:].std(0) == pytest.approx([1.0] * 27, rel=1e-4)
+    back = m.decode(m.encode(ms[:1]))[0]
+    assert torch.allclose(back.centres, ms[0].centres, atol=1e-5)
+    assert torch.allclose(back.values, ms[0].values, atol=1e-4)
+    points = ShapeFlow(FlowConfig(classes=["a"], tokens="points", n=8, geometry_weight=4.0))
+    points.fit_normalisation(torch.randn(5, 8, 3))
+    assert points.std.min() > 0.5  # the weight applies to M-SDF tokens only
+    with pytest.raises(InputError, match="geometry_weight"):
+        FlowConfig(geometry_weight=0)

@@ -136,6 +136,9 @@ def train(
     per_class: Annotated[int, typer.Option(help="Procedural shapes per class.")] = 32,
     grids: NOpt = 64,
     k: KOpt = 5,
+    refine: Annotated[
+        int, typer.Option(help="Refinement steps of each procedural shape's conversion.")
+    ] = 40,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
     depth: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
@@ -146,6 +149,9 @@ def train(
     coupling: Annotated[
         str, typer.Option(help="independent or ot (minibatch OT).")
     ] = "independent",
+    geometry_weight: Annotated[
+        float, typer.Option(help="Weight of the standardised centre and scale features.")
+    ] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
     force: Force = False,
@@ -205,7 +211,7 @@ def train(
             shapes = procshape_msdfs(
                 names,
                 per_class,
-                replace(TRAIN_CONVERT, n=grids, k=k),
+                replace(TRAIN_CONVERT, n=grids, k=k, steps=check_int("--refine", refine, 0)),
                 progress=lambda i, _n: bar.update(i),
             )
     cfg = FlowConfig(
@@ -216,6 +222,7 @@ def train(
         width=width,
         depth=depth,
         coupling=coupling,
+        geometry_weight=geometry_weight,
         seed=seed,
     )
     with Progress(cfg.steps, "train", quiet=quiet) as bar:
@@ -228,7 +235,11 @@ def train(
             resume=resumed is not None,
             progress=bar.trainer_update,
             data_card="procshapes" if data is None else None,
-            data_source={"data": str(data) if data else None, "per_class": per_class},
+            data_source={
+                "data": str(data) if data else None,
+                "per_class": per_class,
+                "refine": refine if data is None else None,
+            },
         )
     typer.echo(f"trained for {cfg.steps} steps; wrote {path}")
 

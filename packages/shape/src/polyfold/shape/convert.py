@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError, check_int
+from polyfold.shape.exact import project_to_surface
 from polyfold.shape.meshes import Mesh, sample_surface
 from polyfold.shape.msdf import MSDF, evaluate_sparse
 from polyfold.shape.procshapes import Shape
@@ -36,6 +37,9 @@ class Target:
     faces: np.ndarray
     name: str
     cls: str = ""
+    #: ``sdf`` is analytic (surface samples lie on the reference MESH, not on the zero level set);
+    #: otherwise ``sdf`` is the distance to that mesh
+    analytic: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,17 +66,6 @@ class ConvertConfig:
             raise InputError(f"coverage: expected a number >= 1, got {self.coverage!r}")
 
 
-def _project(sdf: SDF, v: np.ndarray, iters: int = 3) -> np.ndarray:
-    """Newton-project points onto the zero level set of an analytic SDF."""
-    p = torch.from_numpy(v).double()
-    for _ in range(iters):
-        p = p.detach().requires_grad_(True)
-        d = sdf(p)
-        (g,) = torch.autograd.grad(d.sum(), p)
-        p = p - d[:, None] * g / (g * g).sum(-1, keepdim=True).clamp_min(1e-12)
-    return p.detach().numpy()
-
-
 def target_of(
     source: Mesh | Shape, *, samples: int = 20_000, res: int = 128, seed: int = 0
 ) -> Target:
@@ -87,14 +80,14 @@ def target_of(
 
         vol = source.sdf(volume_points(res, dtype=torch.float64)).reshape(res, res, res)
         v, f = to_mesh(vol)
-        v = _project(source.sdf, v.astype(np.float64))
+        v = project_to_surface(source.sdf, v.astype(np.float64), 3)
         sdf, name, cls = source.sdf, f"{source.cls}-{source.seed}", source.cls
     else:
         raise InputError(
             f"source: expected a Mesh or a procedural Shape, got {type(source).__name__}"
         )
     pts, nrm = sample_surface(v, f, samples, seed=seed)
-    return Target(sdf, pts, nrm, v, f, name, cls)
+    return Target(sdf, pts, nrm, v, f, name, cls, isinstance(source, Shape))
 
 
 def farthest_points(points: Tensor, n: int) -> Tensor:
