@@ -153,6 +153,8 @@ def train_tokenizer_cmd(
     width: Annotated[int, typer.Option(help="Convolution channels.")] = 64,
     codes: Annotated[int, typer.Option(help="Entries per codebook.")] = 256,
     quantizers: Annotated[int, typer.Option(help="Residual codebooks (1: VQ-VAE).")] = 4,
+    root_weight: Annotated[float, typer.Option(help="Weight of the root-track features.")] = 5.0,
+    joint_weight: Annotated[float, typer.Option(help="World joint position/velocity loss.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
@@ -169,7 +171,8 @@ def train_tokenizer_cmd(
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
-                          num_quantizers=quantizers, blocks=1)  # fmt: skip
+                          num_quantizers=quantizers, blocks=1, root_weight=root_weight,
+                          joint_weight=joint_weight, joint_vel_weight=joint_weight)  # fmt: skip
     _, metrics = train_tokenizer(
         d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
         command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
