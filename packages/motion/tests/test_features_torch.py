@@ -5,7 +5,11 @@ import torch
 from polyfold.core.errors import InputError
 from polyfold.motion.deepmimic import load_clips
 from polyfold.motion.features import LAYOUT, joints_from_features, motion_features
-from polyfold.motion.features_torch import joint_position_loss, torch_joints_from_features
+from polyfold.motion.features_torch import (
+    foot_contact_loss,
+    joint_position_loss,
+    torch_joints_from_features,
+)
 from polyfold.motion.tokenizer import MotionTokenizer, tokenizer_loss
 
 
@@ -60,3 +64,18 @@ def test_tokenizer_loss_adds_joint_terms_with_stats():
     assert set(parts) - set(plain_parts) == {"joint_m", "joint_vel_m"}
     expected = float(plain.detach()) + 2.0 * parts["joint_m"] + 1.0 * parts["joint_vel_m"]
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_foot_contact_loss_counts_only_planted_feet():
+    f = torch.from_numpy(_features(("walker_turn_right0",))).float()
+    mean, std = torch.zeros(LAYOUT.dim), torch.ones(LAYOUT.dim)
+    c = LAYOUT.groups["contact"]
+    ankles = [LAYOUT.skeleton.index("left_ankle"), LAYOUT.skeleton.index("right_ankle")]
+    target = f.clone()
+    target[..., c] = 0.0  # no foot planted: nothing to penalise
+    assert float(foot_contact_loss(f, target, mean, std)) == 0.0
+    target[..., c] = 1.0  # both planted throughout: the mean squared ankle step
+    feet = torch_joints_from_features(f)[..., ankles, :]
+    expected = feet.diff(dim=-3).pow(2).sum(-1).mean()
+    torch.testing.assert_close(foot_contact_loss(f, target, mean, std), expected)
+    assert float(expected) > 0.0

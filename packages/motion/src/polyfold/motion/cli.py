@@ -222,6 +222,8 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     p_uncond: Annotated[float, typer.Option(help="EMDM: caption drop rate (CFG).")] = 0.0,
     guidance: Annotated[float, typer.Option(help="EMDM: default CFG scale (card).")] = 1.0,
+    geo_weight: Annotated[float, typer.Option(help="EMDM: world joint geometric loss.")] = 0.0,
+    foot_weight: Annotated[float, typer.Option(help="EMDM: foot contact loss.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
     force: Force = False,
@@ -268,7 +270,8 @@ def train_cmd(
                    command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors")
         return
-    cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
+    cfg = {"p_uncond": p_uncond, "guidance": guidance, "geo_weight": geo_weight,
+           "foot_weight": foot_weight} if model == "emdm" else {}  # fmt: skip
     train_motion_model(
         model, d, text, out,
         TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]

@@ -2,8 +2,10 @@
 
 The same integration as :func:`polyfold.motion.features.joints_from_features` (cumulative
 yaw, root xz velocity turned into the world frame and summed, root-relative joints turned by
-the facing yaw), so a loss can see the integrated root trajectory, and
-:func:`joint_position_loss` scores reconstructions in metres on it.
+the facing yaw), so a loss can see the integrated root trajectory:
+:func:`joint_position_loss` scores reconstructions in metres on it, and
+:func:`foot_contact_loss` is MDM's and EMDM's geometric foot term (no ankle motion while the
+target's foot is in contact).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import Tensor
 from polyfold.core.errors import InputError
 from polyfold.motion.features import LAYOUT, FeatureLayout
 
-__all__ = ["joint_position_loss", "torch_joints_from_features"]
+__all__ = ["foot_contact_loss", "joint_position_loss", "torch_joints_from_features"]
 
 
 def _turn(yaw: Tensor, v: Tensor) -> Tensor:
@@ -51,3 +53,17 @@ def joint_position_loss(
     pos = (pred - true).abs().mean()
     vel = (pred.diff(dim=-3) - true.diff(dim=-3)).abs().mean()
     return pos, vel
+
+
+def foot_contact_loss(
+    recon: Tensor, target: Tensor, mean: Tensor, std: Tensor, layout: FeatureLayout = LAYOUT
+) -> Tensor:
+    """Mean squared ankle displacement (metres per frame) of the joints recovered from
+    normalised rows ``recon (B, T, D)`` on the frames where ``target``'s contact features say
+    that foot is on the ground; zero when the reconstruction keeps planted feet still."""
+    sk = layout.skeleton
+    ankles = [sk.index("left_ankle"), sk.index("right_ankle")]
+    feet = torch_joints_from_features(recon * std + mean, layout)[..., ankles, :]
+    c = layout.groups["contact"]
+    contact = ((target[..., c] * std[c] + mean[c]) > 0.5).to(recon.dtype)[..., 1:, :]
+    return (feet.diff(dim=-3).pow(2).sum(-1) * contact).mean()
