@@ -54,7 +54,8 @@ def test_joint_loss_zero_on_perfect_reconstruction_and_positive_otherwise():
 def test_tokenizer_loss_adds_joint_terms_with_stats():
     torch.manual_seed(0)
     model = MotionTokenizer(feature_dim=LAYOUT.dim, width=16, code_dim=8, num_codes=16,
-                            num_quantizers=2, blocks=1, joint_weight=2.0)  # fmt: skip
+                            num_quantizers=2, blocks=1, joint_weight=2.0,
+                            joint_vel_weight=0.5)  # fmt: skip
     x = torch.randn(2, 16, LAYOUT.dim)
     denorm = (torch.zeros(LAYOUT.dim), torch.full((LAYOUT.dim,), 0.1))
     torch.manual_seed(1)
@@ -62,7 +63,7 @@ def test_tokenizer_loss_adds_joint_terms_with_stats():
     torch.manual_seed(1)
     plain, plain_parts = tokenizer_loss(model.eval(), x)
     assert set(parts) - set(plain_parts) == {"joint_m", "joint_vel_m"}
-    expected = float(plain.detach()) + 2.0 * parts["joint_m"] + 1.0 * parts["joint_vel_m"]
+    expected = float(plain.detach()) + 2.0 * parts["joint_m"] + 0.5 * parts["joint_vel_m"]
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 

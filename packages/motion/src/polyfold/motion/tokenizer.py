@@ -24,7 +24,11 @@ __all__ = ["MotionTokenizer", "TokenizerConfig", "tokenizer_loss"]
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """``num_quantizers = 1`` is a VQ-VAE, more an RVQ-VAE (MoMask-style)."""
+    """``num_quantizers = 1`` is a VQ-VAE, more an RVQ-VAE (MoMask-style). ``root_weight``
+    weights the root-track features; ``joint_weight`` and ``joint_vel_weight`` the world joint
+    position and velocity terms of :func:`tokenizer_loss` (0: off, as the shipped tokenizer
+    was trained; ``root_weight=25, joint_weight=joint_vel_weight=1`` cut held-out MPJPE from
+    158.5 to 120.9 mm at 3,000 steps)."""
 
     feature_dim: int = 155
     width: int = 128
@@ -39,8 +43,8 @@ class TokenizerConfig:
     commitment: float = 0.02
     root_dims: int = 4
     root_weight: float = 5.0
-    joint_weight: float = 1.0
-    joint_vel_weight: float = 1.0
+    joint_weight: float = 0.0
+    joint_vel_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("feature_dim", "width", "code_dim", "num_codes", "num_quantizers"):
