@@ -102,6 +102,7 @@ def main() -> None:
     summary: dict[str, Any] = {
         "rvq_mpjpe_mm": tok_metrics["mpjpe_mm"],
         "rvq_mpjpe_mm_true_root": tok_metrics["mpjpe_mm_true_root"],
+        "rvq_mpjpe_mm_first_codebook": tok_metrics["mpjpe_mm_first_codebook"],
         "rvq_usage": tok_metrics["usage"],
         "rvq_perplexity": tok_metrics["perplexity"],
         "real_fid_floor": floor,

@@ -85,6 +85,19 @@ def test_emdm_guidance_zero_ignores_the_caption(tiny, tmp_path):
     assert not np.allclose(model.sample(text[:2], 8, seed=3), model.sample(text[2:4], 8, seed=3))
 
 
+def test_emdm_geometric_terms_are_logged_and_change_training(tiny, tmp_path):
+    data, text = tiny
+    plain = TrainSettings(steps=2, batch_size=4)
+    geo = TrainSettings(steps=2, batch_size=4, geo_weight=1.0, foot_weight=1.0)
+    train_motion_model("emdm", data, text, tmp_path / "a", plain, width=16, layers=1, quiet=True)
+    train_motion_model("emdm", data, text, tmp_path / "b", geo, width=16, layers=1, quiet=True)
+    a, b = load_motion_model(tmp_path / "a" / "model"), load_motion_model(tmp_path / "b" / "model")
+    assert "joint_m" not in a.card["final_parts"]
+    assert {"joint_m", "foot"} <= set(b.card["final_parts"])
+    assert b.card["train"]["geo_weight"] == 1.0
+    assert not torch.equal(a.net.out.weight, b.net.out.weight)
+
+
 def test_train_rejects_unknown_kind(tiny, tmp_path):
     with pytest.raises(InputError, match="--model: expected one of emdm, ddpm"):
         train_motion_model("gan", *tiny, tmp_path)

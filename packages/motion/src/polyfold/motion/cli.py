@@ -153,6 +153,8 @@ def train_tokenizer_cmd(
     width: Annotated[int, typer.Option(help="Convolution channels.")] = 64,
     codes: Annotated[int, typer.Option(help="Entries per codebook.")] = 256,
     quantizers: Annotated[int, typer.Option(help="Residual codebooks (1: VQ-VAE).")] = 4,
+    root_weight: Annotated[float, typer.Option(help="Weight of the root-track features.")] = 5.0,
+    joint_weight: Annotated[float, typer.Option(help="World joint position/velocity loss.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
@@ -169,7 +171,8 @@ def train_tokenizer_cmd(
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
-                          num_quantizers=quantizers, blocks=1)  # fmt: skip
+                          num_quantizers=quantizers, blocks=1, root_weight=root_weight,
+                          joint_weight=joint_weight, joint_vel_weight=joint_weight)  # fmt: skip
     _, metrics = train_tokenizer(
         d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
         command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
@@ -219,6 +222,8 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     p_uncond: Annotated[float, typer.Option(help="EMDM: caption drop rate (CFG).")] = 0.0,
     guidance: Annotated[float, typer.Option(help="EMDM: default CFG scale (card).")] = 1.0,
+    geo_weight: Annotated[float, typer.Option(help="EMDM: world joint geometric loss.")] = 0.0,
+    foot_weight: Annotated[float, typer.Option(help="EMDM: foot contact loss.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
     force: Force = False,
@@ -273,7 +278,8 @@ def train_cmd(
                    command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors")
         return
-    cfg = {"p_uncond": p_uncond, "guidance": guidance} if model == "emdm" else {}
+    cfg = {"p_uncond": p_uncond, "guidance": guidance, "geo_weight": geo_weight,
+           "foot_weight": foot_weight} if model == "emdm" else {}  # fmt: skip
     train_motion_model(
         model, d, text, out,
         TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]

@@ -12,9 +12,11 @@ MiniLM vector, trained through core's :class:`~polyfold.core.train.Trainer`:
   from the data by the forward process) against generated ones, with core's WGAN-GP losses, so
   that each large step models the multimodal ``p(x_s | x_t, c)`` (denoising diffusion GAN), plus
   the reconstruction term ``||x0_hat - x0||^2`` and the paper's geometric (velocity) term on
-  frame differences ``||diff(x0_hat) - diff(x0)||^2``. Generator and critic train in one
-  Trainer step: the generator's adversarial term scores with a detached copy of the critic's
-  weights, the critic sees the generated step detached.
+  frame differences ``||diff(x0_hat) - diff(x0)||^2``; optionally (``geo_weight``,
+  ``foot_weight``) the paper's geometric terms on the recovered world joints: position and
+  velocity error in metres, and ankle motion where the real foot is in contact. Generator and
+  critic train in one Trainer step: the generator's adversarial term scores with a detached
+  copy of the critic's weights, the critic sees the generated step detached.
 
 Model files keep the feature normalisation (``mean``, ``std``) and a card with ``kind``, steps,
 the path and the command.
@@ -39,6 +41,7 @@ from polyfold.core.paths import DiscreteDDPM
 from polyfold.core.samplers import get_sampler, uniform_t_grid
 from polyfold.motion.dataset import MotionDataset
 from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
+from polyfold.motion.features_torch import foot_contact_loss, joint_position_loss
 from polyfold.motion.trainer import motion_trainer
 
 __all__ = [
@@ -123,13 +126,20 @@ class TrainSettings:
     vel_weight: float = 1.0
     adv_weight: float = 0.02
     gp_weight: float = 1.0
+    geo_weight: float = 0.0
+    foot_weight: float = 0.0
     p_uncond: float = 0.0
     guidance: float = 1.0
     seed: int = 0
 
 
 def _emdm_loss(
-    pair: _EMDMPair, x0: Tensor, text: Tensor, g: torch.Generator, s: TrainSettings
+    pair: _EMDMPair,
+    x0: Tensor,
+    text: Tensor,
+    g: torch.Generator,
+    s: TrainSettings,
+    denorm: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     path = motion_path()
     b = x0.shape[0]
@@ -161,7 +171,13 @@ def _emdm_loss(
     rec = ((x0_hat - x0) ** 2).mean()
     vel = ((x0_hat.diff(dim=1) - x0.diff(dim=1)) ** 2).mean()
     parts.update(rec=float(rec.detach()), vel=float(vel.detach()))
-    return loss_d + s.adv_weight * adv + s.rec_weight * rec + s.vel_weight * vel, parts
+    loss = loss_d + s.adv_weight * adv + s.rec_weight * rec + s.vel_weight * vel
+    if denorm is not None and (s.geo_weight > 0 or s.foot_weight > 0):
+        pos, jvel = joint_position_loss(x0_hat, x0, *denorm)
+        foot = foot_contact_loss(x0_hat, x0, *denorm)
+        loss = loss + s.geo_weight * (pos + jvel) + s.foot_weight * foot
+        parts.update(joint_m=float(pos.detach()), foot=float(foot.detach()))
+    return loss, parts
 
 
 def train_motion_model(
@@ -194,10 +210,11 @@ def train_motion_model(
     stats: dict[str, float] = {}
     module: nn.Module
     if kind == "emdm":
+        denorm = (torch.from_numpy(mean).float(), torch.from_numpy(std).float())
         module = _EMDMPair(net, MotionCritic(feature_dim=d, text_dim=int(text.shape[-1])))
 
         def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-            loss, parts = _emdm_loss(m, batch[0], batch[1], g, s)  # type: ignore[arg-type]
+            loss, parts = _emdm_loss(m, batch[0], batch[1], g, s, denorm)  # type: ignore[arg-type]
             stats.update(parts)
             return loss
     else:

@@ -54,9 +54,10 @@ def train_tokenizer(
     x = torch.from_numpy(norm[data.indices("train")]).float()
     model = MotionTokenizer(**cfg.__dict__)
     stats: dict[str, float] = {}
+    denorm = (torch.from_numpy(mean).float(), torch.from_numpy(std).float())
 
     def loss_fn(m: torch.nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        loss, parts = tokenizer_loss(m, batch)  # type: ignore[arg-type]
+        loss, parts = tokenizer_loss(m, batch, denorm)  # type: ignore[arg-type]
         stats.update(parts)
         return loss
 
