@@ -129,4 +129,4 @@ def test_edit_cli_reports_bad_input(mmm: MMM, monkeypatch, capsys, tmp_path) -> 
     assert "--mode" in text
     code, text = run("walk", "--model", "emdm", "--start", "1", "--end", "5", "--out", "x")
     assert code == 2
-    assert "needs an MMM model" in text
+    assert "needs an MMM or BiPO model" in text
