@@ -74,8 +74,9 @@ def prepare(
 
 def _start_training(
     out: Path, steps: int, batch_size: int, lr: float, *, resume: bool, force: bool, quiet: bool
-) -> None:
-    """Check the optimisation options and prepare ``out`` (say where a resumed run stands)."""
+) -> int:
+    """Check the optimisation options and prepare ``out`` (say where a resumed run stands);
+    the steps already done."""
     _single_thread()
     check_int("--steps", steps, 1)
     check_int("--batch-size", batch_size, 1)
@@ -84,6 +85,14 @@ def _start_training(
     done = prepare_training_out(out, resume=resume, force=force)
     if done is not None and not quiet:
         typer.echo(resuming_line(done, steps, out))
+    return done or 0
+
+
+def _training_bar(steps: int, description: str, done: int, quiet: bool) -> Progress:
+    """The training progress bar, starting at the steps a resumed run has already done."""
+    bar = Progress(steps, description, quiet=quiet)
+    bar.completed = min(done, steps)
+    return bar
 
 
 @app.command()
@@ -105,9 +114,9 @@ def train(
     """Train the autoencoder (f0 + loudness -> GRU -> harmonic + noise synth -> reverb)."""
     from polyfold.ddsp.train import fit_autoencoder
 
-    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
+    done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     c = _clips(data, instrument, clips, "train", quiet)
-    with Progress(steps, "training", quiet=quiet) as bar:
+    with _training_bar(steps, "training", done, quiet) as bar:
         path = fit_autoencoder(
             c, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
             progress=bar.trainer_update,
@@ -230,8 +239,8 @@ def train_vocoder(
     from polyfold.ddsp.vocoder_train import fit_vocoder
 
     check_int("--utterances", utterances, 1)
-    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
-    with Progress(steps, "training the vocoder", quiet=quiet) as bar:
+    done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
+    with _training_bar(steps, "training the vocoder", done, quiet) as bar:
         path = fit_vocoder(
             corpus, out, utterances=utterances, steps=steps, batch_size=batch_size, lr=lr,
             seed=seed, resume=resume, progress=bar.trainer_update,
