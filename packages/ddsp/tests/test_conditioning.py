@@ -107,3 +107,19 @@ def test_resuming_a_finished_run_shows_its_steps_done(tmp_path: Path, capsys):
     training = [ln for ln in captured.err.splitlines() if ln.startswith("training:")]
     assert training
     assert all(ln.startswith("training: 2/2") for ln in training)
+
+
+def test_model_files_written_before_the_new_fields_keep_their_settings():
+    old = {"hidden": 16, "n_harmonics": 8, "n_noise_bands": 9, "reverb_length": 64}
+    model = DDSPAutoencoder.from_config(old)
+    assert isinstance(model.reverb, Reverb)
+    cfg = model.config
+    ld = torch.tensor([-120.0, -60.0, 0.0])
+    torch.testing.assert_close(
+        scale_loudness(ld, cfg.loudness_mean, cfg.loudness_std), ld / 120 + 1
+    )
+    new = DDSPAutoencoder.from_config({**old, "reverb": "decay", "loudness_mean": -45.0})
+    assert isinstance(new.reverb, DecayReverb)
+    assert new.config.loudness_mean == -45.0
+    with pytest.raises(InputError, match=r"config: .*unexpected keyword"):
+        DDSPAutoencoder.from_config({**old, "width": 3})

@@ -59,6 +59,19 @@ class DDSPConfig:
         if not self.loudness_std > 0:
             raise InputError(f"loudness_std: expected a number > 0, got {self.loudness_std!r}")
 
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> DDSPConfig:
+        """A config read from a model file or checkpoint; files written before the reverb and
+        loudness fields existed get the settings they were trained with (:data:`LEGACY`)."""
+        try:
+            return cls(**{**LEGACY, **config})
+        except TypeError as err:
+            raise InputError(f"config: {err}") from None
+
+
+#: what configs without these fields meant: a free impulse response and loudness / 120 + 1
+LEGACY: dict[str, Any] = {"reverb": "learned", "loudness_mean": -120.0, "loudness_std": 120.0}
+
 
 def _mlp(n_in: int, hidden: int) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -102,10 +115,7 @@ class DDSPAutoencoder(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DDSPAutoencoder:
-        try:
-            return cls(DDSPConfig(**config))
-        except TypeError as err:
-            raise InputError(f"config: {err}") from None
+        return cls(DDSPConfig.from_dict(config))
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)

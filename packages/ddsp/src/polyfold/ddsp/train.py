@@ -76,7 +76,7 @@ def fit_autoencoder(
     if not 0 < crop_seconds <= 60:
         raise InputError(f"crop_seconds: expected a number in (0, 60], got {crop_seconds}")
     if config is None and resume and checkpoint_step(out / "run") is not None:
-        config = DDSPConfig(**saved_model_config(out / "run"))
+        config = DDSPConfig.from_dict(saved_model_config(out / "run"))
     if config is None:
         mean, std = loudness_stats(clips)
         config = DDSPConfig(loudness_mean=round(mean, 3), loudness_std=round(std, 3))
