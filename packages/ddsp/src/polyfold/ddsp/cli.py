@@ -2,7 +2,7 @@
 
     polyfold-ddsp prepare --instrument violin --clips 64 --out data/violin.npz   # fluid-solo
     polyfold-ddsp prepare --wavs my_recordings/ --out data/mine.npz             # your wavs
-    polyfold-ddsp train --instrument violin --steps 700 --out runs/violin
+    polyfold-ddsp train --instrument violin --steps 1000 --out runs/violin
     polyfold-ddsp resynth in.wav --out out.wav                 # the shipped violin model
     polyfold-ddsp transfer voice.wav --model violin --octave 1 --out out.wav
     polyfold-ddsp evaluate --model violin --out metrics.json    # held-out fluid-solo clips
@@ -103,7 +103,7 @@ def train(
     data: Annotated[
         Path | None, typer.Option(help="Clips from `prepare` or a folder of wavs instead.")
     ] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 700,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,

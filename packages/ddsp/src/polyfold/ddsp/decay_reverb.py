@@ -43,6 +43,8 @@ class DecayReverb(nn.Module):
         g = torch.Generator().manual_seed(seed)
         noise = torch.rand(length, generator=g) * 2 - 1
         noise[0] = 0.0
+        self.noise: torch.Tensor
+        self.t: torch.Tensor
         self.register_buffer("noise", noise, persistent=False)
         self.register_buffer("t", torch.arange(length) / float(sample_rate), persistent=False)
         self.log_gain = nn.Parameter(torch.tensor(math.log(gain)))

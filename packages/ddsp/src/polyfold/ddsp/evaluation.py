@@ -27,7 +27,8 @@ STEADY_SEMITONES = 1.0
 
 
 def _loud(loudness: np.ndarray) -> np.ndarray:
-    return loudness > loudness.max(-1, keepdims=True) - 40.0
+    loud: np.ndarray = loudness > loudness.max(-1, keepdims=True) - 40.0
+    return loud
 
 
 def steady_frames(f0: np.ndarray, half_window: int) -> np.ndarray:
@@ -36,7 +37,8 @@ def steady_frames(f0: np.ndarray, half_window: int) -> np.ndarray:
     st = 12 * np.log2(np.asarray(f0, dtype=np.float64))
     padded = np.pad(st, half_window, mode="edge")
     views = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_window + 1)
-    return views.max(-1) - views.min(-1) <= STEADY_SEMITONES
+    steady: np.ndarray = views.max(-1) - views.min(-1) <= STEADY_SEMITONES
+    return steady
 
 
 def pitch_errors(

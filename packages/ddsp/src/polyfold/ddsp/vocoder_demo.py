@@ -26,7 +26,8 @@ def heldout_mel() -> np.ndarray:
     path = Path(str(resources.files("polyfold.ddsp").joinpath("weights", HELDOUT_MEL)))
     if not path.is_file():
         raise InputError(f"{path}: the held-out mel is missing from this install")
-    return np.load(path, allow_pickle=False).astype(np.float32)
+    mel: np.ndarray = np.load(path, allow_pickle=False).astype(np.float32)
+    return mel
 
 
 def vocode_heldout(model: str | Path = "slt") -> tuple[np.ndarray, dict[str, float]]:
