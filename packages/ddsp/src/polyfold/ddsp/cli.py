@@ -2,7 +2,7 @@
 
     polyfold-ddsp prepare --instrument violin --clips 64 --out data/violin.npz   # fluid-solo
     polyfold-ddsp prepare --wavs my_recordings/ --out data/mine.npz             # your wavs
-    polyfold-ddsp train --instrument violin --steps 700 --out runs/violin
+    polyfold-ddsp train --instrument violin --steps 1000 --out runs/violin
     polyfold-ddsp resynth in.wav --out out.wav                 # the shipped violin model
     polyfold-ddsp transfer voice.wav --model violin --octave 1 --out out.wav
     polyfold-ddsp evaluate --model violin --out metrics.json    # held-out fluid-solo clips
@@ -74,8 +74,9 @@ def prepare(
 
 def _start_training(
     out: Path, steps: int, batch_size: int, lr: float, *, resume: bool, force: bool, quiet: bool
-) -> None:
-    """Check the optimisation options and prepare ``out`` (say where a resumed run stands)."""
+) -> int:
+    """Check the optimisation options and prepare ``out`` (say where a resumed run stands);
+    the steps already done."""
     _single_thread()
     check_int("--steps", steps, 1)
     check_int("--batch-size", batch_size, 1)
@@ -84,6 +85,14 @@ def _start_training(
     done = prepare_training_out(out, resume=resume, force=force)
     if done is not None and not quiet:
         typer.echo(resuming_line(done, steps, out))
+    return done or 0
+
+
+def _training_bar(steps: int, description: str, done: int, quiet: bool) -> Progress:
+    """The training progress bar, starting at the steps a resumed run has already done."""
+    bar = Progress(steps, description, quiet=quiet)
+    bar.completed = min(done, steps)
+    return bar
 
 
 @app.command()
@@ -94,7 +103,7 @@ def train(
     data: Annotated[
         Path | None, typer.Option(help="Clips from `prepare` or a folder of wavs instead.")
     ] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 700,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -105,9 +114,9 @@ def train(
     """Train the autoencoder (f0 + loudness -> GRU -> harmonic + noise synth -> reverb)."""
     from polyfold.ddsp.train import fit_autoencoder
 
-    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
+    done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     c = _clips(data, instrument, clips, "train", quiet)
-    with Progress(steps, "training", quiet=quiet) as bar:
+    with _training_bar(steps, "training", done, quiet) as bar:
         path = fit_autoencoder(
             c, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
             progress=bar.trainer_update,
@@ -230,8 +239,8 @@ def train_vocoder(
     from polyfold.ddsp.vocoder_train import fit_vocoder
 
     check_int("--utterances", utterances, 1)
-    _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
-    with Progress(steps, "training the vocoder", quiet=quiet) as bar:
+    done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
+    with _training_bar(steps, "training the vocoder", done, quiet) as bar:
         path = fit_vocoder(
             corpus, out, utterances=utterances, steps=steps, batch_size=batch_size, lr=lr,
             seed=seed, resume=resume, progress=bar.trainer_update,

@@ -18,6 +18,7 @@ from torch import nn
 from polyfold.core.errors import InputError
 from polyfold.core.export import register_model
 from polyfold.ddsp.checks import check_tensor
+from polyfold.ddsp.decay_reverb import DecayReverb
 from polyfold.ddsp.fluid import HOP, SAMPLE_RATE
 from polyfold.ddsp.processors import (
     Reverb,
@@ -40,6 +41,11 @@ class DDSPConfig:
     reverb_length: int = 8000
     sample_rate: int = SAMPLE_RATE
     hop: int = HOP
+    #: "decay" (exponentially decaying noise: gain and decay learned) or "learned" (every tap)
+    reverb: str = "decay"
+    #: the decoder's loudness input is ``(loudness - mean) / std`` (dB; the training set's)
+    loudness_mean: float = -60.0
+    loudness_std: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("hidden", "n_harmonics", "reverb_length", "sample_rate", "hop"):
@@ -48,6 +54,23 @@ class DDSPConfig:
                 raise InputError(f"{name}: expected an integer >= 2, got {v!r}")
         if not isinstance(self.n_noise_bands, int) or self.n_noise_bands < 3:
             raise InputError(f"n_noise_bands: expected an integer >= 3, got {self.n_noise_bands!r}")
+        if self.reverb not in ("decay", "learned"):
+            raise InputError(f"reverb: expected 'decay' or 'learned', got {self.reverb!r}")
+        if not self.loudness_std > 0:
+            raise InputError(f"loudness_std: expected a number > 0, got {self.loudness_std!r}")
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> DDSPConfig:
+        """A config read from a model file or checkpoint; files written before the reverb and
+        loudness fields existed get the settings they were trained with (:data:`LEGACY`)."""
+        try:
+            return cls(**{**LEGACY, **config})
+        except TypeError as err:
+            raise InputError(f"config: {err}") from None
+
+
+#: what configs without these fields meant: a free impulse response and loudness / 120 + 1
+LEGACY: dict[str, Any] = {"reverb": "learned", "loudness_mean": -120.0, "loudness_std": 120.0}
 
 
 def _mlp(n_in: int, hidden: int) -> nn.Sequential:
@@ -66,9 +89,9 @@ def scale_f0(f0: torch.Tensor) -> torch.Tensor:
     return (69 + 12 * torch.log2(f0.clamp_min(1.0) / 440.0)) / 127
 
 
-def scale_loudness(loudness: torch.Tensor) -> torch.Tensor:
-    """dB (about -120..0) to about 0..1."""
-    return loudness / 120.0 + 1.0
+def scale_loudness(loudness: torch.Tensor, mean: float = -60.0, std: float = 20.0) -> torch.Tensor:
+    """dB to the decoder's input: standardised by the training set's mean and deviation."""
+    return (loudness - mean) / std
 
 
 @register_model("ddsp.DDSPAutoencoder")
@@ -84,14 +107,15 @@ class DDSPAutoencoder(nn.Module):
         self.gru = nn.GRU(2 * h, h, batch_first=True)
         self.out_mlp = _mlp(h + 2 * h, h)
         self.dense = nn.Linear(h, 1 + cfg.n_harmonics + cfg.n_noise_bands)
-        self.reverb = Reverb(cfg.reverb_length)
+        self.reverb: nn.Module = (
+            DecayReverb(cfg.reverb_length, cfg.sample_rate)
+            if cfg.reverb == "decay"
+            else Reverb(cfg.reverb_length)
+        )
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DDSPAutoencoder:
-        try:
-            return cls(DDSPConfig(**config))
-        except TypeError as err:
-            raise InputError(f"config: {err}") from None
+        return cls(DDSPConfig.from_dict(config))
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
@@ -108,7 +132,8 @@ class DDSPAutoencoder(nn.Module):
         if bool((f0 <= 0).any()):
             raise InputError("f0: expected frequencies > 0 Hz")
         a = self.f0_mlp(scale_f0(f0)[..., None])
-        b = self.ld_mlp(scale_loudness(loudness)[..., None])
+        cfg = self.config
+        b = self.ld_mlp(scale_loudness(loudness, cfg.loudness_mean, cfg.loudness_std)[..., None])
         x = torch.cat([a, b], -1)
         y, _ = self.gru(x)
         out = self.dense(self.out_mlp(torch.cat([y, x], -1)))

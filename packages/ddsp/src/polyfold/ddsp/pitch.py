@@ -12,7 +12,15 @@ import numpy as np
 
 from polyfold.core.errors import InputError
 
-__all__ = ["track_f0"]
+__all__ = ["track_f0", "yin_frame_length"]
+
+
+def yin_frame_length(sample_rate: int, fmin: float) -> int:
+    """YIN's analysis window (samples): a power of two >= 1024 holding two periods of ``fmin``."""
+    frame = 1024
+    while sample_rate / fmin >= frame / 2:
+        frame *= 2
+    return frame
 
 
 def track_f0(
@@ -32,9 +40,7 @@ def track_f0(
     if n < 1:
         raise InputError(f"audio: expected at least {hop} samples, got {len(audio)}")
     x = np.asarray(audio, dtype=np.float64)
-    frame = 1024
-    while sample_rate / fmin >= frame / 2:  # YIN needs two periods of the lowest f0
-        frame *= 2
+    frame = yin_frame_length(sample_rate, fmin)
     f0 = librosa.yin(x, fmin=fmin, fmax=min(fmax, sample_rate / 4), sr=sample_rate,
                      frame_length=frame, hop_length=hop, center=True)[:n]  # fmt: skip
     rms = librosa.feature.rms(y=x, frame_length=frame, hop_length=hop, center=True)[0, :n]

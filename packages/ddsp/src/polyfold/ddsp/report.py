@@ -24,6 +24,8 @@ def spectrogram_png(
     return png_bytes((rgb * 255).astype(np.uint8))
 
 
-def add_audio(report: Report, title: str, audio: np.ndarray) -> None:
+def add_audio(
+    report: Report, title: str, audio: np.ndarray, sample_rate: int = SAMPLE_RATE
+) -> None:
     """A labelled player and the spectrogram of ``audio``."""
-    report.media(title, wav=wav_bytes(audio, SAMPLE_RATE, what=title), png=spectrogram_png(audio))
+    report.media(title, wav=wav_bytes(audio, sample_rate, what=title), png=spectrogram_png(audio))

@@ -9,16 +9,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import save_model
+from polyfold.core.progress import checkpoint_step, saved_model_config
 from polyfold.core.train import Trainer, load_weights
 from polyfold.ddsp.data import Clips
+from polyfold.ddsp.loudness import RANGE_DB
 from polyfold.ddsp.model import DDSPAutoencoder, DDSPConfig
 from polyfold.ddsp.spectral import multiscale_spectral_loss
 
-__all__ = ["crop_loss", "fit_autoencoder"]
+__all__ = ["crop_loss", "fit_autoencoder", "loudness_stats"]
+
+
+def loudness_stats(clips: Clips) -> tuple[float, float]:
+    """Mean and standard deviation (dB) of the clips' loudness over the frames above the floor
+    (silence, at -120 dB, left out): the decoder's input standardisation."""
+    ld = np.asarray(clips.loudness, dtype=np.float64)
+    sounding = ld[ld > -RANGE_DB + 1e-3]
+    if sounding.size < 2:
+        raise InputError("clips: expected frames above the loudness floor (the clips are silent)")
+    return float(sounding.mean()), float(max(sounding.std(), 1.0))
 
 
 def crop_loss(
@@ -54,12 +67,20 @@ def fit_autoencoder(
     progress: Callable[[int, float, float], None] | None = None,
     command: str | None = None,
 ) -> Path:
-    """Train on ``clips`` in ``out/run``; write ``out/model`` (EMA weights) and return it."""
+    """Train on ``clips`` in ``out/run``; write ``out/model`` (EMA weights) and return it.
+
+    Without ``config``: the run's own on ``resume``, else :class:`DDSPConfig` defaults with the
+    clips' :func:`loudness_stats`."""
     check_int("steps", steps, 1)
     check_int("batch_size", batch_size, 1)
     if not 0 < crop_seconds <= 60:
         raise InputError(f"crop_seconds: expected a number in (0, 60], got {crop_seconds}")
-    cfg = config or DDSPConfig()
+    if config is None and resume and checkpoint_step(out / "run") is not None:
+        config = DDSPConfig.from_dict(saved_model_config(out / "run"))
+    if config is None:
+        mean, std = loudness_stats(clips)
+        config = DDSPConfig(loudness_mean=round(mean, 3), loudness_std=round(std, 3))
+    cfg = config
     torch.manual_seed(seed)
     model = DDSPAutoencoder(cfg)
     crop = max(1, round(crop_seconds * cfg.sample_rate / cfg.hop))
