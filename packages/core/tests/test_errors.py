@@ -13,6 +13,7 @@ from polyfold.core.errors import (
     EXIT_INTERRUPTED,
     InputError,
     PolyfoldError,
+    check_number,
     exit_on_input_error,
     reading,
 )
@@ -163,3 +164,13 @@ def test_run_app_os_error_and_interrupt_and_bug(tmp_path):
     assert "KeyError" in bug.stderr
     assert usage.returncode == 2  # click's usage error keeps its message and status
     assert "Invalid value" in usage.stderr
+
+
+def test_check_number_accepts_finite_numbers_in_range_and_names_the_bad_one():
+    assert check_number("w", 0) == 0.0
+    assert check_number("w", 2.5, 1.0, strict=True) == 2.5
+    for bad in (-0.1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(InputError, match=r"^w: expected a finite number >= 0, got"):
+            check_number("w", bad)
+    with pytest.raises(InputError, match=r"^lr: expected a finite number > 0, got 0"):
+        check_number("lr", 0, strict=True)

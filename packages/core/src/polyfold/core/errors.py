@@ -29,6 +29,7 @@ __all__ = [
     "NonFiniteError",
     "PolyfoldError",
     "check_int",
+    "check_number",
     "exit_on_input_error",
     "is_finite_number",
     "is_int",
@@ -71,6 +72,17 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_number(name: str, value: object, minimum: float = 0.0, *, strict: bool = False) -> float:
+    """``value`` as a float if it is a finite number ``>= minimum`` (``> minimum`` when
+    ``strict``); otherwise an :class:`InputError` naming ``name``."""
+    if not is_finite_number(value) or (
+        float(value) <= minimum if strict else float(value) < minimum  # type: ignore[arg-type]
+    ):
+        bound = f"{'>' if strict else '>='} {minimum:g}"
+        raise InputError(f"{name}: expected a finite number {bound}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def os_error_message(err: OSError) -> str:

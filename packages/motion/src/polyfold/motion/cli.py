@@ -162,17 +162,25 @@ def train_tokenizer_cmd(
     quiet: Quiet = False,
 ) -> None:
     """Train a VQ-VAE / RVQ-VAE motion tokenizer; writes OUT/tokenizer.safetensors + .json."""
+    import dataclasses
     import sys
 
     from polyfold.core.progress import prepare_training_out
     from polyfold.motion.tokenizer import TokenizerConfig
     from polyfold.motion.train_tokenizer import train_tokenizer
 
+    cfg = TokenizerConfig(
+        width=width,
+        num_codes=codes,
+        num_quantizers=quantizers,
+        blocks=1,
+        root_weight=root_weight,
+        joint_weight=joint_weight,
+        joint_vel_weight=joint_weight,
+    )  # fmt: skip (checked before --out)
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
-    cfg = TokenizerConfig(feature_dim=int(d.features.shape[-1]), width=width, num_codes=codes,
-                          num_quantizers=quantizers, blocks=1, root_weight=root_weight,
-                          joint_weight=joint_weight, joint_vel_weight=joint_weight)  # fmt: skip
+    cfg = dataclasses.replace(cfg, feature_dim=int(d.features.shape[-1]))
     _, metrics = train_tokenizer(
         d, out, cfg, steps=steps, batch_size=batch_size, seed=seed, quiet=quiet,
         command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,

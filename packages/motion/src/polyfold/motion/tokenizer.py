@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_number
 from polyfold.core.export import register_model
 from polyfold.motion.features_torch import joint_position_loss
 from polyfold.motion.quantizers import QuantizerOutput, ResidualQuantizer
@@ -50,6 +50,8 @@ class TokenizerConfig:
         for name in ("feature_dim", "width", "code_dim", "num_codes", "num_quantizers"):
             if getattr(self, name) < 1:
                 raise InputError(f"tokenizer {name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("commitment", "root_weight", "joint_weight", "joint_vel_weight"):
+            check_number(f"tokenizer {name}", getattr(self, name))
 
 
 class _ResBlock(nn.Module):
