@@ -46,6 +46,16 @@ def test_convert_refuses_to_overwrite_and_needs_a_source(tmp_path):
         _run("convert", "--procshape", "sofa", "--out", str(tmp_path / "z.msdf"))
 
 
+def test_train_checks_its_options_before_touching_out(tmp_path):
+    from polyfold.core.errors import InputError
+
+    for args, message in ((("--geometry-weight", "0"), "--geometry-weight: expected a finite"),
+                          (("--refine", "-3"), "--refine: expected an integer >= 0")):  # fmt: skip
+        with pytest.raises(InputError, match=message):
+            _run("train", "--class", "chair", *args, "--out", str(tmp_path / "run"))
+        assert not (tmp_path / "run").exists()
+
+
 def test_train_the_point_baseline_and_sample_an_msdf_model(tmp_path):
     from polyfold.core.errors import InputError
     from polyfold.shape.generate import load_flow

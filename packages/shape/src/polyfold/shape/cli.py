@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from polyfold.core.cli import domain_app, run_app
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 from polyfold.core.outputs import Force, check_output_file, prepare_output_dir, write_text
 from polyfold.core.progress import Progress, Quiet, prepare_training_out
 
@@ -171,6 +171,8 @@ def train(
     )
 
     check_int("--per-class", per_class, 1)
+    check_int("--refine", refine, 0)
+    check_number("--geometry-weight", geometry_weight, strict=True)
     if tokens not in ("msdf", "points"):
         raise InputError(f"--tokens: expected msdf or points, got {tokens!r}")
     resumed = prepare_training_out(out, resume=resume, force=force)
@@ -211,7 +213,7 @@ def train(
             shapes = procshape_msdfs(
                 names,
                 per_class,
-                replace(TRAIN_CONVERT, n=grids, k=k, steps=check_int("--refine", refine, 0)),
+                replace(TRAIN_CONVERT, n=grids, k=k, steps=refine),
                 progress=lambda i, _n: bar.update(i),
             )
     cfg = FlowConfig(
