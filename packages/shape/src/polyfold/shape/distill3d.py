@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from polyfold.core.distill import (
 )
 from polyfold.core.errors import InputError, check_int
 from polyfold.shape.msdf import BOUND
-from polyfold.shape.teachers import ExactTeacher
+from polyfold.shape.teachers import ExactTeacher, RenderPosterior
 from polyfold.shape.volrender import Cameras, GridSDF, render, sphere_grid
 
 __all__ = [
@@ -92,6 +93,7 @@ class DistillConfig:
     delta_t: float = 0.05
     inversion_steps: int = 32  # the exact teacher is cheap; 4 steps misalign ISM/TSM
     clip: float | None = None  # pixel-wise clipping; default: 1.0 for tsm, off otherwise
+    aux: str = "net"  # "exact": the ideal auxiliary (a diagnostic, see distill)
     aux_width: int = 32
     aux_lr: float = 1e-3
     aux_warmup: int = 100
@@ -111,6 +113,8 @@ class DistillConfig:
             raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
         if self.guidance < 0:
             raise InputError(f"--guidance: expected >= 0, got {self.guidance}")
+        if self.aux not in ("net", "exact"):
+            raise InputError(f"aux: expected 'net' or 'exact', got {self.aux!r}")
         if self.weighting not in (None, *WEIGHTINGS):
             raise InputError(
                 f"weighting: expected one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}"
@@ -263,7 +267,7 @@ def distill(
         ]  # particle i owns views i, i + P, ...
         return torch.stack(per, 1).reshape(-1, *per[0].shape[1:])
 
-    if cfg.method == "vsd":
+    if cfg.method == "vsd" and cfg.aux == "net":
         aux = AuxNet(width=cfg.aux_width)
         aux_opt = torch.optim.Adam(aux.parameters(), lr=cfg.aux_lr)
         for _ in range(cfg.aux_warmup):
@@ -286,8 +290,11 @@ def distill(
         if cfg.method == "sds":
             g = sds_gradient(x, prior, **kw)
         elif cfg.method == "vsd":
-            assert aux is not None
-            aux_d = as_denoiser(aux, path, prediction="eps", cond=cams.embedding())
+            aux_d = (
+                as_denoiser(aux, path, prediction="eps", cond=cams.embedding())
+                if aux is not None
+                else _exact_aux(shapes, cams, teacher, rkw)
+            )
             g = vsd_gradient(x, prior, aux_d, **kw)
         else:
             fn = ism_gradient if cfg.method == "ism" else tsm_gradient
@@ -324,6 +331,16 @@ def distill(
     seconds = (time.perf_counter() - t0) / cfg.steps
     grids = torch.stack([s.values.detach() for s in shapes])
     return DistillResult(grids, log, snaps, seconds, asdict(cfg))
+
+
+def _exact_aux(
+    shapes: list[GridSDF], cams: Cameras, teacher: ExactTeacher, rkw: dict[str, Any]
+) -> RenderPosterior:
+    """The ideal auxiliary denoiser: the exact one of the particles' own current renders at
+    each view (widened by the teacher's ``tau``), what the network approximates at best."""
+    with torch.no_grad():
+        own = torch.stack([render(s, cams, **rkw).image() for s in shapes], 1)
+    return RenderPosterior(own, teacher.path, tau=teacher.tau)
 
 
 def _aux_step(
