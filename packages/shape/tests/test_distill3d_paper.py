@@ -93,3 +93,18 @@ def test_ism_weighting_is_the_change_of_the_x0_estimate_over_the_interval():
     assert torch.allclose(g, d_s.x0 - d(x_t, t).x0, atol=1e-9)
     with pytest.raises(InputError, match="weighting"):
         DistillConfig(weighting="snr").check()
+
+
+def test_vsd_with_the_ideal_aux_is_zero_when_the_particles_are_the_targets():
+    from polyfold.shape.distill3d import distill
+    from polyfold.shape.teachers import ExactTeacher
+
+    small = {"grid": 12, "res": 12, "samples": 16, "views": 1, "log_every": 1, "eikonal": 0.0}
+    cfg = DistillConfig(method="vsd", aux="exact", steps=1, particles=2, **small)
+    starts = initial_shapes(cfg, torch.Generator().manual_seed(cfg.seed))
+    teacher = ExactTeacher({"p": starts}, res=12, samples=16, beta=cfg.beta)
+    ideal = distill(teacher, "p", cfg).log[-1]["grad_norm"]
+    sds = distill(teacher, "p", DistillConfig(method="sds", steps=1, particles=2, **small))
+    assert ideal < 1e-4 < sds.log[-1]["grad_norm"]
+    with pytest.raises(InputError, match="aux"):
+        DistillConfig(aux="lora").check()
