@@ -1,15 +1,19 @@
 """Score distillation into 3D: SDS, VSD, ISM and TSM optimise SDF grids through the renderer.
 
-Every method by name shares the renderer, the teacher, the initial shape (a sphere on a dense
-``grid^3`` :class:`~polyfold.shape.volrender.GridSDF`), the optimiser (Adam), the camera draws
-and the time schedule; only the gradient on the renders differs, and each comes from core
-(:mod:`polyfold.core.distill`):
+Every method by name shares the renderer, the teacher, the initial shapes (one particle: a
+sphere on a dense ``grid^3`` :class:`~polyfold.shape.volrender.GridSDF`; several: independent
+random blobs, :func:`initial_shapes`, as ProlificDreamer's particles are separately initialised),
+the optimiser (Adam), the camera draws and the time schedule; only the gradient on the renders
+differs, and each comes from core (:mod:`polyfold.core.distill`), weighted by its paper's
+``w(t)`` (``sigma^2`` for SDS/VSD, LucidDreamer's ``sigma / alpha`` for ISM/TSM):
 
 - ``sds``: :func:`~polyfold.core.distill.sds_gradient`;
 - ``vsd``: :func:`~polyfold.core.distill.vsd_gradient` over ``particles`` shapes, with a small
   camera-conditioned auxiliary score network (:class:`AuxNet`) trained on the particles'
   renders by :func:`~polyfold.core.distill.vsd_aux_loss` (warmed up on the initial renders, then
-  one step per distillation step);
+  one step per distillation step), shared by all particles (it models their joint distribution,
+  so it is not conditioned on the particle); ``aux="exact"`` swaps in the ideal auxiliary, the
+  exact denoiser of the particles' own renders (a diagnostic of the network's share of VSD);
 - ``ism``: :func:`~polyfold.core.distill.ism_gradient` (DDIM inversion with the teacher);
 - ``tsm``: :func:`~polyfold.core.distill.tsm_gradient` with Dreamer XL's pixel-wise gradient
   clipping (each pixel's gradient vector is scaled to norm at most ``clip``).
