@@ -10,9 +10,11 @@ nearest target shape. Summary keys (goals from issue 24, the papers' claims):
 - ``vsd_over_sds_error``, ``ism_over_sds_error``, ``tsm_over_ism_error``: ratios of the final
   error, one particle each, class ``chair`` with 4 chair targets (< 1 each);
 - ``vsd_modes_covered`` / ``sds_modes_covered``: distinct nearest targets of 4 particles over 4
-  distinct targets (chair, table, mug, vase under one label; goal >= 3 and <= 2);
+  distinct targets (chair, table, mug, vase under one label; goal >= 3 and <= 2); the particles
+  are independent random starts (``distill3d.initial_shapes``), the same ones for SDS and VSD;
 - ``tsm_over_ism_error_drift``: TSM's error growth factor over the last half of the run
   (``error(end) / error(half)``) over ISM's (< 1);
+  ISM and TSM use LucidDreamer's weighting ``sigma / alpha``, SDS and VSD DreamFusion's ``sigma^2``;
 - ``seconds_per_step`` (per method, one particle, this CPU) and ``seconds_per_shape``;
 - ``alignment_{sds,ism,tsm}``: a diagnostic, the cosine between each method's descent direction
   at the initial sphere's renders and the way to the nearest target render (mean over 4 times).

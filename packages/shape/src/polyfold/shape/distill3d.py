@@ -1,15 +1,19 @@
 """Score distillation into 3D: SDS, VSD, ISM and TSM optimise SDF grids through the renderer.
 
-Every method by name shares the renderer, the teacher, the initial shape (a sphere on a dense
-``grid^3`` :class:`~polyfold.shape.volrender.GridSDF`), the optimiser (Adam), the camera draws
-and the time schedule; only the gradient on the renders differs, and each comes from core
-(:mod:`polyfold.core.distill`):
+Every method by name shares the renderer, the teacher, the initial shapes (one particle: a
+sphere on a dense ``grid^3`` :class:`~polyfold.shape.volrender.GridSDF`; several: independent
+random blobs, :func:`initial_shapes`, as ProlificDreamer's particles are separately initialised),
+the optimiser (Adam), the camera draws and the time schedule; only the gradient on the renders
+differs, and each comes from core (:mod:`polyfold.core.distill`), weighted by its paper's
+``w(t)`` (``sigma^2`` for SDS/VSD, LucidDreamer's ``sigma / alpha`` for ISM/TSM):
 
 - ``sds``: :func:`~polyfold.core.distill.sds_gradient`;
 - ``vsd``: :func:`~polyfold.core.distill.vsd_gradient` over ``particles`` shapes, with a small
   camera-conditioned auxiliary score network (:class:`AuxNet`) trained on the particles'
   renders by :func:`~polyfold.core.distill.vsd_aux_loss` (warmed up on the initial renders, then
-  one step per distillation step);
+  one step per distillation step), shared by all particles (it models their joint distribution,
+  so it is not conditioned on the particle); ``aux="exact"`` swaps in the ideal auxiliary, the
+  exact denoiser of the particles' own renders (a diagnostic of the network's share of VSD);
 - ``ism``: :func:`~polyfold.core.distill.ism_gradient` (DDIM inversion with the teacher);
 - ``tsm``: :func:`~polyfold.core.distill.tsm_gradient` with Dreamer XL's pixel-wise gradient
   clipping (each pixel's gradient vector is scaled to norm at most ``clip``).
@@ -26,6 +30,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +38,7 @@ from torch import Tensor, nn
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.distill import (
+    SDWeighting,
     ism_gradient,
     sds_gradient,
     surrogate_loss,
@@ -42,12 +48,25 @@ from polyfold.core.distill import (
 )
 from polyfold.core.errors import InputError, check_int
 from polyfold.shape.msdf import BOUND
-from polyfold.shape.teachers import ExactTeacher
+from polyfold.shape.teachers import ExactTeacher, RenderPosterior
 from polyfold.shape.volrender import Cameras, GridSDF, render, sphere_grid
 
-__all__ = ["METHODS", "AuxNet", "DistillConfig", "DistillResult", "distill", "pixel_clip"]
+__all__ = [
+    "METHODS",
+    "AuxNet",
+    "DistillConfig",
+    "DistillResult",
+    "distill",
+    "initial_shapes",
+    "pixel_clip",
+]
 
 METHODS = ("sds", "vsd", "ism", "tsm")
+WEIGHTINGS = ("sigma2", "sigma_over_alpha")
+
+
+def _sigma_over_alpha(alpha: Tensor, sigma: Tensor) -> Tensor:
+    return sigma / alpha
 
 
 @dataclass
@@ -65,7 +84,12 @@ class DistillConfig:
     lr: float = 3e-3
     eikonal: float = 0.1
     init_radius: float = 0.3
-    init_jitter: float = 0.05  # std of each particle's sphere centre (particles > 1 only)
+    # particles > 1: independent random starts (ProlificDreamer's particles are separately
+    # initialised): sphere centre std, radius spread and low-frequency SDF noise amplitude
+    init_jitter: float = 0.1
+    init_radius_spread: float = 0.08
+    init_noise: float = 0.05
+    weighting: str | None = None  # default: "sigma2" for sds/vsd, "sigma_over_alpha" for ism/tsm
     t_lo: float = 0.02
     t_hi: float = 0.98
     t_end: float = 0.5
@@ -73,6 +97,7 @@ class DistillConfig:
     delta_t: float = 0.05
     inversion_steps: int = 32  # the exact teacher is cheap; 4 steps misalign ISM/TSM
     clip: float | None = None  # pixel-wise clipping; default: 1.0 for tsm, off otherwise
+    aux: str = "net"  # "exact": the ideal auxiliary (a diagnostic, see distill)
     aux_width: int = 32
     aux_lr: float = 1e-3
     aux_warmup: int = 100
@@ -92,7 +117,21 @@ class DistillConfig:
             raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
         if self.guidance < 0:
             raise InputError(f"--guidance: expected >= 0, got {self.guidance}")
+        if self.aux not in ("net", "exact"):
+            raise InputError(f"aux: expected 'net' or 'exact', got {self.aux!r}")
+        if self.weighting not in (None, *WEIGHTINGS):
+            raise InputError(
+                f"weighting: expected one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}"
+            )
         return self
+
+    @property
+    def weighting_value(self) -> SDWeighting:
+        """The papers' ``w(t)``: DreamFusion's ``sigma^2`` for SDS and VSD, LucidDreamer's
+        (and Dreamer XL's) ``sigma / alpha`` for ISM and TSM, which makes ISM's gradient the
+        change of the one-step ``x0`` estimate over the interval ``[s, t]``."""
+        name = self.weighting or ("sigma_over_alpha" if self.method in ("ism", "tsm") else "sigma2")
+        return _sigma_over_alpha if name == "sigma_over_alpha" else "sigma2"
 
     @property
     def clip_value(self) -> float | None:
@@ -162,6 +201,28 @@ def _pool(cfg: DistillConfig) -> tuple[Tensor, Tensor]:
     return e.reshape(-1), a.reshape(-1)
 
 
+def initial_shapes(cfg: DistillConfig, gen: torch.Generator) -> list[GridSDF]:
+    """The starting grids: one particle is the centred sphere of ``init_radius``; several are
+    independent draws (centre ``N(0, init_jitter^2)``, radius ``init_radius +-
+    init_radius_spread`` uniform, plus ``init_noise`` times 8 random low-frequency sines)."""
+    if cfg.particles == 1:
+        return [sphere_grid(cfg.grid, cfg.init_radius)]
+    from polyfold.shape.msdf import volume_points
+
+    pts = volume_points(cfg.grid, dtype=torch.float64)
+    out = []
+    for _ in range(cfg.particles):
+        centre = torch.randn(3, generator=gen, dtype=torch.float64) * cfg.init_jitter
+        u = torch.rand(1, generator=gen, dtype=torch.float64).item()
+        radius = cfg.init_radius + cfg.init_radius_spread * (2 * u - 1)
+        k = torch.randn(8, 3, generator=gen, dtype=torch.float64) * (math.pi / BOUND)
+        phase = torch.rand(8, generator=gen, dtype=torch.float64) * (2 * math.pi)
+        bumps = (pts @ k.T + phase).sin().sum(-1) * (cfg.init_noise / math.sqrt(8))
+        sdf = (pts - centre).norm(dim=-1) - radius + bumps
+        out.append(GridSDF(sdf.reshape(cfg.grid, cfg.grid, cfg.grid).float()))
+    return out
+
+
 def snapshot(shapes: list[GridSDF], cams: Cameras, cfg: DistillConfig) -> np.ndarray:
     """Shaded renders of every shape (rows) at ``cams`` (columns), uint8 ``(P*H, V*W)``."""
     with torch.no_grad():
@@ -191,10 +252,7 @@ def distill(
     path = teacher.path
     gen = torch.Generator().manual_seed(cfg.seed)
     n_p = cfg.particles
-    jitter = torch.randn(n_p, 3, generator=gen, dtype=torch.float64) * cfg.init_jitter
-    if n_p == 1:
-        jitter.zero_()
-    shapes = [sphere_grid(cfg.grid, cfg.init_radius, centre=tuple(j.tolist())) for j in jitter]
+    shapes = initial_shapes(cfg, gen)
     opt = torch.optim.Adam([s.values for s in shapes], lr=cfg.lr)
     pool_e, pool_a = _pool(cfg)
     show = Cameras(torch.tensor([20.0, 20.0, 20.0]), torch.tensor([-150.0, -30.0, 90.0]))
@@ -213,7 +271,7 @@ def distill(
         ]  # particle i owns views i, i + P, ...
         return torch.stack(per, 1).reshape(-1, *per[0].shape[1:])
 
-    if cfg.method == "vsd":
+    if cfg.method == "vsd" and cfg.aux == "net":
         aux = AuxNet(width=cfg.aux_width)
         aux_opt = torch.optim.Adam(aux.parameters(), lr=cfg.aux_lr)
         for _ in range(cfg.aux_warmup):
@@ -232,12 +290,15 @@ def distill(
         b = x.shape[0]
         t = cfg.t_lo + (hi - cfg.t_lo) * torch.rand(b, generator=gen, dtype=torch.float64)
         prior = teacher.denoiser(cls, cams, guidance=cfg.guidance)
-        kw = {"path": path, "t": t, "generator": gen}
+        kw = {"path": path, "t": t, "generator": gen, "weighting": cfg.weighting_value}
         if cfg.method == "sds":
             g = sds_gradient(x, prior, **kw)
         elif cfg.method == "vsd":
-            assert aux is not None
-            aux_d = as_denoiser(aux, path, prediction="eps", cond=cams.embedding())
+            aux_d = (
+                as_denoiser(aux, path, prediction="eps", cond=cams.embedding())
+                if aux is not None
+                else _exact_aux(shapes, cams, teacher, rkw)
+            )
             g = vsd_gradient(x, prior, aux_d, **kw)
         else:
             fn = ism_gradient if cfg.method == "ism" else tsm_gradient
@@ -274,6 +335,16 @@ def distill(
     seconds = (time.perf_counter() - t0) / cfg.steps
     grids = torch.stack([s.values.detach() for s in shapes])
     return DistillResult(grids, log, snaps, seconds, asdict(cfg))
+
+
+def _exact_aux(
+    shapes: list[GridSDF], cams: Cameras, teacher: ExactTeacher, rkw: dict[str, Any]
+) -> RenderPosterior:
+    """The ideal auxiliary denoiser: the exact one of the particles' own current renders at
+    each view (widened by the teacher's ``tau``), what the network approximates at best."""
+    with torch.no_grad():
+        own = torch.stack([render(s, cams, **rkw).image() for s in shapes], 1)
+    return RenderPosterior(own, teacher.path, tau=teacher.tau)
 
 
 def _aux_step(
