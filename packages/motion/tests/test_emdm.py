@@ -8,6 +8,7 @@ from polyfold.motion.dataset import DatasetConfig, build_dataset
 from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
 from polyfold.motion.emdm import (
     TrainSettings,
+    drop_captions,
     load_motion_model,
     motion_path,
     posterior_step,
@@ -145,3 +146,78 @@ def test_cli_generate_with_the_shipped_emdm(monkeypatch, capsys, tmp_path):
     assert code == 0, text
     assert np.load(tmp_path / "g" / "00_a_person_cartwheels_then_walks.npy").shape == (30, 15, 3)
     assert (tmp_path / "g" / "preview.gif").is_file()
+
+
+def test_drop_captions_rate_and_errors():
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(4000, 6) + 3.0
+    assert drop_captions(text, 0.0, g) is text  # p = 0 draws nothing
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(0).get_state())
+    out = drop_captions(text, 0.25, g)
+    dropped = (out == 0).all(dim=1)
+    assert float(dropped.float().mean()) == pytest.approx(0.25, abs=0.03)
+    torch.testing.assert_close(out[~dropped], text[~dropped])  # kept rows unchanged
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(InputError, match="p_uncond: expected a number in"):
+            drop_captions(text, bad, g)
+
+
+@pytest.mark.parametrize("kind", ["emdm", "ddpm"])
+def test_caption_dropout_trains_the_null_caption_branch(tiny, tmp_path, kind):
+    data, text = tiny
+    seen: list[torch.Tensor] = []
+
+    def record(_module, args, _out):
+        seen.append(args[2].detach().clone())
+
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, a, o: record(m, a, o) if isinstance(m, MotionDenoiser) else None
+    )
+    try:
+        for p, sub in ((0.0, "plain"), (0.5, "cfg")):
+            seen.clear()
+            settings = TrainSettings(steps=4, batch_size=8, p_uncond=p, guidance=2.5)
+            train_motion_model(kind, data, text, tmp_path / sub, settings, width=16, layers=1,
+                               quiet=True)  # fmt: skip
+            null_rows = int(sum(int((c == 0).all(dim=1).sum()) for c in seen))
+            assert (null_rows > 0) == (p > 0)  # the network saw the null caption only with p > 0
+    finally:
+        hook.remove()
+    assert load_motion_model(tmp_path / "cfg" / "model").card["train"]["p_uncond"] == 0.5
+    with pytest.raises(InputError, match="p_uncond"):
+        train_motion_model(kind, data, text, tmp_path / "bad", TrainSettings(steps=1, p_uncond=1.0))
+
+
+def test_ddpm_guidance_one_is_the_conditional_sampler_and_zero_ignores_the_caption(tiny, tmp_path):
+    from polyfold.core.denoiser import as_denoiser
+    from polyfold.core.samplers import get_sampler, uniform_t_grid
+
+    data, text = tiny
+    settings = TrainSettings(steps=3, batch_size=4, p_uncond=0.5, guidance=2.5)
+    train_motion_model("ddpm", data, text, tmp_path, settings, width=16, layers=1, quiet=True)
+    model = load_motion_model(tmp_path / "model")
+    assert model.card["guidance"] == 2.5
+    # guidance 1: exactly core's ddpm sampler on the plain conditional network
+    c = torch.from_numpy(text[:2])
+    g = torch.Generator().manual_seed(5)
+    path = motion_path()
+    x = path.prior_sample((2, 8, data.features.shape[-1]), generator=g)
+    den = as_denoiser(model.net, path, prediction="x0", cond=c)
+    ref = get_sampler("ddpm", kind="gaussian")(
+        den, path, x, uniform_t_grid(path, 50, append_zero=True), generator=g
+    ).x
+    ref = ref.detach().numpy().astype(np.float64) * model.std + model.mean
+    np.testing.assert_allclose(
+        model.sample(text[:2], 8, seed=5, guidance=1.0), ref, rtol=1e-5, atol=1e-5
+    )
+    # guidance 0: the null-caption model alone, the same for any caption
+    a = model.sample(text[:2], 8, seed=3, guidance=0.0)
+    np.testing.assert_allclose(a, model.sample(text[2:4], 8, seed=3, guidance=0.0), atol=1e-5)
+    # the card's 2.5 differs from both, still one (2B-batched) network call per step
+    calls: list[int] = []
+    model.net.register_forward_hook(lambda _m, args, _o: calls.append(args[0].shape[0]))
+    guided = model.sample(text[:2], 8, seed=5)
+    assert calls == [4] * 50
+    assert not np.allclose(guided, ref)
+    with pytest.raises(InputError, match="guidance: expected a finite number"):
+        model.sample(text[:2], 8, guidance=float("nan"))

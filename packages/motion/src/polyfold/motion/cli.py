@@ -228,8 +228,8 @@ def train_cmd(
     width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
     layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
-    p_uncond: Annotated[float, typer.Option(help="EMDM: caption drop rate (CFG).")] = 0.0,
-    guidance: Annotated[float, typer.Option(help="EMDM: default CFG scale (card).")] = 1.0,
+    p_uncond: Annotated[float, typer.Option(help="EMDM/DDPM: caption drop rate (CFG).")] = 0.0,
+    guidance: Annotated[float, typer.Option(help="EMDM/DDPM: default CFG scale (card).")] = 1.0,
     geo_weight: Annotated[float, typer.Option(help="EMDM: world joint geometric loss.")] = 0.0,
     foot_weight: Annotated[float, typer.Option(help="EMDM: foot contact loss.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -286,8 +286,8 @@ def train_cmd(
                    command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors")
         return
-    cfg = {"p_uncond": p_uncond, "guidance": guidance, "geo_weight": geo_weight,
-           "foot_weight": foot_weight} if model == "emdm" else {}  # fmt: skip
+    cfg = {"p_uncond": p_uncond, "guidance": guidance}
+    cfg.update({"geo_weight": geo_weight, "foot_weight": foot_weight} if model == "emdm" else {})
     train_motion_model(
         model, d, text, out,
         TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]

@@ -18,6 +18,11 @@ MiniLM vector, trained through core's :class:`~polyfold.core.train.Trainer`:
   critic train in one Trainer step: the generator's adversarial term scores with a detached
   copy of the critic's weights, the critic sees the generated step detached.
 
+Classifier-free guidance (both models, as MDM): ``p_uncond`` replaces a caption by the null
+caption (zeros) in training (:func:`drop_captions`); sampling mixes the two predictions of ``x0``
+with the scale ``guidance`` (the card's default; 1 is the plain conditional model), through
+core's :func:`~polyfold.core.guidance.cfg` for the DDPM.
+
 Model files keep the feature normalisation (``mean``, ``std``) and a card with ``kind``, steps,
 the path and the command.
 """
@@ -48,6 +53,7 @@ __all__ = [
     "MODEL_KINDS",
     "MotionModel",
     "TrainSettings",
+    "drop_captions",
     "load_motion_model",
     "motion_path",
     "posterior_step",
@@ -133,6 +139,18 @@ class TrainSettings:
     seed: int = 0
 
 
+def drop_captions(text: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Caption vectors ``text (B, C)`` with each row replaced by the null caption (zeros) with
+    probability ``p``: the training side of classifier-free guidance. ``p = 0`` returns ``text``
+    and draws nothing."""
+    if not 0 <= p < 1:
+        raise InputError(f"p_uncond: expected a number in [0, 1), got {p!r}")
+    if p == 0:
+        return text
+    keep = torch.rand(text.shape[0], generator=generator, device=text.device) >= p
+    return text * keep[:, None].to(text.dtype)
+
+
 def _emdm_loss(
     pair: _EMDMPair,
     x0: Tensor,
@@ -154,9 +172,7 @@ def _emdm_loss(
     sg_ts = (path.sigma(t) ** 2 - a_ts**2 * sg_s**2).clamp_min(0).sqrt()
     x_t = a_ts.float().reshape(shape) * x_s + sg_ts.float().reshape(shape) * e2
     gen = pair.generator
-    if s.p_uncond > 0:  # the caption dropped (zero vector) for classifier-free guidance
-        keep = torch.rand(b, generator=g, device=x0.device) >= s.p_uncond
-        text = text * keep[:, None].to(text.dtype)
+    text = drop_captions(text, s.p_uncond, g)
     z = torch.randn(b, gen.config.z_dim, generator=g, device=x0.device)
     tf = t.float()
     x0_hat = gen(x_t, tf, text, z)
@@ -199,6 +215,7 @@ def train_motion_model(
         raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {kind!r}")
     s = settings or TrainSettings()
     check_int("steps", s.steps, 1)
+    drop_captions(torch.zeros(0, 1), s.p_uncond)  # validates p_uncond before training
     torch.manual_seed(s.seed)
     mean, std = data.stats()
     idx = data.indices("train")
@@ -221,7 +238,8 @@ def train_motion_model(
         module, path = net, motion_path()
 
         def loss_fn(m: nn.Module, batch: Any, g: torch.Generator) -> Tensor:
-            return dsm_loss(m, batch[0], path=path, prediction="x0", cond=batch[1], generator=g)
+            text = drop_captions(batch[1], s.p_uncond, g)
+            return dsm_loss(m, batch[0], path=path, prediction="x0", cond=text, generator=g)
 
     out = Path(out_dir)
     trainer = motion_trainer(
@@ -274,12 +292,14 @@ class MotionModel:
         x = path.prior_sample(shape, generator=g)
         n = int(steps or self.card.get("sample_steps", 50))
         check_int("steps", n, 1)
+        w = float(self.card.get("guidance", 1.0) if guidance is None else guidance)
+        if not np.isfinite(w):
+            raise InputError(f"guidance: expected a finite number, got {w!r}")
         if self.kind == "emdm":
             a, sg = _levels(path, torch.arange(n + 1) / n)  # every level once
             for k in range(n, 0, -1):
                 t = torch.full((len(c),), k / n)
                 z = torch.randn(len(c), self.net.config.z_dim, generator=g)
-                w = float(self.card.get("guidance", 1.0) if guidance is None else guidance)
                 if w == 1.0:
                     x0 = self.net(x, t, c, z)
                 else:
@@ -292,8 +312,11 @@ class MotionModel:
                 )
         else:
             from polyfold.core.denoiser import as_denoiser
+            from polyfold.core.guidance import cfg
 
             den = as_denoiser(self.net, path, prediction="x0", cond=c)
+            if w != 1.0:  # one 2B call per step: caption and null caption (zeros)
+                den = cfg(den, torch.zeros_like(c), w)
             grid = uniform_t_grid(path, n, append_zero=True)
             res = get_sampler(sampler, kind="gaussian")(den, path, x, grid, generator=g)
             x = res.x
