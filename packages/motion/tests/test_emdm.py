@@ -221,3 +221,15 @@ def test_ddpm_guidance_one_is_the_conditional_sampler_and_zero_ignores_the_capti
     assert not np.allclose(guided, ref)
     with pytest.raises(InputError, match="guidance: expected a finite number"):
         model.sample(text[:2], 8, guidance=float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("geo_weight", -1.0, "geo_weight: expected a finite number >= 0"),
+     ("adv_weight", float("nan"), "adv_weight: expected a finite number >= 0"),
+     ("lr", 0.0, "lr: expected a finite number > 0"),
+     ("emdm_steps", 0, "emdm_steps: expected an integer >= 1")],
+)  # fmt: skip
+def test_train_settings_refuse_bad_values(field: str, value: float, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        TrainSettings(**{field: value})  # type: ignore[arg-type]

@@ -256,6 +256,11 @@ def train_cmd(
         and checkpoint_step(first / RUN_FOLDER)
     ):
         stage = first
+    if model in MODEL_KINDS:  # settings checked before --out is touched
+        cfg = {"p_uncond": p_uncond, "guidance": guidance}
+        if model == "emdm":
+            cfg.update(geo_weight=geo_weight, foot_weight=foot_weight)
+        settings = TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg)  # type: ignore[arg-type]
     prepare_training_out(stage, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)
@@ -286,12 +291,8 @@ def train_cmd(
                    command="polyfold-motion " + " ".join(sys.argv[1:]))  # fmt: skip
         print(f"wrote {out}/model.safetensors")
         return
-    cfg = {"p_uncond": p_uncond, "guidance": guidance}
-    cfg.update({"geo_weight": geo_weight, "foot_weight": foot_weight} if model == "emdm" else {})
     train_motion_model(
-        model, d, text, out,
-        TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg),  # type: ignore[arg-type]
-        width=width, layers=layers, quiet=quiet,
+        model, d, text, out, settings, width=width, layers=layers, quiet=quiet,
         command="polyfold-motion " + " ".join(sys.argv[1:]), resume=resume,
     )  # fmt: skip
     print(f"wrote {out}/model.safetensors")

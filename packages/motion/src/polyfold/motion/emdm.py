@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.data import TensorDataset
 
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 from polyfold.core.export import load_model, save_model
 from polyfold.core.losses import dsm_loss, wgan_generator_loss, wgan_gp_critic_loss
 from polyfold.core.paths import DiscreteDDPM
@@ -138,6 +138,16 @@ class TrainSettings:
     guidance: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "emdm_steps"):
+            check_int(name, getattr(self, name), 1)
+        check_number("lr", self.lr, strict=True)
+        for name in ("rec_weight", "vel_weight", "adv_weight", "gp_weight", "geo_weight",
+                     "foot_weight", "guidance"):  # fmt: skip
+            check_number(name, getattr(self, name))
+        if not 0 <= self.p_uncond < 1:
+            raise InputError(f"p_uncond: expected a number in [0, 1), got {self.p_uncond!r}")
+
 
 def drop_captions(text: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
     """Caption vectors ``text (B, C)`` with each row replaced by the null caption (zeros) with
@@ -214,8 +224,6 @@ def train_motion_model(
     if kind not in MODEL_KINDS:
         raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {kind!r}")
     s = settings or TrainSettings()
-    check_int("steps", s.steps, 1)
-    drop_captions(torch.zeros(0, 1), s.p_uncond)  # validates p_uncond before training
     torch.manual_seed(s.seed)
     mean, std = data.stats()
     idx = data.indices("train")
@@ -314,14 +322,14 @@ class MotionModel:
             from polyfold.core.denoiser import as_denoiser
             from polyfold.core.guidance import cfg
 
-            den = as_denoiser(self.net, path, prediction="x0", cond=c)
+            den: Any = as_denoiser(self.net, path, prediction="x0", cond=c)
             if w != 1.0:  # one 2B call per step: caption and null caption (zeros)
                 den = cfg(den, torch.zeros_like(c), w)
             grid = uniform_t_grid(path, n, append_zero=True)
             res = get_sampler(sampler, kind="gaussian")(den, path, x, grid, generator=g)
             x = res.x
-        out = x.numpy().astype(np.float64) * self.std + self.mean
-        return out.astype(np.float32)
+        out: np.ndarray = (x.numpy().astype(np.float64) * self.std + self.mean).astype(np.float32)
+        return out
 
 
 def load_motion_model(path: str | Path) -> MotionModel:
