@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.paths import VPCosine, VPLinear
 from polyfold.core.samplers.compensation import _reference
+from polyfold.core.samplers.teleport import GaussianScore
 from polyfold.core.samplers.usf import SolverSchedule, load_schedule, search_schedule, usf
 from polyfold.core.testing import GaussianMixture
 
@@ -90,3 +92,54 @@ def test_bad_input(tmp_path) -> None:
         usf(DEN, VPCosine(), _noise(4, 0), grid, schedule=sched)
     with pytest.raises(InputError, match="orders"):
         SolverSchedule(sched.path, sched.times, (1, 2, 4, 1), sched.predictions, sched.correctors)
+
+
+GAUSS = GaussianMixture([[0.5, -1.0, 1.5]], stds=[[0.8, 0.4, 0.6]])
+GDEN = as_denoiser(GAUSS.model(PATH, "eps"), PATH, prediction="eps")
+
+
+def _gaussian() -> GaussianScore:
+    return GaussianScore.from_moments(GAUSS.means[0], GAUSS.covs[0])
+
+
+def test_teleport_at_the_start_time_is_the_plain_schedule() -> None:
+    grid = S.uniform_t_grid(PATH, 5, append_zero=True)
+    plain = SolverSchedule.default(PATH, grid)
+    tele = replace(plain, teleport_from=float(grid[0]))
+    x = _noise(16, 4)
+    out = usf(DEN, PATH, x, grid, schedule=tele, approx=_gaussian())
+    torch.testing.assert_close(out.x, usf(DEN, PATH, x, grid, schedule=plain).x, rtol=0, atol=0)
+    assert out.nfe == 5
+
+
+def test_search_moves_the_teleport_handover_on_a_gaussian_target(tmp_path) -> None:
+    """Teleportation is exact on a Gaussian: the search hands over later than the start, and
+    all calls on the rest beat the plain search; the hand-over round-trips through JSON."""
+    x = _noise(64, 5)
+    plain = search_schedule(GDEN, PATH, x, 4, rounds=1)
+    found = search_schedule(GDEN, PATH, x, 4, rounds=1, approx=_gaussian(), t_start=1.0)
+    sched = found.schedule
+    assert sched.teleport_from == 1.0
+    assert sched.times[0] < 0.9
+    assert found.error < min(plain.error, 0.2 * found.default_error)
+    sched.save("g", tmp_path)
+    assert load_schedule("g", nfe=4, path=PATH, directory=tmp_path) == sched
+    exact = _gaussian().flow(x, PATH, 1.0, 0.0)  # the Gaussian's flow is closed-form
+    out = usf(GDEN, PATH, x, sched.grid, schedule=sched, approx=_gaussian()).x
+    base = usf(GDEN, PATH, x, plain.schedule.grid, schedule=plain.schedule).x
+    assert _rms(out, exact) < _rms(base, exact)
+
+
+def test_teleport_bad_input() -> None:
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    with pytest.raises(InputError, match="approx: expected the data's approximation"):
+        usf(DEN, PATH, _noise(4, 0), grid, schedule=replace(sched, teleport_from=1.0))
+    with pytest.raises(InputError, match="approx: expected the data's approximation"):
+        usf(DEN, PATH, _noise(4, 0), grid, schedule=sched, approx=_gaussian())
+    with pytest.raises(InputError, match="teleport_from: expected a time >="):
+        replace(sched, teleport_from=0.5)
+    with pytest.raises(InputError, match="t_start: expected grid"):
+        search_schedule(DEN, PATH, _noise(4, 0), 4, grid=grid, t_start=1.2)
+    with pytest.raises(InputError, match="rounds"):
+        search_schedule(DEN, PATH, _noise(4, 0), 4, rounds=-1)

@@ -5,16 +5,21 @@ A :class:`SolverSchedule` fixes, for one path and NFE, the time points and, per 
 solver order (1 to 3, through UniPC's multistep predictor on the last outputs), the prediction
 type it integrates (``"x0"`` or ``"eps"``) and whether UniC corrects the step's end state.
 :func:`usf` runs it (one model call per step, UniPC's coefficients per step). The Taylor
-expansion always starts at the step's start point here (USF's free start is not offered).
+expansion always starts at the step's start point here (USF's free start is not offered). A
+schedule may also start by analytical teleportation (``teleport_from``): the state at that time
+is carried in closed form by the data's Gaussian approximation
+(:mod:`~polyfold.core.samplers.teleport`, no model call) to the schedule's first time, so every
+call goes to the rest of the trajectory.
 
 :func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
 coordinate descent on the end-point error against a fine reference solve: per step the order,
-prediction and corrector, then each interior time point moved within its neighbours' gap, for a
-few rounds. Every candidate is evaluated by running it (USF's S^3 instead trains a performance
-predictor to rank candidates; that predictor is not implemented here). Schedules are saved as
-small JSON files (:meth:`SolverSchedule.save`, several NFEs per name) and loaded by name or
-file with :func:`load_schedule`, which refuses an NFE that was not searched and a file searched
-on another path.
+prediction and corrector, then each time point moved within its neighbours' gap (several step
+sizes, repeated while it improves; with an approximation, the first time, i.e. the teleport
+hand-over, as well), for a few rounds. Every candidate is evaluated by running it (USF's S^3
+instead trains a performance predictor to rank candidates; that predictor is not implemented
+here). Schedules are saved as small JSON files (:meth:`SolverSchedule.save`, several NFEs per
+name) and loaded by name or file with :func:`load_schedule`, which refuses an NFE that was not
+searched and a file searched on another path.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -39,7 +44,10 @@ from polyfold.core.samplers._core import Run, smap
 from polyfold.core.samplers.grids import check_grid, uniform_t_grid
 from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.samplers.unipc import _finite_prefix, _key
-from polyfold.core.state import Mask, State
+from polyfold.core.state import Mask, State, keep_padding
+
+if TYPE_CHECKING:
+    from polyfold.core.samplers.teleport import Approximation
 
 __all__ = ["SearchResult", "SolverSchedule", "load_schedule", "search_schedule", "usf"]
 
@@ -49,13 +57,16 @@ _KINDS = ("x0", "eps")
 @dataclass(frozen=True)
 class SolverSchedule:
     """USF's choices for one path and NFE: ``times`` (``nfe + 1`` decreasing), and per step
-    ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``."""
+    ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``;
+    ``teleport_from``: the time the state starts at when the schedule first teleports to
+    ``times[0]`` (``None``: it starts at ``times[0]``)."""
 
     path: str
     times: tuple[float, ...]
     orders: tuple[int, ...]
     predictions: tuple[str, ...]
     correctors: tuple[bool, ...]
+    teleport_from: float | None = None
 
     def __post_init__(self) -> None:
         n = len(self.times) - 1
@@ -69,6 +80,11 @@ class SolverSchedule:
         if any(p not in _KINDS for p in self.predictions):
             raise InputError(
                 f"schedule.predictions: expected 'x0' or 'eps', got {self.predictions}"
+            )
+        if self.teleport_from is not None and not self.teleport_from >= self.times[0]:
+            raise InputError(
+                f"schedule.teleport_from: expected a time >= times[0] = {self.times[0]}, "
+                f"got {self.teleport_from}"
             )
 
     @property
@@ -97,8 +113,9 @@ class SolverSchedule:
             data = json.loads(file.read_text(encoding="utf-8"))
             if data.get("path") != self.path:
                 raise InputError(f"{file}: holds schedules for {data.get('path')}, not {self.path}")
+        entry = {k: v for k, v in asdict(self).items() if k != "path"}
         data["schedules"][str(self.nfe)] = {
-            k: list(v) for k, v in asdict(self).items() if k != "path"
+            k: v if k == "teleport_from" else list(v) for k, v in entry.items()
         }
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -132,6 +149,7 @@ def load_schedule(
         tuple(int(o) for o in entry["orders"]),
         tuple(str(p) for p in entry["predictions"]),
         tuple(bool(c) for c in entry["correctors"]),
+        None if entry.get("teleport_from") is None else float(entry["teleport_from"]),
     )
 
 
@@ -142,14 +160,29 @@ def usf(
     grid: Tensor | Sequence[float],
     *,
     schedule: SolverSchedule,
+    approx: Approximation | None = None,
     mask: Mask = None,
     callback: StepCallback | None = None,
 ) -> SampleResult:
-    """Run a :class:`SolverSchedule` (``grid`` must be ``schedule.grid``; one call per step)."""
+    """Run a :class:`SolverSchedule` (``grid`` must be ``schedule.grid``; one call per step).
+    A schedule with ``teleport_from`` takes ``x`` at that time and the data's ``approx``
+    (e.g. :class:`~polyfold.core.samplers.teleport.GaussianScore`), whose closed-form flow
+    carries it to ``grid[0]`` without a model call."""
     if not isinstance(schedule, SolverSchedule):
         raise InputError("schedule: expected a SolverSchedule (see search_schedule)")
     if schedule.path != repr(paths):
         raise InputError(f"schedule: searched for path {schedule.path}, not {paths!r}")
+    if (approx is None) != (schedule.teleport_from is None):
+        raise InputError(
+            "approx: expected the data's approximation exactly when the schedule teleports "
+            f"(schedule.teleport_from = {schedule.teleport_from})"
+        )
+    if approx is not None and schedule.teleport_from not in (None, schedule.times[0]):
+        if not isinstance(x, Tensor) or not isinstance(paths, GaussianPath):
+            raise InputError("x: teleportation needs a tensor state on one GaussianPath")
+        assert schedule.teleport_from is not None
+        moved = approx.flow(x, paths, schedule.teleport_from, schedule.times[0])
+        x = moved if mask is None else keep_padding(moved, x, mask)
     run = Run("usf", denoiser, paths, x, grid, mask=mask, callback=callback)
     if run.t != [float(t) for t in schedule.times]:
         raise InputError(
@@ -205,32 +238,47 @@ def search_schedule(
     grid: Tensor | Sequence[float] | None = None,
     rounds: int = 2,
     sub: int = 16,
+    approx: Approximation | None = None,
+    t_start: float | None = None,
 ) -> SearchResult:
     """Search a schedule of ``nfe`` steps for ``denoiser`` on ``path`` with the calibration
-    noise ``x`` (at ``grid[0]``; default grid: uniform in ``t`` to the data point), ``rounds``
-    of coordinate descent against a reference with ``sub`` fine steps per interval."""
+    noise ``x`` (at ``t_start``, default ``grid[0]``; default grid: uniform in ``t`` to the data
+    point), ``rounds`` of coordinate descent against a reference with ``sub`` fine steps per
+    interval. With ``approx`` the schedule teleports from ``t_start`` and its first time (the
+    hand-over, initially ``grid[0]``) is searched too."""
     from polyfold.core.samplers.compensation import _reference
 
     if not (isinstance(nfe, int) and nfe >= 2):
         raise InputError(f"nfe: expected a number of steps >= 2, got {nfe!r}")
+    if not (isinstance(rounds, int) and rounds >= 0):
+        raise InputError(f"rounds: expected a number of rounds >= 0, got {rounds!r}")
     started = time.perf_counter()
     g0 = uniform_t_grid(path, nfe, append_zero=True) if grid is None else check_grid(grid, path)
     if len(g0) != nfe + 1:
         raise InputError(f"grid: expected {nfe + 1} times for nfe={nfe}, got {len(g0)}")
-    ref = _reference(denoiser, path, x, g0, sub)[-1].to(F64)
+    top = float(g0[0]) if t_start is None else float(t_start)
+    top = float(g0[0]) if abs(top - float(g0[0])) <= 1e-6 else top  # grids clip to t_max
+    if top < float(g0[0]) or (top > float(g0[0]) and approx is None):
+        raise InputError(
+            f"t_start: expected grid[0] = {float(g0[0])}, or a later time with approx, got {top}"
+        )
+    full = g0 if top == float(g0[0]) else torch.cat([torch.tensor([top], dtype=F64), g0])
+    ref = _reference(denoiser, path, x, full, sub)[-1].to(F64)
     count = 0
 
     def error(s: SolverSchedule) -> float:
         nonlocal count
         count += 1
         try:
-            out = usf(denoiser, path, x, s.grid, schedule=s).x
+            out = usf(denoiser, path, x, s.grid, schedule=s, approx=approx).x
         except NonFiniteError:  # a diverging candidate just loses
             return math.inf
         assert isinstance(out, Tensor)
         return float((out.to(F64) - ref).pow(2).mean().sqrt())
 
     best = SolverSchedule.default(path, g0)
+    if approx is not None:
+        best = replace(best, teleport_from=top)
     best_err = default_err = error(best)
     for _ in range(rounds):
         for i in range(nfe):
@@ -249,16 +297,32 @@ def search_schedule(
                     err = error(cand)
                     if err < best_err:
                         best, best_err = cand, err
-        for j in range(1, nfe):  # interior time points
-            for frac in (-0.3, -0.15, 0.15, 0.3):
-                ts = list(best.times)
-                gap = ts[j - 1] - ts[j] if frac > 0 else ts[j] - ts[j + 1]
-                new = ts[j] + frac * gap
-                if not ts[j + 1] < new < ts[j - 1] or new < path.t_min:
-                    continue
-                ts[j] = new
-                cand = replace(best, times=tuple(ts))
-                err = error(cand)
-                if err < best_err:
-                    best, best_err = cand, err
+        for j in range(0 if approx is not None else 1, nfe):
+            best, best_err = _move_time(best, best_err, j, top, path.t_min, error)
     return SearchResult(best, best_err, default_err, time.perf_counter() - started, count)
+
+
+_FRACTIONS = (-0.5, -0.25, -0.1, -0.04, 0.04, 0.1, 0.25, 0.5)
+
+
+def _move_time(
+    best: SolverSchedule, best_err: float, j: int, top: float, t_min: float, error: Any
+) -> tuple[SolverSchedule, float]:
+    """Time point ``j`` moved by fractions of the gap to a neighbour (``top`` bounds the first
+    point), repeated while it improves (at most 8 times)."""
+    for _ in range(8):
+        improved = False
+        for frac in _FRACTIONS:
+            ts = list(best.times)
+            upper = top if j == 0 else ts[j - 1]
+            new = ts[j] + frac * (upper - ts[j] if frac > 0 else ts[j] - ts[j + 1])
+            if not ts[j + 1] < new <= upper or new < t_min or (j > 0 and new >= upper):
+                continue
+            ts[j] = new
+            cand = replace(best, times=tuple(ts))
+            err = error(cand)
+            if err < best_err:
+                best, best_err, improved = cand, err, True
+        if not improved:
+            break
+    return best, best_err
