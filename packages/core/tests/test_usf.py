@@ -14,7 +14,13 @@ from polyfold.core.errors import InputError
 from polyfold.core.paths import VPCosine, VPLinear
 from polyfold.core.samplers.compensation import _reference
 from polyfold.core.samplers.teleport import GaussianScore
-from polyfold.core.samplers.usf import SolverSchedule, load_schedule, search_schedule, usf
+from polyfold.core.samplers.usf import (
+    SolverSchedule,
+    load_schedule,
+    schedule_error,
+    search_schedule,
+    usf,
+)
 from polyfold.core.testing import GaussianMixture
 
 F64 = torch.float64
@@ -143,3 +149,17 @@ def test_teleport_bad_input() -> None:
         search_schedule(DEN, PATH, _noise(4, 0), 4, grid=grid, t_start=1.2)
     with pytest.raises(InputError, match="rounds"):
         search_schedule(DEN, PATH, _noise(4, 0), 4, rounds=-1)
+
+
+def test_schedule_error_ranks_held_out_noise_as_the_search_measures() -> None:
+    """The held-out error of a schedule is the search's own error measure on other noise."""
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    x = _noise(32, 6)
+    found = search_schedule(DEN, PATH, x, 4, grid=grid, rounds=0)
+    default = SolverSchedule.default(PATH, grid)
+    assert schedule_error(DEN, PATH, x, default) == found.default_error == found.error
+    held = _noise(64, 7)
+    ref = _reference(DEN, PATH, held, grid, 16)[-1]
+    assert schedule_error(DEN, PATH, held, default) == pytest.approx(
+        _rms(usf(DEN, PATH, held, grid, schedule=default).x, ref), rel=1e-12
+    )

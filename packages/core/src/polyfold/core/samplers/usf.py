@@ -49,7 +49,14 @@ from polyfold.core.state import Mask, State, keep_padding
 if TYPE_CHECKING:
     from polyfold.core.samplers.teleport import Approximation
 
-__all__ = ["SearchResult", "SolverSchedule", "load_schedule", "search_schedule", "usf"]
+__all__ = [
+    "SearchResult",
+    "SolverSchedule",
+    "load_schedule",
+    "schedule_error",
+    "search_schedule",
+    "usf",
+]
 
 _KINDS = ("x0", "eps")
 
@@ -326,3 +333,25 @@ def _move_time(
         if not improved:
             break
     return best, best_err
+
+
+def schedule_error(
+    denoiser: Denoiser,
+    path: GaussianPath,
+    x: Tensor,
+    schedule: SolverSchedule,
+    *,
+    approx: Approximation | None = None,
+    sub: int = 16,
+) -> float:
+    """The RMS end-point error of ``schedule`` on the noise ``x`` (at its first time, or at
+    ``teleport_from``) against a fine solve with ``sub`` steps per interval: a held-out
+    calibration batch ranks schedules searched in different ways without the evaluation noise."""
+    from polyfold.core.samplers.compensation import _reference
+
+    top = schedule.times[0] if schedule.teleport_from is None else schedule.teleport_from
+    times = schedule.times if top == schedule.times[0] else (top, *schedule.times)
+    ref = _reference(denoiser, path, x, torch.tensor(times, dtype=F64), sub)[-1].to(F64)
+    out = usf(denoiser, path, x, schedule.grid, schedule=schedule, approx=approx).x
+    assert isinstance(out, Tensor)
+    return float((out.to(F64) - ref).pow(2).mean().sqrt())
