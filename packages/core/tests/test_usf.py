@@ -163,3 +163,23 @@ def test_schedule_error_ranks_held_out_noise_as_the_search_measures() -> None:
     assert schedule_error(DEN, PATH, held, default) == pytest.approx(
         _rms(usf(DEN, PATH, held, grid, schedule=default).x, ref), rel=1e-12
     )
+
+
+def test_compensation_ratios_in_a_schedule() -> None:
+    """Ratios of one are the plain schedule; on UniPC's default schedule they are UniPC's DC."""
+    grid = S.uniform_t_grid(PATH, 6, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    x = _noise(16, 8)
+    plain = usf(DEN, PATH, x, grid, schedule=sched).x
+    ones = usf(DEN, PATH, x, grid, schedule=replace(sched, ratios=(1.0,) * 6)).x
+    torch.testing.assert_close(ones, plain, rtol=0, atol=0)
+    ratios = (1.0, 0.9, 1.1, 0.95, 1.05, 1.0)
+    dc = usf(DEN, PATH, x, grid, schedule=replace(sched, ratios=ratios)).x
+    torch.testing.assert_close(dc, S.unipc(DEN, PATH, x, grid, ratios=ratios).x)
+    assert _rms(dc, plain) > 1e-4
+    with pytest.raises(InputError, match=r"schedule\.ratios"):
+        replace(sched, ratios=(1.0,) * 5)
+    found = search_schedule(DEN, PATH, _noise(32, 9), 4, rounds=1, compensation=True)
+    assert found.schedule.ratios is not None
+    assert len(found.schedule.ratios) == 4
+    assert found.error < 0.7 * found.default_error

@@ -13,9 +13,11 @@ call goes to the rest of the trajectory.
 
 :func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
 coordinate descent on the end-point error against a fine reference solve: per step the order,
-prediction and corrector, then each time point moved within its neighbours' gap (several step
-sizes, repeated while it improves; with an approximation, the first time, i.e. the teleport
-hand-over, as well), for a few rounds. Every candidate is evaluated by running it (USF's S^3
+prediction, corrector (and, optionally, DC-Solver's compensation ratio, which the schedule's
+``ratios`` apply as :func:`~polyfold.core.samplers.unipc.unipc` does), then each time point
+moved within its neighbours' gap (several step sizes, repeated while it improves; with an
+approximation, the first time, i.e. the teleport hand-over, as well), for a few rounds. Every
+candidate is evaluated by running it (USF's S^3
 instead trains a performance predictor to rank candidates; that predictor is not implemented
 here). Schedules are saved as small JSON files (:meth:`SolverSchedule.save`, several NFEs per
 name) and loaded by name or file with :func:`load_schedule`, which refuses an NFE that was not
@@ -40,6 +42,7 @@ from polyfold.core.denoiser import Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.paths import GaussianPath
+from polyfold.core.samplers._compensate import compensate
 from polyfold.core.samplers._core import Run, smap
 from polyfold.core.samplers.grids import check_grid, uniform_t_grid
 from polyfold.core.samplers.result import SampleResult, StepCallback
@@ -66,7 +69,8 @@ class SolverSchedule:
     """USF's choices for one path and NFE: ``times`` (``nfe + 1`` decreasing), and per step
     ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``;
     ``teleport_from``: the time the state starts at when the schedule first teleports to
-    ``times[0]`` (``None``: it starts at ``times[0]``)."""
+    ``times[0]`` (``None``: it starts at ``times[0]``); ``ratios``: DC-Solver's compensation
+    ratio of each step (:mod:`~polyfold.core.samplers.compensation`; ``None`` or ones: none)."""
 
     path: str
     times: tuple[float, ...]
@@ -74,6 +78,7 @@ class SolverSchedule:
     predictions: tuple[str, ...]
     correctors: tuple[bool, ...]
     teleport_from: float | None = None
+    ratios: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.times) - 1
@@ -88,6 +93,10 @@ class SolverSchedule:
             raise InputError(
                 f"schedule.predictions: expected 'x0' or 'eps', got {self.predictions}"
             )
+        if self.ratios is not None and (
+            len(self.ratios) != n or not all(math.isfinite(r) and r > 0 for r in self.ratios)
+        ):
+            raise InputError(f"schedule.ratios: expected {n} finite numbers > 0, got {self.ratios}")
         if self.teleport_from is not None and not self.teleport_from >= self.times[0]:
             raise InputError(
                 f"schedule.teleport_from: expected a time >= times[0] = {self.times[0]}, "
@@ -122,7 +131,7 @@ class SolverSchedule:
                 raise InputError(f"{file}: holds schedules for {data.get('path')}, not {self.path}")
         entry = {k: v for k, v in asdict(self).items() if k != "path"}
         data["schedules"][str(self.nfe)] = {
-            k: v if k == "teleport_from" else list(v) for k, v in entry.items()
+            k: list(v) if isinstance(v, tuple) else v for k, v in entry.items()
         }
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -157,6 +166,7 @@ def load_schedule(
         tuple(str(p) for p in entry["predictions"]),
         tuple(bool(c) for c in entry["correctors"]),
         None if entry.get("teleport_from") is None else float(entry["teleport_from"]),
+        None if entry.get("ratios") is None else tuple(float(r) for r in entry["ratios"]),
     )
 
 
@@ -195,7 +205,7 @@ def usf(
         raise InputError(
             f"grid: a searched schedule fixes its times; pass schedule.grid ({schedule.nfe} steps)"
         )
-    history: list[tuple[int, Any]] = []  # (grid index, Denoised), newest first
+    history: list[tuple[int, Any]] = []  # (grid index, {"x0": .., "eps": ..}), newest first
     last: tuple[State, list[int], str] | None = None
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
@@ -207,7 +217,13 @@ def usf(
                 outs = [_out(h, kind) for _, h in history[: len(idx)]] + [_out(d, kind)]
                 fn = partial(_key, kind, "bh2", True, idx, i)
                 x = run.keep(smap(fn, x_prev, run.levels, *outs), x)
-        history = [(i, d), *history][:3]
+        history = [(i, {"x0": d.x0, "eps": d.eps}), *history][:3]
+        if schedule.ratios is not None:  # DC: the newest outputs compensated, as UniPC's
+            used = history[: max(2, schedule.orders[i])]
+            history[0] = (
+                i,
+                {k: compensate(run, _kind(used, k), schedule.ratios, i) for k in _KINDS},
+            )
         kind = schedule.predictions[i]
         idx = [j for j, _ in history[: schedule.orders[i]]]
         idx = idx[: max(1, _finite_prefix(run, idx))]
@@ -220,8 +236,12 @@ def usf(
 
 
 def _out(d: Any, kind: str) -> State:
-    out: State = d.x0 if kind == "x0" else d.eps
+    out: State = d[kind] if isinstance(d, dict) else d.x0 if kind == "x0" else d.eps
     return out
+
+
+def _kind(history: list[tuple[int, Any]], kind: str) -> list[tuple[int, State]]:
+    return [(j, h[kind]) for j, h in history]
 
 
 @dataclass(frozen=True)
@@ -247,12 +267,14 @@ def search_schedule(
     sub: int = 16,
     approx: Approximation | None = None,
     t_start: float | None = None,
+    compensation: bool = False,
 ) -> SearchResult:
     """Search a schedule of ``nfe`` steps for ``denoiser`` on ``path`` with the calibration
     noise ``x`` (at ``t_start``, default ``grid[0]``; default grid: uniform in ``t`` to the data
     point), ``rounds`` of coordinate descent against a reference with ``sub`` fine steps per
     interval. With ``approx`` the schedule teleports from ``t_start`` and its first time (the
-    hand-over, initially ``grid[0]``) is searched too."""
+    hand-over, initially ``grid[0]``) is searched too; with ``compensation`` each step's DC
+    ratio as well (from one)."""
     from polyfold.core.samplers.compensation import _reference
 
     if not (isinstance(nfe, int) and nfe >= 2):
@@ -286,6 +308,8 @@ def search_schedule(
     best = SolverSchedule.default(path, g0)
     if approx is not None:
         best = replace(best, teleport_from=top)
+    if compensation:
+        best = replace(best, ratios=(1.0,) * nfe)
     best_err = default_err = error(best)
     for _ in range(rounds):
         for i in range(nfe):
@@ -304,6 +328,14 @@ def search_schedule(
                     err = error(cand)
                     if err < best_err:
                         best, best_err = cand, err
+            for factor in (0.85, 0.95, 1.05, 1.15) if best.ratios is not None else ():
+                assert best.ratios is not None
+                rs = list(best.ratios)
+                rs[i] *= factor
+                cand = replace(best, ratios=tuple(rs))
+                err = error(cand)
+                if err < best_err:
+                    best, best_err = cand, err
         for j in range(0 if approx is not None else 1, nfe):
             best, best_err = _move_time(best, best_err, j, top, path.t_min, error)
     return SearchResult(best, best_err, default_err, time.perf_counter() - started, count)
