@@ -246,14 +246,47 @@ def _kind(history: list[tuple[int, Any]], kind: str) -> list[tuple[int, State]]:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best schedule :func:`search_schedule` found, its calibration error, the plain
-    default's and the search's wall time."""
+    """The best schedule :func:`search_schedule` found, its calibration error (and held-out
+    error, ``nan`` without a held-out batch), the plain default's and the search's wall time."""
 
     schedule: SolverSchedule
     error: float
     default_error: float
     seconds: float
     evaluations: int
+    heldout_error: float = math.nan
+
+
+class _Judge:
+    """Keeps the best schedule: a candidate wins when it lowers the calibration error and, with
+    a held-out batch, does not raise the held-out error (so the search cannot overfit)."""
+
+    def __init__(
+        self, batches: list[tuple[Tensor, Tensor]], run: Any, first: SolverSchedule
+    ) -> None:
+        self.batches, self.run, self.count = batches, run, 0
+        self.best = first
+        self.errors = [self._error(first, k) for k in range(len(batches))]
+
+    def _error(self, s: SolverSchedule, k: int) -> float:
+        self.count += 1
+        x, ref = self.batches[k]
+        try:
+            out = self.run(s, x)
+        except NonFiniteError:  # a diverging candidate just loses
+            return math.inf
+        return float((out.to(F64) - ref).pow(2).mean().sqrt())
+
+    def offer(self, cand: SolverSchedule) -> bool:
+        errs = [self._error(cand, 0)]
+        if errs[0] >= self.errors[0]:
+            return False
+        for k in range(1, len(self.batches)):
+            errs.append(self._error(cand, k))
+            if errs[k] > self.errors[k]:
+                return False
+        self.best, self.errors = cand, errs
+        return True
 
 
 def search_schedule(
@@ -268,13 +301,15 @@ def search_schedule(
     approx: Approximation | None = None,
     t_start: float | None = None,
     compensation: bool = False,
+    holdout: Tensor | None = None,
 ) -> SearchResult:
     """Search a schedule of ``nfe`` steps for ``denoiser`` on ``path`` with the calibration
     noise ``x`` (at ``t_start``, default ``grid[0]``; default grid: uniform in ``t`` to the data
     point), ``rounds`` of coordinate descent against a reference with ``sub`` fine steps per
     interval. With ``approx`` the schedule teleports from ``t_start`` and its first time (the
     hand-over, initially ``grid[0]``) is searched too; with ``compensation`` each step's DC
-    ratio as well (from one)."""
+    ratio as well (from one). With ``holdout`` (more calibration noise) a change is kept only
+    if it does not raise the error there either."""
     from polyfold.core.samplers.compensation import _reference
 
     if not (isinstance(nfe, int) and nfe >= 2):
@@ -292,25 +327,24 @@ def search_schedule(
             f"t_start: expected grid[0] = {float(g0[0])}, or a later time with approx, got {top}"
         )
     full = g0 if top == float(g0[0]) else torch.cat([torch.tensor([top], dtype=F64), g0])
-    ref = _reference(denoiser, path, x, full, sub)[-1].to(F64)
-    count = 0
+    batches = [
+        (b, _reference(denoiser, path, b, full, sub)[-1].to(F64))
+        for b in (x, holdout)
+        if b is not None
+    ]
 
-    def error(s: SolverSchedule) -> float:
-        nonlocal count
-        count += 1
-        try:
-            out = usf(denoiser, path, x, s.grid, schedule=s, approx=approx).x
-        except NonFiniteError:  # a diverging candidate just loses
-            return math.inf
+    def run(s: SolverSchedule, xb: Tensor) -> Tensor:
+        out = usf(denoiser, path, xb, s.grid, schedule=s, approx=approx).x
         assert isinstance(out, Tensor)
-        return float((out.to(F64) - ref).pow(2).mean().sqrt())
+        return out
 
-    best = SolverSchedule.default(path, g0)
+    first = SolverSchedule.default(path, g0)
     if approx is not None:
-        best = replace(best, teleport_from=top)
+        first = replace(first, teleport_from=top)
     if compensation:
-        best = replace(best, ratios=(1.0,) * nfe)
-    best_err = default_err = error(best)
+        first = replace(first, ratios=(1.0,) * nfe)
+    judge = _Judge(batches, run, first)
+    default_err = judge.errors[0]
     for _ in range(rounds):
         for i in range(nfe):
             for field, values in (
@@ -319,52 +353,45 @@ def search_schedule(
                 ("correctors", (True, False)),
             ):
                 for v in values:
-                    cur = list(getattr(best, field))
-                    if cur[i] == v:
-                        continue
-                    cur[i] = v
-                    changes: dict[str, Any] = {field: tuple(cur)}
-                    cand = replace(best, **changes)
-                    err = error(cand)
-                    if err < best_err:
-                        best, best_err = cand, err
-            for factor in (0.85, 0.95, 1.05, 1.15) if best.ratios is not None else ():
-                assert best.ratios is not None
-                rs = list(best.ratios)
+                    cur = list(getattr(judge.best, field))
+                    if cur[i] != v:
+                        cur[i] = v
+                        changes: dict[str, Any] = {field: tuple(cur)}
+                        judge.offer(replace(judge.best, **changes))
+            for factor in (0.85, 0.95, 1.05, 1.15) if compensation else ():
+                rs = list(judge.best.ratios or ())
                 rs[i] *= factor
-                cand = replace(best, ratios=tuple(rs))
-                err = error(cand)
-                if err < best_err:
-                    best, best_err = cand, err
+                judge.offer(replace(judge.best, ratios=tuple(rs)))
         for j in range(0 if approx is not None else 1, nfe):
-            best, best_err = _move_time(best, best_err, j, top, path.t_min, error)
-    return SearchResult(best, best_err, default_err, time.perf_counter() - started, count)
+            _move_time(judge, j, top, path.t_min)
+    return SearchResult(
+        judge.best,
+        judge.errors[0],
+        default_err,
+        time.perf_counter() - started,
+        judge.count,
+        judge.errors[1] if holdout is not None else math.nan,
+    )
 
 
 _FRACTIONS = (-0.5, -0.25, -0.1, -0.04, 0.04, 0.1, 0.25, 0.5)
 
 
-def _move_time(
-    best: SolverSchedule, best_err: float, j: int, top: float, t_min: float, error: Any
-) -> tuple[SolverSchedule, float]:
+def _move_time(judge: _Judge, j: int, top: float, t_min: float) -> None:
     """Time point ``j`` moved by fractions of the gap to a neighbour (``top`` bounds the first
     point), repeated while it improves (at most 8 times)."""
     for _ in range(8):
         improved = False
         for frac in _FRACTIONS:
-            ts = list(best.times)
+            ts = list(judge.best.times)
             upper = top if j == 0 else ts[j - 1]
             new = ts[j] + frac * (upper - ts[j] if frac > 0 else ts[j] - ts[j + 1])
             if not ts[j + 1] < new <= upper or new < t_min or (j > 0 and new >= upper):
                 continue
             ts[j] = new
-            cand = replace(best, times=tuple(ts))
-            err = error(cand)
-            if err < best_err:
-                best, best_err, improved = cand, err, True
+            improved = judge.offer(replace(judge.best, times=tuple(ts))) or improved
         if not improved:
             break
-    return best, best_err
 
 
 def schedule_error(
