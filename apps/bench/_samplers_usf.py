@@ -3,7 +3,8 @@ analytical teleportation.
 
 Per target and NFE <= ``MAX_NFE``: :func:`~polyfold.core.samplers.usf.search_schedule`
 (``ROUNDS`` rounds of coordinate descent over per-step order, prediction, corrector and time
-points) on ``CALIB`` calibration noises (not the benchmark's), twice: from UniPCMultistep's grid
+points; a change is kept only if ``CALIB`` other calibration noises agree, against overfitting)
+on ``CALIB`` calibration noises (not the benchmark's), twice: from UniPCMultistep's grid
 (``usf``), and teleporting from that grid's start with the teleport section's Gaussian, the
 hand-over time searched as well, starting from its chosen skip (``teleport+usf``; the teleport
 makes no model call, so every call goes to the rest of the trajectory). Of the two, the one with
@@ -27,9 +28,15 @@ from polyfold.core.samplers.teleport import handover_grid
 from polyfold.core.samplers.usf import schedule_error, search_schedule, usf
 
 ROUNDS = 3
-CALIB = 256
-HOLD = 512
+CALIB = 1024
+HOLD = 1024
 MAX_NFE = 10
+
+
+def configure(quick: bool) -> None:
+    """``--quick``: two rounds on 512 noises (a full run: three on 1024)."""
+    global ROUNDS, CALIB
+    ROUNDS, CALIB = (2, 512) if quick else (3, 1024)
 
 
 def usf_rows(
@@ -42,22 +49,19 @@ def usf_rows(
     den = as_denoiser(case.model, case.path, prediction="eps")
     t0 = float(grid[0])
     scale = float(case.path.sigma(grid[:1]))
-    calib = torch.randn(CALIB, case.dim, generator=torch.Generator().manual_seed(13)) * scale
-    hold = torch.randn(HOLD, case.dim, generator=torch.Generator().manual_seed(14)) * scale
+    calib, gate, hold = (
+        torch.randn(size, case.dim, generator=torch.Generator().manual_seed(seed)) * scale
+        for size, seed in ((CALIB, 13), (CALIB, 15), (HOLD, 14))
+    )
     approx, choice = fit_skip(case, target, t0)
+    opts = {"rounds": ROUNDS, "holdout": gate}
     tries: list[tuple[str, Any, Any]] = [
-        ("usf", None, search_schedule(den, case.path, calib, n, grid=grid, rounds=ROUNDS))
+        ("usf", None, search_schedule(den, case.path, calib, n, grid=grid, **opts))
     ]
     if choice.t_skip < t0:
+        hand = handover_grid(grid, choice.t_skip)
         found = search_schedule(
-            den,
-            case.path,
-            calib,
-            n,
-            grid=handover_grid(grid, choice.t_skip),
-            rounds=ROUNDS,
-            approx=approx,
-            t_start=t0,
+            den, case.path, calib, n, grid=hand, approx=approx, t_start=t0, **opts
         )
         tries.append(("teleport+usf", approx, found))
     started = time.perf_counter()

@@ -71,6 +71,7 @@ from _samplers_teleport import (  # type: ignore[import-not-found]
 )
 from _samplers_usf import (  # type: ignore[import-not-found]
     best_per_nfe,
+    configure,
     summarize_usf,
     usf_rows,
 )
@@ -479,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(1)
     quick = args.quick
+    configure(quick)
     nfes = [4, 6, 8, 10, 20] if quick else [4, 6, 8, 10, 15, 20, 50]
     dims = [2, 16, 64]
     schedules = {
