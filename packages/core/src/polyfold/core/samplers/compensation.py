@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +93,11 @@ def fit_ratios(
     from polyfold.core.samplers.dpm_solver import dpm_solver, dpm_solver_pp
     from polyfold.core.samplers.unipc import unipc
 
-    fns = {"unipc": unipc, "dpm_solver_pp": dpm_solver_pp, "dpm_solver": dpm_solver}
+    fns: dict[str, Callable[..., Any]] = {
+        "unipc": unipc,
+        "dpm_solver_pp": dpm_solver_pp,
+        "dpm_solver": dpm_solver,
+    }
     if sampler not in fns:
         raise InputError(f"sampler: expected one of {sorted(fns)} (compensable), got {sampler!r}")
     if sampler == "dpm_solver":
