@@ -13,11 +13,11 @@ call goes to the rest of the trajectory.
 
 :func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
 coordinate descent on the end-point error against a fine reference solve: per step the order,
-prediction, corrector (and, optionally, DC-Solver's compensation ratio, which the schedule's
-``ratios`` apply as :func:`~polyfold.core.samplers.unipc.unipc` does), then each time point
-moved within its neighbours' gap (several step sizes, repeated while it improves; with an
-approximation, the first time, i.e. the teleport hand-over, as well), for a few rounds. Every
-candidate is evaluated by running it (USF's S^3
+prediction, corrector, UniPC variant (and, optionally, DC-Solver's compensation ratio, which
+the schedule's ``ratios`` apply as :func:`~polyfold.core.samplers.unipc.unipc` does), then
+each time point moved within its neighbours' gap (several step sizes, repeated while it
+improves; with an approximation, the first time, i.e. the teleport hand-over, as well), for a
+few rounds. Every candidate is evaluated by running it (USF's S^3
 instead trains a performance predictor to rank candidates; that predictor is not implemented
 here). Schedules are saved as small JSON files (:meth:`SolverSchedule.save`, several NFEs per
 name) and loaded by name or file with :func:`load_schedule`, which refuses an NFE that was not
@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 _KINDS = ("x0", "eps")
+_VARIANTS = ("bh1", "bh2")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class SolverSchedule:
     ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``;
     ``teleport_from``: the time the state starts at when the schedule first teleports to
     ``times[0]`` (``None``: it starts at ``times[0]``); ``ratios``: DC-Solver's compensation
-    ratio of each step (:mod:`~polyfold.core.samplers.compensation`; ``None`` or ones: none)."""
+    ratio of each step (:mod:`~polyfold.core.samplers.compensation`; ``None`` or ones: none);
+    ``variants``: UniPC's ``B(h)`` of each step, ``"bh1"`` or ``"bh2"`` (``None``: all bh2)."""
 
     path: str
     times: tuple[float, ...]
@@ -79,11 +81,18 @@ class SolverSchedule:
     correctors: tuple[bool, ...]
     teleport_from: float | None = None
     ratios: tuple[float, ...] | None = None
+    variants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.times) - 1
         if n < 1 or any(b >= a for a, b in zip(self.times, self.times[1:], strict=False)):
             raise InputError("schedule.times: expected at least 2 strictly decreasing times")
+        if self.variants is not None and (
+            len(self.variants) != n or any(v not in _VARIANTS for v in self.variants)
+        ):
+            raise InputError(
+                f"schedule.variants: expected {n} of 'bh1', 'bh2', got {self.variants}"
+            )
         for name in ("orders", "predictions", "correctors"):
             if len(getattr(self, name)) != n:
                 raise InputError(f"schedule.{name}: expected {n} entries (one per step)")
@@ -167,6 +176,7 @@ def load_schedule(
         tuple(bool(c) for c in entry["correctors"]),
         None if entry.get("teleport_from") is None else float(entry["teleport_from"]),
         None if entry.get("ratios") is None else tuple(float(r) for r in entry["ratios"]),
+        None if entry.get("variants") is None else tuple(str(v) for v in entry["variants"]),
     )
 
 
@@ -206,16 +216,16 @@ def usf(
             f"grid: a searched schedule fixes its times; pass schedule.grid ({schedule.nfe} steps)"
         )
     history: list[tuple[int, Any]] = []  # (grid index, {"x0": .., "eps": ..}), newest first
-    last: tuple[State, list[int], str] | None = None
+    last: tuple[State, list[int], str, str] | None = None
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
         if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         if last is not None:
-            x_prev, idx, kind = last
+            x_prev, idx, kind, variant = last
             if _finite_prefix(run, idx, i) == len(idx) + 1:
                 outs = [_out(h, kind) for _, h in history[: len(idx)]] + [_out(d, kind)]
-                fn = partial(_key, kind, "bh2", True, idx, i)
+                fn = partial(_key, kind, variant, True, idx, i)
                 x = run.keep(smap(fn, x_prev, run.levels, *outs), x)
         history = [(i, {"x0": d.x0, "eps": d.eps}), *history][:3]
         if schedule.ratios is not None:  # DC: the newest outputs compensated, as UniPC's
@@ -227,8 +237,9 @@ def usf(
         kind = schedule.predictions[i]
         idx = [j for j, _ in history[: schedule.orders[i]]]
         idx = idx[: max(1, _finite_prefix(run, idx))]
-        fn = partial(_key, kind, "bh2", False, idx, i + 1)
-        last = (x, idx, kind) if schedule.correctors[i] else None
+        variant = "bh2" if schedule.variants is None else schedule.variants[i]
+        fn = partial(_key, kind, variant, False, idx, i + 1)
+        last = (x, idx, kind, variant) if schedule.correctors[i] else None
         outs = [_out(h, kind) for _, h in history[: len(idx)]]
         x = run.keep(smap(fn, x, run.levels, *outs), x)
         run.report(i, x, d.x0)
@@ -343,14 +354,20 @@ def search_schedule(
         first = replace(first, teleport_from=top)
     if compensation:
         first = replace(first, ratios=(1.0,) * nfe)
+    first = replace(first, variants=("bh2",) * nfe)
     judge = _Judge(batches, run, first)
     default_err = judge.errors[0]
+    if rounds:  # UniPC-3 and the bh1 variant as other starting points
+        third = tuple(max(1, min(3, i + 1, nfe - i)) for i in range(nfe))
+        for start in ({"orders": third}, {"variants": ("bh1",) * nfe}):
+            judge.offer(replace(judge.best, **start))
     for _ in range(rounds):
         for i in range(nfe):
             for field, values in (
                 ("orders", (1, 2, 3)),
                 ("predictions", _KINDS),
                 ("correctors", (True, False)),
+                ("variants", _VARIANTS),
             ):
                 for v in values:
                     cur = list(getattr(judge.best, field))
