@@ -7,6 +7,10 @@ grid, the same number of sampler steps on that grid compressed affinely into
 ``[t_last, t_skip]`` (the schedule's spacing kept), from the same start state. Rows are named
 ``teleport+<sampler>``; their ``ode_error`` is still against the exact ODE endpoint from the
 original start, so the teleport's own approximation error counts.
+
+Denoising Langevin Gibbs (``dlg+unipc-bh2-3``): per target and NFE, the hand-over tolerance,
+the number of Langevin-Gibbs iterations and their step (``DLG_SETTINGS``) are chosen on
+calibration noise against other draws of the data, then run from the benchmark's start.
 """
 
 from __future__ import annotations
