@@ -1,14 +1,22 @@
-"""Samplers benchmark section: USF schedules searched per target and NFE.
+"""Samplers benchmark section: USF schedules searched per target and NFE, alone and combined with
+analytical teleportation.
 
-Per target and NFE: :func:`~polyfold.core.samplers.usf.search_schedule` (one round of
-coordinate descent) on 32 calibration noises, starting from UniPCMultistep's grid (``usf``) or
-from the teleport section's hand-over grid with the teleported calibration batch
-(``teleport+usf``); the schedule then runs from the benchmark's start. ``search_seconds`` is the
-search's CPU wall time (reference solve included).
+Per target and NFE <= ``MAX_NFE``: :func:`~polyfold.core.samplers.usf.search_schedule`
+(``ROUNDS`` rounds of coordinate descent over per-step order, prediction, corrector and time
+points; a change is kept only if ``CALIB`` other calibration noises agree, against overfitting)
+on ``CALIB`` calibration noises (not the benchmark's), twice: from UniPCMultistep's grid
+(``usf``), and teleporting from that grid's start with the teleport section's Gaussian, the
+hand-over time searched as well, starting from its chosen skip (``teleport+usf``; the teleport
+makes no model call, so every call goes to the rest of the trajectory). Of the two, the one with
+the lower error on ``HOLD`` other calibration noises is marked ``selected``
+(:func:`~polyfold.core.samplers.usf.schedule_error`); the evaluation noise never chooses.
+Each schedule then runs from the benchmark's start. ``search_seconds`` is one search's CPU wall
+time (reference solve included), ``select_seconds`` the held-out ranking's.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -17,9 +25,18 @@ from torch import Tensor
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.samplers.teleport import handover_grid
-from polyfold.core.samplers.usf import search_schedule, usf
+from polyfold.core.samplers.usf import schedule_error, search_schedule, usf
 
-ROUNDS = 1
+ROUNDS = 3
+CALIB = 1024
+HOLD = 1024
+MAX_NFE = 10
+
+
+def configure(quick: bool) -> None:
+    """``--quick``: two rounds (a full run: three), 1024 noises either way."""
+    global ROUNDS, CALIB
+    ROUNDS, CALIB = (2, 1024) if quick else (3, 1024)
 
 
 def usf_rows(
@@ -27,58 +44,101 @@ def usf_rows(
 ) -> list[dict[str, Any]]:
     """The ``usf`` and ``teleport+usf`` rows of one target and budget."""
     n = len(grid) - 1
-    if n < 2:
+    if n < 2 or budget > MAX_NFE:
         return []
     den = as_denoiser(case.model, case.path, prediction="eps")
-    calib = torch.randn(32, case.dim, generator=torch.Generator().manual_seed(13))
-    calib = calib * float(case.path.sigma(grid[:1]))
-    found = search_schedule(den, case.path, calib, n, grid=grid, rounds=ROUNDS)
-    res = usf(den, case.path, x_start, found.schedule.grid, schedule=found.schedule)
-    out = row(case, "polyfold", "usf", res.x, res.nfe, budget, ref, float("nan"))
-    out["search_seconds"] = found.seconds
-    rows = [out]
-    approx, choice = fit_skip(case, target, float(grid[0]))
-    if choice.t_skip < float(grid[0]):
+    t0 = float(grid[0])
+    scale = float(case.path.sigma(grid[:1]))
+    calib, gate, hold = (
+        torch.randn(size, case.dim, generator=torch.Generator().manual_seed(seed)) * scale
+        for size, seed in ((CALIB, 13), (CALIB, 15), (HOLD, 14))
+    )
+    approx, choice = fit_skip(case, target, t0)
+    opts = {"rounds": ROUNDS, "holdout": gate}
+    tries: list[tuple[str, Any, Any]] = [
+        ("usf", None, search_schedule(den, case.path, calib, n, grid=grid, **opts))
+    ]
+    if choice.t_skip < t0:
         hand = handover_grid(grid, choice.t_skip)
-        moved = approx.flow(calib, case.path, float(grid[0]), choice.t_skip)
-        found = search_schedule(den, case.path, moved, n, grid=hand, rounds=ROUNDS)
-        start = approx.flow(x_start, case.path, float(grid[0]), choice.t_skip)
-        res = usf(den, case.path, start, found.schedule.grid, schedule=found.schedule)
-        out = row(case, "polyfold", "teleport+usf", res.x, res.nfe, budget, ref, float("nan"))
-        out["search_seconds"] = found.seconds
+        found = search_schedule(
+            den, case.path, calib, n, grid=hand, approx=approx, t_start=t0, **opts
+        )
+        tries.append(("teleport+usf", approx, found))
+    started = time.perf_counter()
+    held = [schedule_error(den, case.path, hold, f.schedule, approx=a) for _, a, f in tries]
+    select_seconds = time.perf_counter() - started
+    rows = []
+    for (name, a, found), err in zip(tries, held, strict=True):
+        sched = found.schedule
+        res = usf(den, case.path, x_start, sched.grid, schedule=sched, approx=a)
+        out = row(case, "polyfold", name, res.x, res.nfe, budget, ref, float("nan"))
+        out.update(
+            search_seconds=found.seconds,
+            select_seconds=select_seconds,
+            heldout_error=err,
+            selected=err == min(held),
+            handover=sched.times[0],
+        )
         rows.append(out)
     return rows
 
 
 def summarize_usf(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """``usf_nfe_for_peer_nfe10_error``: per target the smallest budget where a USF row reaches
-    the best diffusers ``ode_error`` at NFE 10, worst over targets (``None``: not reached in
-    the budgets run); ``search_seconds``: the longest search."""
+    """``usf_nfe_for_peer_nfe10_error``: per target the smallest budget where the selected USF
+    row reaches the best diffusers ``ode_error`` at NFE 10, worst over targets (``None``: not
+    reached in the budgets run); ``usf_selected_worst_error_ratio_nfe_le_10``: the selected
+    row's ``ode_error`` over the best diffusers one, worst over (path, dim, NFE <= 10);
+    ``search_seconds``: the longest search."""
+    peer: dict[tuple[str, int, int], float] = {}
+    for r in rows:
+        if r["library"] == "diffusers":
+            key = (r["path"], r["dim"], r["budget"])
+            peer[key] = min(peer.get(key, float("inf")), r["ode_error"])
+    chosen = [r for r in rows if r.get("selected")]
     worst: int | None = 0
-    for key in sorted({(r["path"], r["dim"]) for r in rows}):
-        peer = [
-            r["ode_error"]
-            for r in rows
-            if (r["path"], r["dim"]) == key and r["library"] == "diffusers" and r["budget"] == 10
-        ]
+    for target in sorted({(r["path"], r["dim"]) for r in chosen}):
+        goal = peer.get((*target, 10))
+        if goal is None:
+            continue
         hits = [
             r["budget"]
-            for r in rows
-            if (r["path"], r["dim"]) == key
-            and "usf" in r["sampler"]
-            and peer
-            and r["ode_error"] <= min(peer)
+            for r in chosen
+            if (r["path"], r["dim"]) == target and r["ode_error"] <= goal
         ]
-        if not peer:
-            continue
         if not hits:
             worst = None
             break
         assert worst is not None
         worst = max(worst, min(hits))
+    ratios = [
+        (r["ode_error"] / peer[(r["path"], r["dim"], r["budget"])], r)
+        for r in chosen
+        if r["budget"] <= 10 and (r["path"], r["dim"], r["budget"]) in peer
+    ]
+    top = max(ratios, key=lambda p: p[0]) if ratios else None
     seconds = [r["search_seconds"] for r in rows if "search_seconds" in r]
     return {
-        "usf_nfe_for_peer_nfe10_error": worst,
+        "usf_nfe_for_peer_nfe10_error": worst if chosen else None,
+        "usf_selected_worst_error_ratio_nfe_le_10": top[0] if top else None,
+        "usf_selected_worst_at": [top[1][k] for k in ("path", "dim", "budget")] if top else None,
+        "usf_selected_per_nfe": {
+            f"{r['path']}/{r['dim']}/{r['budget']}": r["sampler"] for r in chosen
+        },
         "search_seconds": max(seconds) if seconds else None,
         "usf_search_rounds": ROUNDS,
+        "usf_calibration_noises": CALIB,
+        "usf_heldout_noises": HOLD,
     }
+
+
+def best_per_nfe(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Per ``path/dim/NFE`` (NFE <= 10) the deterministic polyfold row with the lowest
+    ``ode_error``: which method (or combination) is polyfold's best there."""
+    best: dict[str, tuple[float, str]] = {}
+    for r in rows:
+        if r["library"] != "polyfold" or r.get("stochastic") or r["budget"] > 10:
+            continue
+        key = f"{r['path']}/{r['dim']}/{r['budget']}"
+        if key not in best or r["ode_error"] < best[key][0]:
+            best[key] = (r["ode_error"], r["sampler"])
+    return {k: v[1] for k, v in sorted(best.items())}

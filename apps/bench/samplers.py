@@ -35,7 +35,10 @@ Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
 ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
 ``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
 ``teleport+dc+unipc-bh2-3``, ``dc_*`` keys) and USF (``_samplers_usf.py``: searched schedules
-``usf``, ``teleport+usf``, ``usf_nfe_for_peer_nfe10_error``, ``search_seconds``);
+``usf`` and ``teleport+usf`` (hand-over searched too), one of them selected per target and NFE
+on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
+``usf_selected_worst_error_ratio_nfe_le_10``, ``search_seconds``);
+``best_polyfold_sampler_nfe_le_10`` names polyfold's best row per target and NFE;
 ``worst_error_ratio_nfe_le_10`` counts every deterministic polyfold row;
 ``nfe_for_peer_nfe10_error`` is the largest over targets of the smallest budget where polyfold's
 best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
@@ -66,7 +69,12 @@ from _samplers_teleport import (  # type: ignore[import-not-found]
     summarize_teleport,
     teleport_rows,
 )
-from _samplers_usf import summarize_usf, usf_rows  # type: ignore[import-not-found]
+from _samplers_usf import (  # type: ignore[import-not-found]
+    best_per_nfe,
+    configure,
+    summarize_usf,
+    usf_rows,
+)
 from torch import Tensor
 
 from polyfold.core import samplers as S
@@ -472,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(1)
     quick = args.quick
+    configure(quick)
     nfes = [4, 6, 8, 10, 20] if quick else [4, 6, 8, 10, 15, 20, 50]
     dims = [2, 16, 64]
     schedules = {
@@ -511,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
     summary.update(summarize_dc(rows))
     summary.update(nfe_for_peer_nfe10_error(rows))
     summary.update(summarize_usf(rows))
+    summary["best_polyfold_sampler_nfe_le_10"] = best_per_nfe(rows)
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()

@@ -75,3 +75,23 @@ def test_bad_input() -> None:
         fit_ratios(DEN, PATH, x, grid, ratios=[1.0] * 4)
     with pytest.raises(InputError, match="table"):
         RatioRegression.fit({(4, 0.0): [1.0, 1.0]})
+
+
+@pytest.mark.parametrize("sampler", ["dpm_solver_pp", "dpm_solver"])
+def test_plug_in_for_predictor_only_samplers(sampler: str) -> None:
+    """Ratios of one reproduce multistep DPM-Solver(++) exactly; fitted ones lower its error."""
+    fn = S.get_sampler(sampler)
+    grid = S.uniform_t_grid(PATH, 6, append_zero=True)
+    kw = {"method": "multistep", "order": 2}
+    x = _noise(256, 2)
+    plain = fn(DEN, PATH, x, grid, **kw).x
+    assert torch.equal(fn(DEN, PATH, x, grid, ratios=[1.0] * 6, **kw).x, plain)
+    ratios = fit_ratios(DEN, PATH, _noise(10, 1), grid, sampler=sampler, order=2)
+    assert any(r != 1.0 for r in ratios)
+    ref = _reference(DEN, PATH, x, S.check_grid(grid, PATH), 32)[-1]
+    dc = fn(DEN, PATH, x, grid, ratios=ratios, **kw).x
+    assert _rms(dc, ref) < _rms(plain, ref)
+    with pytest.raises(InputError, match="multistep"):
+        S.dpm_solver_pp(DEN, PATH, x, grid, method="singlestep", ratios=ratios)
+    with pytest.raises(InputError, match="compensable"):
+        fit_ratios(DEN, PATH, x, grid, sampler="ddim")

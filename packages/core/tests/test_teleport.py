@@ -80,6 +80,8 @@ def test_choose_skip_skips_everything_on_a_gaussian_and_less_on_a_mixture() -> N
     tight = choose_skip(den, PATH, g, x2, tol=0.005, t_end=0.05, points=40)
     assert 0.05 < loose.t_skip < tight.t_skip < 1.0
     assert 0.0 < loose.fraction < 0.95
+    assert tight.at(0.05) == loose.t_skip  # another tolerance from the same calibration
+    assert tight.at(0.005) == tight.t_skip
     # the chosen hand-over keeps the endpoint close to the plain solve
     grid_full = S.log_snr_grid(PATH, 200, t_start=1.0, t_end=1e-3)
     ref = S.dpm_solver_pp(den, PATH, x2, grid_full, order=3).x

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +13,14 @@ from polyfold.core.denoiser import as_denoiser
 from polyfold.core.errors import InputError
 from polyfold.core.paths import VPCosine, VPLinear
 from polyfold.core.samplers.compensation import _reference
-from polyfold.core.samplers.usf import SolverSchedule, load_schedule, search_schedule, usf
+from polyfold.core.samplers.teleport import GaussianScore
+from polyfold.core.samplers.usf import (
+    SolverSchedule,
+    load_schedule,
+    schedule_error,
+    search_schedule,
+    usf,
+)
 from polyfold.core.testing import GaussianMixture
 
 F64 = torch.float64
@@ -90,3 +98,100 @@ def test_bad_input(tmp_path) -> None:
         usf(DEN, VPCosine(), _noise(4, 0), grid, schedule=sched)
     with pytest.raises(InputError, match="orders"):
         SolverSchedule(sched.path, sched.times, (1, 2, 4, 1), sched.predictions, sched.correctors)
+
+
+GAUSS = GaussianMixture([[0.5, -1.0, 1.5]], stds=[[0.8, 0.4, 0.6]])
+GDEN = as_denoiser(GAUSS.model(PATH, "eps"), PATH, prediction="eps")
+
+
+def _gaussian() -> GaussianScore:
+    return GaussianScore.from_moments(GAUSS.means[0], GAUSS.covs[0])
+
+
+def test_teleport_at_the_start_time_is_the_plain_schedule() -> None:
+    grid = S.uniform_t_grid(PATH, 5, append_zero=True)
+    plain = SolverSchedule.default(PATH, grid)
+    tele = replace(plain, teleport_from=float(grid[0]))
+    x = _noise(16, 4)
+    out = usf(DEN, PATH, x, grid, schedule=tele, approx=_gaussian())
+    torch.testing.assert_close(out.x, usf(DEN, PATH, x, grid, schedule=plain).x, rtol=0, atol=0)
+    assert out.nfe == 5
+
+
+def test_search_with_teleport_on_a_gaussian_target(tmp_path) -> None:
+    """From a hand-over at 0.6 (the Gaussian's flow is exact, no call), the search lowers the
+    error to the exact endpoint; the teleporting schedule round-trips through JSON."""
+    x = _noise(64, 5)
+    hand = S.uniform_t_grid(PATH, 4, t_start=0.6, append_zero=True)
+    found = search_schedule(
+        GDEN, PATH, x, 4, grid=hand, rounds=1, sub=128, approx=_gaussian(), t_start=1.0
+    )
+    sched = found.schedule
+    assert sched.teleport_from == 1.0
+    assert found.error < 0.3 * found.default_error
+    sched.save("g", tmp_path)
+    assert load_schedule("g", nfe=4, path=PATH, directory=tmp_path) == sched
+    exact = _gaussian().flow(x, PATH, 1.0, 0.0)  # the Gaussian's flow is closed-form
+    start = replace(SolverSchedule.default(PATH, hand), teleport_from=1.0)
+    out = usf(GDEN, PATH, x, sched.grid, schedule=sched, approx=_gaussian()).x
+    base = usf(GDEN, PATH, x, hand, schedule=start, approx=_gaussian()).x
+    assert _rms(out, exact) < 0.3 * _rms(base, exact)
+
+
+def test_teleport_bad_input() -> None:
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    with pytest.raises(InputError, match="approx: expected the data's approximation"):
+        usf(DEN, PATH, _noise(4, 0), grid, schedule=replace(sched, teleport_from=1.0))
+    with pytest.raises(InputError, match="approx: expected the data's approximation"):
+        usf(DEN, PATH, _noise(4, 0), grid, schedule=sched, approx=_gaussian())
+    with pytest.raises(InputError, match="teleport_from: expected a time >="):
+        replace(sched, teleport_from=0.5)
+    with pytest.raises(InputError, match="t_start: expected grid"):
+        search_schedule(DEN, PATH, _noise(4, 0), 4, grid=grid, t_start=1.2)
+    with pytest.raises(InputError, match="rounds"):
+        search_schedule(DEN, PATH, _noise(4, 0), 4, rounds=-1)
+
+
+def test_schedule_error_ranks_held_out_noise_as_the_search_measures() -> None:
+    """The held-out error of a schedule is the search's own error measure on other noise."""
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    x = _noise(32, 6)
+    found = search_schedule(DEN, PATH, x, 4, grid=grid, rounds=0)
+    default = SolverSchedule.default(PATH, grid)
+    assert schedule_error(DEN, PATH, x, default) == found.default_error == found.error
+    held = _noise(64, 7)
+    ref = _reference(DEN, PATH, held, grid, 16)[-1]
+    assert schedule_error(DEN, PATH, held, default) == pytest.approx(
+        _rms(usf(DEN, PATH, held, grid, schedule=default).x, ref), rel=1e-12
+    )
+
+
+def test_compensation_ratios_in_a_schedule() -> None:
+    """Ratios of one are the plain schedule; on UniPC's default schedule they are UniPC's DC."""
+    grid = S.uniform_t_grid(PATH, 6, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    x = _noise(16, 8)
+    plain = usf(DEN, PATH, x, grid, schedule=sched).x
+    ones = usf(DEN, PATH, x, grid, schedule=replace(sched, ratios=(1.0,) * 6)).x
+    torch.testing.assert_close(ones, plain, rtol=0, atol=0)
+    ratios = (1.0, 0.9, 1.1, 0.95, 1.05, 1.0)
+    dc = usf(DEN, PATH, x, grid, schedule=replace(sched, ratios=ratios)).x
+    torch.testing.assert_close(dc, S.unipc(DEN, PATH, x, grid, ratios=ratios).x)
+    assert _rms(dc, plain) > 1e-4
+    with pytest.raises(InputError, match=r"schedule\.ratios"):
+        replace(sched, ratios=(1.0,) * 5)
+    found = search_schedule(DEN, PATH, _noise(32, 9), 4, rounds=1, compensation=True)
+    assert found.schedule.ratios is not None
+    assert len(found.schedule.ratios) == 4
+    assert found.error < 0.7 * found.default_error
+
+
+def test_bh1_variant_schedule_is_unipc_bh1() -> None:
+    grid = S.uniform_t_grid(PATH, 6, append_zero=True)
+    sched = replace(SolverSchedule.default(PATH, grid), variants=("bh1",) * 6)
+    x = _noise(16, 10)
+    out = usf(DEN, PATH, x, grid, schedule=sched).x
+    torch.testing.assert_close(out, S.unipc(DEN, PATH, x, grid, variant="bh1").x)
+    with pytest.raises(InputError, match=r"schedule\.variants"):
+        replace(sched, variants=("bh3",) * 6)

@@ -5,7 +5,9 @@ In UniPC the output ``m_i = m(x~_i, t_i)`` at the *predicted* state also drives 
 predictor, which starts from the *corrected* state. Dynamic compensation replaces it by the
 Lagrange polynomial through the last outputs ``m_i, m_{i-1}, ...`` (at their half log-SNRs)
 evaluated at ``ell_{i-1} + rho_i (ell_i - ell_{i-1})``; ``rho_i = 1`` gives ``m_i`` exactly, so
-ratios of one are plain UniPC (``unipc(..., ratios=...)``, :func:`compensate`).
+ratios of one are plain UniPC (``unipc(..., ratios=...)``, :func:`compensate`). As the paper
+shows, the same compensation also plugs into predictor-only samplers: multistep DPM-Solver(++)
+takes ``ratios`` too.
 
 :func:`fit_ratios` finds the ratios for one model, grid and sampler options from a few
 calibration trajectories: a fine reference solve through the same grid points, then, step by
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,14 +81,28 @@ def fit_ratios(
     *,
     sub: int = 16,
     span: float = 0.8,
+    sampler: str = "unipc",
     **options: Any,
 ) -> list[float]:
-    """Compensation ratios of ``unipc(denoiser, path, ., grid, **options)`` fitted on the
+    """Compensation ratios of ``sampler(denoiser, path, ., grid, **options)`` fitted on the
     calibration batch ``x`` (about 10 trajectories) against a reference solve with ``sub`` fine
     steps per grid interval; each ratio is scanned over ``1 +- span`` (coarse, then fine around
-    the best), keeping 1 unless another value lands strictly closer to the reference."""
+    the best), keeping 1 unless another value lands strictly closer to the reference.
+    ``sampler``: ``"unipc"`` (predictor-corrector) or the predictor-only plug-in
+    ``"dpm_solver_pp"`` / ``"dpm_solver"`` (multistep)."""
+    from polyfold.core.samplers.dpm_solver import dpm_solver, dpm_solver_pp
     from polyfold.core.samplers.unipc import unipc
 
+    fns: dict[str, Callable[..., Any]] = {
+        "unipc": unipc,
+        "dpm_solver_pp": dpm_solver_pp,
+        "dpm_solver": dpm_solver,
+    }
+    if sampler not in fns:
+        raise InputError(f"sampler: expected one of {sorted(fns)} (compensable), got {sampler!r}")
+    if sampler == "dpm_solver":
+        options = {"method": "multistep", **options}
+    fn = fns[sampler]
     if not isinstance(path, GaussianPath):
         raise InputError(f"path: expected one GaussianPath (a tensor state), got {path!r}")
     if "ratios" in options:
@@ -107,7 +123,7 @@ def fit_ratios(
                 raise _Stop(xs)
 
         try:
-            unipc(denoiser, path, x, g, ratios=trial, callback=stop, **options)
+            fn(denoiser, path, x, g, ratios=trial, callback=stop, **options)
         except _Stop as cut:
             return float((cut.x.to(F64) - ref[i + 1].to(F64)).pow(2).mean())
         return math.inf

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from polyfold.core.denoiser import Denoiser
 from polyfold.core.errors import InputError
+from polyfold.core.samplers._compensate import compensate
 from polyfold.core.samplers._core import Level, NoiseFn, Paths, Run, lincomb, smap
 from polyfold.core.samplers._expint import Kind, frame, poly_weights
 from polyfold.core.samplers.result import SampleResult, StepCallback
@@ -239,6 +240,7 @@ def _multistep(
     generator: torch.Generator | None = None,
     noise: NoiseFn | None = None,
     callback: StepCallback | None = None,
+    ratios: Sequence[float] | None = None,
 ) -> SampleResult:
     _check_order(order, (1, 2, 3))
     run = Run(
@@ -260,6 +262,8 @@ def _multistep(
         if run.final(i):
             return run.result(run.denoise_to_zero(d, x))
         history = [(i, _pred(kind, d)), *history][:order]
+        if ratios is not None:  # DC-Solver's plug-in for a predictor-only sampler
+            history[0] = (i, compensate(run, history, ratios, i))
         p = len(history)
         if lower_order_final and run.steps < _LOWER_ORDER_FINAL_STEPS:
             p = min(p, run.steps - i)
@@ -286,14 +290,27 @@ def _by_method(
     lower_order_final: bool,
     mask: Mask,
     callback: StepCallback | None,
+    ratios: Sequence[float] | None = None,
 ) -> SampleResult:
     """Run the singlestep or the multistep form of a DPM-Solver variant."""
     if method == "singlestep":
+        if ratios is not None:
+            raise InputError("ratios: compensation needs method='multistep'")
         return _singlestep(name, kind, denoiser, paths, x, grid, order, orders, mask, callback)
     if method != "multistep":
         raise InputError(f"method: expected 'singlestep' or 'multistep', got {method!r}")
     return _multistep(
-        name, kind, denoiser, paths, x, grid, order, lower_order_final, mask, callback=callback
+        name,
+        kind,
+        denoiser,
+        paths,
+        x,
+        grid,
+        order,
+        lower_order_final,
+        mask,
+        callback=callback,
+        ratios=ratios,
     )
 
 
@@ -309,6 +326,7 @@ def dpm_solver(
     lower_order_final: bool = True,
     mask: Mask = None,
     callback: StepCallback | None = None,
+    ratios: Sequence[float] | None = None,
 ) -> SampleResult:
     """DPM-Solver with the noise prediction ``eps``: singlestep orders 1-3, multistep 2-3.
 
@@ -323,9 +341,11 @@ def dpm_solver(
         lower_order_final: multistep only, lower orders in the last steps of short grids.
         mask: validity mask; padded entries stay untouched.
         callback: ``callback(step, t, x, x0)`` after every step.
+        ratios: multistep only, DC-Solver's compensation ratio of each step (see
+            :mod:`~polyfold.core.samplers.compensation`); ``None`` or ones: plain.
     """
     args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask, callback)
-    return _by_method("dpm_solver", "eps", *args)
+    return _by_method("dpm_solver", "eps", *args, ratios=ratios)
 
 
 def dpm_solver_pp(
@@ -340,13 +360,14 @@ def dpm_solver_pp(
     lower_order_final: bool = True,
     mask: Mask = None,
     callback: StepCallback | None = None,
+    ratios: Sequence[float] | None = None,
 ) -> SampleResult:
     """DPM-Solver++ with the data prediction ``x0``: (2M), 3M, (2S) and singlestep 1-3.
 
     Arguments as :func:`dpm_solver`; the default is DPM-Solver++(2M).
     """
     args = (denoiser, paths, x, grid, order, method, orders, lower_order_final, mask, callback)
-    return _by_method("dpm_solver_pp", "x0", *args)
+    return _by_method("dpm_solver_pp", "x0", *args, ratios=ratios)
 
 
 def sde_dpm_solver_pp_2m(

@@ -285,6 +285,12 @@ class SkipChoice:
     errors: list[float]
     nfe: int
 
+    def at(self, tol: float) -> float:
+        """The hand-over time for another tolerance (the same calibration, no model call)."""
+        if not (isinstance(tol, int | float) and tol > 0):
+            raise InputError(f"tol: expected a number > 0, got {tol!r}")
+        return self.times[_last_below(self.errors, tol)]
+
 
 def _start(path: GaussianPath, t_start: float | None) -> float:
     """``t_start`` (default ``t_max``), a rounding above ``t_max`` clipped as grids are."""
@@ -345,13 +351,18 @@ def choose_skip(
         prev = (r, gap)
         err = s * float(acc.pow(2).mean().sqrt()) / math.sqrt(a * a * scale + s * s)
         errors.append(err)
+    t_skip = times[_last_below(errors, tol)]
+    return SkipChoice(t_skip, (start - t_skip) / (start - path.t_min), times, errors, len(times))
+
+
+def _last_below(errors: list[float], tol: float) -> int:
+    """The last candidate of the first run of errors below ``tol`` (0 if none)."""
     last = 0
-    for i in range(len(errors)):  # the last candidate of the first run below tol
-        if errors[i] > tol:
+    for i, err in enumerate(errors):
+        if err > tol:
             break
         last = i
-    t_skip = times[last]
-    return SkipChoice(t_skip, (start - t_skip) / (start - path.t_min), times, errors, len(times))
+    return last
 
 
 def _mean_variance(approx: Approximation) -> Tensor:
