@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import typer
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status, run_app
 from polyfold.core.errors import (
     EXIT_INPUT_ERROR,
     EXIT_INTERRUPTED,
@@ -73,6 +73,20 @@ def test_run_app_passes_arguments_and_exit_status():
         run_app(app, ["qm9"])
     assert exit_info.value.code == 0
     assert seen == ["qm9"]
+
+
+def test_exit_status_returns_what_run_app_exits_with(capsys):
+    app = typer.Typer()
+
+    @app.command()
+    def go(n: int) -> None:
+        if n > 9:
+            raise InputError(f"n: expected <= 9, got {n}")
+
+    assert exit_status(app, [3]) == 0
+    assert exit_status(app, ["10"]) == 2
+    assert "error: n: expected <= 9, got 10" in capsys.readouterr().err
+    assert exit_status(app, ["x"]) == 2  # click's usage error
 
 
 def test_argument_predicates_reject_bools_and_non_finite_numbers():

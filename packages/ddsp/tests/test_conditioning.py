@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.core.errors import InputError
 from polyfold.ddsp.cli import app
 from polyfold.ddsp.data import Clips
@@ -90,11 +90,7 @@ def test_note_changes_give_outliers_even_at_the_exact_f0():
 
 
 def _run(*args: str) -> int:
-    try:
-        run_app(app, list(args), prog_name="polyfold-ddsp")
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+    return exit_status(app, args, "polyfold-ddsp")
 
 
 def test_resuming_a_finished_run_shows_its_steps_done(tmp_path: Path, capsys):

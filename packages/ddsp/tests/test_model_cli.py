@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model
 from polyfold.ddsp.cli import app
@@ -23,11 +23,7 @@ TINY = DDSPConfig(hidden=16, n_harmonics=8, n_noise_bands=9, reverb_length=64)
 
 
 def _run(*args: str) -> int:
-    try:
-        run_app(app, list(args), prog_name="polyfold-ddsp")
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+    return exit_status(app, args, "polyfold-ddsp")
 
 
 def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from polyfold.core.audio import log_mel, mel_frames
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.core.errors import InputError
 from polyfold.core.export import load_model, save_model
 from polyfold.ddsp.cli import app
@@ -30,11 +30,7 @@ def _tiny() -> DDSPVocoder:
 
 
 def _run(*args: str) -> int:
-    try:
-        run_app(app, list(args), prog_name="polyfold-ddsp")
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+    return exit_status(app, args, "polyfold-ddsp")
 
 
 def _voice(f0: float, seconds: float = 1.0) -> np.ndarray:

@@ -9,17 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.eeg.cli import app
 from polyfold.eeg.data import Windows
 
 
 def _run(*args: str) -> int:
-    try:
-        run_app(app, list(args), prog_name="polyfold-eeg")
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+    return exit_status(app, args, "polyfold-eeg")
 
 
 def _error(capsys: pytest.CaptureFixture[str], *args: str) -> str:

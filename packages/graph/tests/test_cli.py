@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.graph.cli import app
 from polyfold.graph.training import load_model
 
@@ -16,11 +16,7 @@ runner = CliRunner()
 
 
 def _run(args: list[str]) -> int:
-    try:
-        run_app(app, args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return exit_status(app, args)
 
 
 def test_train_exports_a_loadable_model_card(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rdkit import Chem
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.graph import data
 from polyfold.graph.cli import app
 
@@ -24,11 +24,7 @@ FAST = ["--steps", "3", "--sampler", "s4"]
 
 
 def _run(args: list[str]) -> int:
-    try:
-        run_app(app, args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return exit_status(app, args)
 
 
 @pytest.fixture(scope="module")

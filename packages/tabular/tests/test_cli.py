@@ -9,18 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.tabular import pfn
 from polyfold.tabular.cli import app
 from polyfold.tabular.extras import EXTRAS
 
 
 def _run(args: list[str]) -> int:
-    try:
-        run_app(app, [str(a) for a in args], prog_name="polyfold-tabular")
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+    return exit_status(app, args, "polyfold-tabular")
 
 
 @pytest.fixture

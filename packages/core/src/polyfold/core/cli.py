@@ -22,7 +22,7 @@ from polyfold.core.errors import EXIT_INTERRUPTED, InputError, exit_on_input_err
 from polyfold.core.progress import Quiet
 from polyfold.core.system import system_info
 
-__all__ = ["DOMAINS_GROUP", "app", "domain_app", "main", "run_app"]
+__all__ = ["DOMAINS_GROUP", "app", "domain_app", "exit_status", "main", "run_app"]
 
 DOMAINS_GROUP = "polyfold.domains"
 
@@ -68,6 +68,18 @@ def run_app(
     if code == EXIT_INTERRUPTED:  # newer typers turn Ctrl-C into a silent exit 130
         print("interrupted", file=sys.stderr)
     raise SystemExit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
+
+def exit_status(
+    cli: typer.Typer, args: Sequence[str] | None = None, prog_name: str | None = None
+) -> int:
+    """:func:`run_app`, returning the exit status instead of raising ``SystemExit`` (tests and
+    scripts that drive a CLI in-process)."""
+    try:
+        run_app(cli, [str(a) for a in args] if args is not None else None, prog_name)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    return 0  # pragma: no cover - run_app always raises SystemExit
 
 
 @app.command()
