@@ -21,13 +21,9 @@ def model_file(tmp_path):
 
 
 def run(*args):
-    from polyfold.core.cli import run_app
+    from polyfold.core.cli import exit_status
 
-    try:
-        run_app(app, list(args), prog_name="polyfold-speech")
-    except SystemExit as e:
-        return e.code
-    return 0
+    return exit_status(app, args, "polyfold-speech")
 
 
 def test_tts_writes_a_wav(tmp_path, model_file):

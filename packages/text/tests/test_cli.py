@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from polyfold.core.cli import run_app
+from polyfold.core.cli import exit_status
 from polyfold.text.cli import app
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        run_app(app, [str(a) for a in args], prog_name="polyfold-text")
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
+    code = exit_status(app, args, "polyfold-text")
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -17,14 +17,10 @@ runner = CliRunner()
 TINY = ["--steps", "20", "--hidden", "8", "--blocks", "1", "--quiet"]
 
 
-def _run(*args: str) -> object:
-    from polyfold.core.cli import run_app
+def _run(*args: str) -> int:
+    from polyfold.core.cli import exit_status
 
-    try:
-        run_app(app, list(args), prog_name="polyfold-timeseries")
-    except SystemExit as e:
-        return e.code
-    return 0
+    return exit_status(app, args, "polyfold-timeseries")
 
 
 @pytest.fixture(scope="module")
