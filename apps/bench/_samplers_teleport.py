@@ -10,7 +10,8 @@ original start, so the teleport's own approximation error counts.
 
 Denoising Langevin Gibbs (``dlg+unipc-bh2-3``): per target and NFE, the hand-over tolerance,
 the number of Langevin-Gibbs iterations and their step (``DLG_SETTINGS``) are chosen on
-calibration noise against other draws of the data, then run from the benchmark's start.
+``DLG_CALIB`` calibration noises against ``DLG_DATA`` other draws of the data (fewer draws
+with ``--quick``, :func:`configure_dlg`), then run from the benchmark's start.
 """
 
 from __future__ import annotations
@@ -111,6 +112,15 @@ DLG_SETTINGS = [
     for steps in (1, 2)
     for delta in (0.1, 0.25)
 ]
+DLG_CALIB, DLG_DATA = 512, 20000
+
+
+def configure_dlg(quick: bool) -> None:
+    """``--quick``: every setting chosen on the 512 calibration noises against 5000 draws of
+    the data (a full run: against 20000; the data side's sliced W2 dominates the cost; fewer
+    calibration noises flip the choice at dimension 64)."""
+    global DLG_CALIB, DLG_DATA
+    DLG_CALIB, DLG_DATA = (512, 5000) if quick else (512, 20000)
 
 
 def _dlg(
@@ -145,17 +155,18 @@ def dlg_rows(
     row: Any,
 ) -> list[dict[str, Any]]:
     """``dlg+unipc-bh2-3`` rows: the hand-over tolerance, Langevin iterations and step size
-    chosen among ``DLG_SETTINGS`` by the sliced W2 of 512 calibration noises to 20000 other
-    draws of the data (neither the benchmark's noise nor its reference samples), then run from
-    the benchmark's start (``grid_of(n)``: the scheduler's grid of ``n`` steps)."""
+    chosen among ``DLG_SETTINGS`` by the sliced W2 of ``DLG_CALIB`` calibration noises to
+    ``DLG_DATA`` other draws of the data (neither the benchmark's noise nor its reference
+    samples), then run from the benchmark's start (``grid_of(n)``: the scheduler's grid of
+    ``n`` steps)."""
     if budget <= 3:
         return []
     t0 = float(grid_of(budget)[0])
     approx, choice = fit_skip(case, target, t0)
     if choice.t_skip >= t0:
         return []
-    data = target.sample(20000, generator=torch.Generator().manual_seed(22), dtype=F64)
-    calib = torch.randn(512, case.dim, generator=torch.Generator().manual_seed(21))
+    data = target.sample(DLG_DATA, generator=torch.Generator().manual_seed(22), dtype=F64)
+    calib = torch.randn(DLG_CALIB, case.dim, generator=torch.Generator().manual_seed(21))
     calib = calib * float(case.path.sigma(torch.tensor([t0], dtype=F64)))
     scores = [
         sliced_wasserstein(_dlg(case, approx, choice, calib, grid_of, budget, 23, **kw).x, data)

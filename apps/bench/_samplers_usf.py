@@ -31,12 +31,14 @@ ROUNDS = 3
 CALIB = 1024
 HOLD = 1024
 MAX_NFE = 10
+QUICK_SEARCH = (1, 256, 256)
 
 
 def configure(quick: bool) -> None:
-    """``--quick``: two rounds (a full run: three), 1024 noises either way."""
-    global ROUNDS, CALIB
-    ROUNDS, CALIB = (2, 1024) if quick else (3, 1024)
+    """``--quick``: ``QUICK_SEARCH`` (rounds, calibration and held-out noises); a full run: three
+    rounds, 1024 noises each."""
+    global ROUNDS, CALIB, HOLD
+    ROUNDS, CALIB, HOLD = QUICK_SEARCH if quick else (3, 1024, 1024)
 
 
 def usf_rows(
