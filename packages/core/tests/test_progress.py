@@ -117,3 +117,10 @@ def test_check_steps_left_refuses_a_finished_run_and_names_the_steps():
     check_steps_left("runs/a", 3, 4)
     with pytest.raises(InputError, match=r"runs/a already reached step 4 of 4; pass a larger"):
         check_steps_left("runs/a", 4, 4)
+
+
+def test_a_resumed_bar_starts_at_the_units_done():
+    stream = io.StringIO()
+    with Progress(4, "train", stream=stream, done=4):
+        pass
+    assert stream.getvalue().splitlines()[0].startswith("train: 4/4")

@@ -46,7 +46,8 @@ class Progress:
     ``quiet``: show nothing. ``stream``: where to write (default stderr); a rich bar when it is a
     terminal, else plain ``description: done/total (pct%)`` lines at every tenth of the work and
     at least every ``interval`` seconds while it advances. Fields given to
-    :meth:`update` / :meth:`advance` (e.g. ``loss=0.12``) are shown beside the count.
+    :meth:`update` / :meth:`advance` (e.g. ``loss=0.12``) are shown beside the count. ``done``:
+    units already done when it starts (a resumed run).
     """
 
     def __init__(
@@ -57,13 +58,14 @@ class Progress:
         quiet: bool = False,
         stream: TextIO | None = None,
         interval: float = 30.0,
+        done: int = 0,
     ) -> None:
         if isinstance(total, bool) or not isinstance(total, int) or total < 1:
             raise InputError(f"total: expected an integer >= 1, got {total!r}")
         self.total = total
         self.description = description
         self.quiet = quiet
-        self.completed = 0
+        self.completed = max(0, min(int(done), total))
         self.fields: dict[str, float] = {}
         self._stream = stream if stream is not None else sys.stderr
         self._rich: Any = None
@@ -95,7 +97,9 @@ class Progress:
                 TimeRemainingColumn(),
                 console=Console(file=self._stream),
             )
-            self._task = self._rich.add_task(self.description, total=self.total, info="")
+            self._task = self._rich.add_task(
+                self.description, total=self.total, completed=self.completed, info=""
+            )
             self._rich.start()
         else:
             self._next_line = 0

@@ -88,13 +88,6 @@ def _start_training(
     return done or 0
 
 
-def _training_bar(steps: int, description: str, done: int, quiet: bool) -> Progress:
-    """The training progress bar, starting at the steps a resumed run has already done."""
-    bar = Progress(steps, description, quiet=quiet)
-    bar.completed = min(done, steps)
-    return bar
-
-
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints and the model).")],
@@ -116,7 +109,7 @@ def train(
 
     done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     c = _clips(data, instrument, clips, "train", quiet)
-    with _training_bar(steps, "training", done, quiet) as bar:
+    with Progress(steps, "training", quiet=quiet, done=done) as bar:
         path = fit_autoencoder(
             c, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
             progress=bar.trainer_update,
@@ -240,7 +233,7 @@ def train_vocoder(
 
     check_int("--utterances", utterances, 1)
     done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
-    with _training_bar(steps, "training the vocoder", done, quiet) as bar:
+    with Progress(steps, "training the vocoder", quiet=quiet, done=done) as bar:
         path = fit_vocoder(
             corpus, out, utterances=utterances, steps=steps, batch_size=batch_size, lr=lr,
             seed=seed, resume=resume, progress=bar.trainer_update,

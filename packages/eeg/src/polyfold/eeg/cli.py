@@ -229,9 +229,7 @@ def train(
         if value != default:
             command += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     command += ["--out", str(out)]
-    with Progress(cfg.steps, f"train {model}", quiet=quiet) as bar:
-        if resumed is not None:
-            bar.update(resumed)
+    with Progress(cfg.steps, f"train {model}", quiet=quiet, done=resumed or 0) as bar:
         path = fit_model(
             model,
             tr,

@@ -24,7 +24,22 @@ from polyfold.motion.mogo_train import encode_windows
 from polyfold.motion.train_tokenizer import mpjpe_mm
 from polyfold.motion.trainer import motion_trainer
 
-__all__ = ["BiPOSettings", "train_bipo", "train_part_tokenizer"]
+__all__ = ["BiPOSettings", "current_stage", "train_bipo", "train_part_tokenizer"]
+
+TOKENIZER_STAGE = "tokenizer"
+"""The sub-folder of a BiPO run's ``out`` where the part tokenizer trains first."""
+
+
+def current_stage(out: str | Path) -> Path:
+    """The folder whose ``run`` holds a BiPO run's newest checkpoint: ``out`` once the
+    transformer has checkpointed, the part tokenizer's sub-folder while only it has."""
+    from polyfold.core.progress import RUN_FOLDER, checkpoint_step
+
+    out = Path(out)
+    first = out / TOKENIZER_STAGE
+    if checkpoint_step(out / RUN_FOLDER) is None and checkpoint_step(first / RUN_FOLDER):
+        return first
+    return out
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,7 @@ def train_part_tokenizer(
 
     out = Path(out_dir)
     motion_trainer(
-        tok, loss_fn, TensorDataset(x), out / "tokenizer", steps=s.tokenizer_steps,
+        tok, loss_fn, TensorDataset(x), out / TOKENIZER_STAGE, steps=s.tokenizer_steps,
         batch_size=s.batch_size, lr=s.lr, seed=s.seed, quiet=quiet,
     ).fit(resume=resume)  # fmt: skip
     tok.eval()

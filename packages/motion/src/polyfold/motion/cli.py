@@ -177,7 +177,7 @@ def train_tokenizer_cmd(
         root_weight=root_weight,
         joint_weight=joint_weight,
         joint_vel_weight=joint_weight,
-    )  # fmt: skip (checked before --out)
+    )  # checked before --out is touched
     prepare_training_out(out, resume=resume, force=force)
     d = _dataset(data, quiet)
     cfg = dataclasses.replace(cfg, feature_dim=int(d.features.shape[-1]))
@@ -240,7 +240,7 @@ def train_cmd(
     """Train EMDM or its DDPM baseline; writes OUT/model.safetensors + .json."""
     import sys
 
-    from polyfold.core.progress import RUN_FOLDER, checkpoint_step, prepare_training_out
+    from polyfold.core.progress import prepare_training_out
     from polyfold.motion.emdm import MODEL_KINDS, TrainSettings, train_motion_model
     from polyfold.motion.mogo_generate import TOKEN_KINDS
     from polyfold.motion.text_encoder import encode_captions, load_text_encoder
@@ -248,14 +248,12 @@ def train_cmd(
     kinds = (*MODEL_KINDS, "mmdm", *TOKEN_KINDS, "bipo")
     if model not in kinds:
         raise InputError(f"--model: expected one of {', '.join(kinds)}, got {model!r}")
-    stage = out  # a BiPO run killed in its first stage has only the part tokenizer's run
-    first = out / "tokenizer"
-    if (
-        model == "bipo"
-        and checkpoint_step(out / RUN_FOLDER) is None
-        and checkpoint_step(first / RUN_FOLDER)
-    ):
-        stage = first
+    if model == "bipo":  # a run killed in its first stage has only the part tokenizer's run
+        from polyfold.motion.bipo_train import current_stage
+
+        stage = current_stage(out)
+    else:
+        stage = out
     if model in MODEL_KINDS:  # settings checked before --out is touched
         cfg = {"p_uncond": p_uncond, "guidance": guidance}
         if model == "emdm":
