@@ -3,7 +3,8 @@
 For every kernel, size and dtype: the median time of the Triton kernel and of the reference on
 the same inputs, the bandwidth each reaches over the fewest bytes the operation must move (every
 operand read once, every output written once), and the peak memory a call allocates beyond its
-inputs. adaLN and the gated residual are timed forward and forward+backward. The summary gives
+inputs. adaLN and the gated residual are timed forward and forward+backward; the grid blend
+(Mosaic-SDF volume evaluation) forward. The summary gives
 the reference-over-kernel time ratio (speedup) per kernel: geometric mean and minimum.
 
     python apps/bench/kernels.py [--quick] [--out FILE]
@@ -28,6 +29,7 @@ from polyfold.core.ops.adaln import (
     gated_residual_reference,
     gated_residual_triton,
 )
+from polyfold.core.ops.grid_blend import grid_blend_volume_reference, grid_blend_volume_triton
 from polyfold.core.ops.multistep import multistep_update_reference, multistep_update_triton
 from polyfold.core.ops.sgld import sgld_step_reference, sgld_step_triton
 
@@ -82,6 +84,22 @@ def sgld_cases(numels: Sequence[int], dtype: torch.dtype, device: torch.device) 
         yield Case(
             "sgld", (n,), dtype, "update", _bytes(dtype, 3 * n),
             partial(sgld_step_triton, *args), partial(sgld_step_reference, *args),
+        )  # fmt: skip
+
+
+def grid_blend_cases(sizes: Sequence[tuple[int, int, int]], device: torch.device) -> Iterator[Case]:
+    """Mosaic-SDF volumes: n cubes of k^3 values (half-width 0.06, near a sphere) onto res^3."""
+    for n, k, res in sizes:
+        g = torch.Generator(device=device).manual_seed(0)
+        d = torch.randn(n, 3, generator=g, device=device)
+        centres = 0.4 * d / d.norm(dim=1, keepdim=True)
+        scales = torch.full((n,), 0.06, device=device)
+        values = _randn((n, k, k, k), torch.float32, device, 1)
+        args = (centres, scales, values, res, 0.55)
+        yield Case(
+            "grid_blend", (n, k, res), torch.float32, "fwd",
+            _bytes(torch.float32, n * (k**3 + 4), 2 * res**3),
+            partial(grid_blend_volume_triton, *args), partial(grid_blend_volume_reference, *args),
         )  # fmt: skip
 
 
@@ -195,6 +213,8 @@ def cases_for(quick: bool, device: torch.device) -> Iterator[Case]:
         yield from multistep_cases(numels, dtype, device)
         yield from sgld_cases(numels, dtype, device)
         yield from modulation_cases(shapes, dtype, device)
+    blends = [(256, 7, 128)] if quick else [(256, 7, 128), (1024, 7, 256), (4096, 7, 256)]
+    yield from grid_blend_cases(blends, device)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError, check_int, reading
+from polyfold.core.ops import grid_blend_volume, local_grid_blend
 
 __all__ = [
     "BOUND",
@@ -84,31 +85,9 @@ class MSDF:
         return MSDF(self.centres.to(dtype), self.scales.to(dtype), self.values.to(dtype), self.cls)
 
 
-def _trilinear(values: Tensor, grid: Tensor, g: Tensor) -> Tensor:
-    """Trilinear interpolation of ``values (n, k, k, k)`` of grids ``grid (Q,)`` at continuous
-    node coordinates ``g (Q, 3)`` in ``[0, k-1]``."""
-    k = values.shape[-1]
-    i0 = g.detach().floor().clamp(0, k - 2).long()
-    f = g - i0
-    flat = values.reshape(values.shape[0], -1)
-    out = torch.zeros_like(g[:, 0])
-    for dx in (0, 1):
-        wx = f[:, 0] if dx else 1 - f[:, 0]
-        for dy in (0, 1):
-            wy = f[:, 1] if dy else 1 - f[:, 1]
-            for dz in (0, 1):
-                wz = f[:, 2] if dz else 1 - f[:, 2]
-                idx = ((i0[:, 0] + dx) * k + i0[:, 1] + dy) * k + i0[:, 2] + dz
-                out = out + wx * wy * wz * flat[grid, idx]
-    return out
-
-
 def _local(m: MSDF, x: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
     """Blend weights and interpolants of grids ``grid (Q,)`` at points ``x (Q, 3)``."""
-    u = (x - m.centres[grid]) / m.scales[grid, None]
-    w = torch.relu(1 - u.abs().amax(dim=-1))
-    g = ((u.clamp(-1, 1) + 1) * 0.5) * (m.k - 1)
-    return w, _trilinear(m.values, grid, g)
+    return local_grid_blend(m.centres, m.scales, m.values, x, grid)
 
 
 def evaluate(m: MSDF, x: Tensor, *, chunk: int = 4096) -> tuple[Tensor, Tensor]:
@@ -176,28 +155,10 @@ def evaluate_volume_dense(m: MSDF, res: int) -> Tensor:
 
 
 def evaluate_volume(m: MSDF, res: int) -> Tensor:
-    """The ``(res, res, res)`` volume, sparse: each grid visits only the voxels of its cube."""
+    """The ``(res, res, res)`` volume, sparse: each grid visits only the voxels of its cube
+    (:func:`polyfold.core.ops.grid_blend_volume`: a fused kernel on CUDA, a scatter elsewhere)."""
     check_int("res", res, 2)
-    dev, dt = m.centres.device, m.centres.dtype
-    h = 2 * BOUND / (res - 1)
-    lo = torch.ceil((m.centres - m.scales[:, None] + BOUND) / h - 1e-9).long().clamp(0, res - 1)
-    hi = torch.floor((m.centres + m.scales[:, None] + BOUND) / h + 1e-9).long().clamp(0, res - 1)
-    span = int((hi - lo).max().clamp_min(0)) + 1
-    r = torch.arange(span, device=dev)
-    off = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)  # (M, 3)
-    num = torch.zeros(res**3, dtype=dt, device=dev)
-    den = torch.zeros(res**3, dtype=dt, device=dev)
-    step = max(1, (1 << 22) // len(off))  # grids per chunk: bounded memory for large cubes
-    for start in range(0, m.n, step):
-        rows = torch.arange(start, min(start + step, m.n), device=dev)
-        idx = lo[rows, None, :] + off[None]  # (g, M, 3)
-        ok = (idx <= hi[rows, None, :]).all(-1)
-        grid = rows[:, None].expand_as(ok)[ok]
-        idx = idx[ok]
-        w, v = _local(m, -BOUND + idx.to(dt) * h, grid)
-        flat = (idx[:, 0] * res + idx[:, 1]) * res + idx[:, 2]
-        num.index_add_(0, flat, w * v)
-        den.index_add_(0, flat, w)
+    num, den = grid_blend_volume(m.centres, m.scales, m.values, res, BOUND)
     f = torch.where(den > 0, num / den.clamp_min(1e-30), torch.full_like(num, FAR))
     return _fill_uncovered(f, den, res)
 

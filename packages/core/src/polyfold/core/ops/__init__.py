@@ -19,6 +19,12 @@ from polyfold.core.ops.categorical import (
     sample_categorical_reference,
     sample_categorical_triton,
 )
+from polyfold.core.ops.grid_blend import (
+    grid_blend_volume,
+    grid_blend_volume_reference,
+    grid_blend_volume_triton,
+    local_grid_blend,
+)
 from polyfold.core.ops.multistep import (
     multistep_update,
     multistep_update_reference,
@@ -38,9 +44,13 @@ __all__ = [
     "gated_residual",
     "gated_residual_reference",
     "gated_residual_triton",
+    "grid_blend_volume",
+    "grid_blend_volume_reference",
+    "grid_blend_volume_triton",
     "harmonic_oscillator",
     "harmonic_oscillator_reference",
     "harmonic_oscillator_triton",
+    "local_grid_blend",
     "multistep_update",
     "multistep_update_reference",
     "multistep_update_triton",
