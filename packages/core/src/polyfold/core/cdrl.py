@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from polyfold.core.dtypes import F64
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 from polyfold.core.langevin import langevin
 from polyfold.core.paths import GaussianPath
 from polyfold.core.state import expand_to
@@ -105,10 +105,8 @@ class CDRL(nn.Module):
         check_int("mcmc_steps", mcmc_steps, minimum=0)
         if init_prediction not in ("mean", "eps"):
             raise InputError(f"init_prediction: expected 'mean' or 'eps', got {init_prediction!r}")
-        for name, v, lo in (("step_scale", step_scale, 0.0), ("energy_reg", energy_reg, None)):
-            ok = isinstance(v, int | float) and math.isfinite(v) and (v > 0 if lo == 0 else v >= 0)
-            if not ok:
-                raise InputError(f"{name}: expected a finite number {'>' if lo == 0 else '>='} 0")
+        check_number("step_scale", step_scale, strict=True)
+        check_number("energy_reg", energy_reg)
         self.energy, self.initializer, self.path = energy, initializer, path
         self.mcmc_steps, self.step_scale = mcmc_steps, float(step_scale)
         self.init_noise, self.energy_reg = bool(init_noise), float(energy_reg)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.dtypes import F64
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_number
 from polyfold.core.state import expand_to
 
 __all__ = [
@@ -57,8 +57,7 @@ def _as_time(t: Tensor | float) -> Tensor:
 
 def _check_positive(**values: float) -> None:
     for name, v in values.items():
-        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise InputError(f"{name}: expected a finite number > 0, got {v!r}")
+        check_number(name, v, strict=True)
 
 
 class GaussianPath(ABC):

@@ -26,7 +26,7 @@ import numpy as np
 import typer
 
 from polyfold.core.cli import domain_app, run_app
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 from polyfold.core.outputs import (
     Force,
     check_output_file,
@@ -279,9 +279,7 @@ def _sample_options(
     if steps is not None:
         options["steps"] = _positive(steps, "--steps")
     if guidance is not None:
-        if not math.isfinite(guidance) or guidance < 0:
-            raise InputError(f"--guidance: expected a finite number >= 0, got {guidance}")
-        options["guidance"] = guidance
+        options["guidance"] = check_number("--guidance", guidance)
     return options
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ import numpy as np
 import typer
 
 from polyfold.core.cli import domain_app, run_app
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_number
 from polyfold.core.outputs import (
     Force,
     check_output_file,
@@ -76,9 +75,7 @@ def _positive(value: int, option: str) -> int:
 
 
 def _positive_float(value: float, option: str) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{option}: expected a finite number > 0, got {value}")
-    return value
+    return check_number(option, value, strict=True)
 
 
 def _as_options(err: InputError, options: dict[str, str]) -> InputError:
@@ -322,8 +319,8 @@ def forecast(
     d = _series(data, dataset, freq, model.config.freq)
     if guidance not in (None, "mse", "quantile"):
         raise InputError(f"--guidance: expected 'mse' or 'quantile', got {guidance!r}")
-    if scale is not None and (not math.isfinite(scale) or scale < 0):
-        raise InputError(f"--scale: expected a finite number >= 0, got {scale}")
+    if scale is not None:
+        check_number("--scale", scale)
     n = _positive(samples, "--samples")
     prepare_output_dir(out, force=force)
     g = torch.Generator().manual_seed(seed)
@@ -513,8 +510,7 @@ def generate(
     _positive(n, "--n")
     _positive(steps, "--steps")
     _positive(seq_len, "--seq-len")
-    if not math.isfinite(alpha) or alpha < 0:
-        raise InputError(f"--alpha: expected a finite number >= 0, got {alpha}")
+    check_number("--alpha", alpha)
     every = _positive(
         checkpoint_every if checkpoint_every is not None else max(1, steps // 10),
         "--checkpoint-every",

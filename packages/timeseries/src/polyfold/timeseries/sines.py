@@ -9,12 +9,10 @@ so the same seed gives the same windows on every machine.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 
 __all__ = ["sines"]
 
@@ -40,12 +38,7 @@ def sines(
     seq_len = check_int("seq_len", seq_len)
     n_features = check_int("n_features", n_features)
     for name, v in (("max_freq", max_freq), ("max_phase", max_phase)):
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, int | float)
-            or not (math.isfinite(v) and v > 0)
-        ):
-            raise InputError(f"{name}: expected a finite number > 0, got {v!r}")
+        check_number(name, v, strict=True)
     if generator is None or (isinstance(generator, int) and not isinstance(generator, bool)):
         gen = torch.Generator().manual_seed(0 if generator is None else generator)
     elif isinstance(generator, torch.Generator):

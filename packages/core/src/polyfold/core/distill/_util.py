@@ -7,14 +7,13 @@ themselves are the samplers' (:mod:`polyfold.core.samplers.steps`: DDIM with per
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from polyfold.core.dtypes import F64
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_number
 from polyfold.core.paths import GaussianPath
 
 Reduction = Literal["mean", "none"]
@@ -85,8 +84,4 @@ def split_pair(batch: object, expected: str) -> tuple[Any, Any]:
 
 def check_finite_positive(value: object, name: str) -> float:
     """``value`` as a float if finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{name}: expected a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
+    return check_number(name, value, strict=True)

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.dtypes import F64
-from polyfold.core.errors import InputError
+from polyfold.core.errors import InputError, check_number
 from polyfold.core.paths import GaussianPath
 
 __all__ = [
@@ -207,8 +207,7 @@ def karras_grid(
         raise InputError(f"rho: expected a number > 0, got {rho!r}")
 
     def t_of(s: float, name: str) -> float:
-        if not (math.isfinite(s) and s > 0):
-            raise InputError(f"{name}: expected a finite number > 0, got {s!r}")
+        check_number(name, s, strict=True)
         return float(path.t_from_log_snr(torch.tensor(-2.0 * math.log(s), dtype=F64)))
 
     t_start = None if sigma_max is None else t_of(sigma_max, "sigma_max")

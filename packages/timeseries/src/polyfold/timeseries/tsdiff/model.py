@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from polyfold.core.denoiser import as_denoiser
-from polyfold.core.errors import InputError, NonFiniteError
+from polyfold.core.errors import InputError, NonFiniteError, check_number
 from polyfold.core.export import load_model, register_model, save_model
 from polyfold.core.guidance import observation_guidance
 from polyfold.core.langevin import langevin
@@ -371,10 +371,8 @@ class TSDiff:
             raise InputError(f"method: expected 'energy' or 'ml', got {method!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise InputError(f"steps: expected an integer >= 1, got {steps!r}")
-        if not isinstance(step_size, int | float) or not math.isfinite(step_size) or step_size <= 0:
-            raise InputError(f"step_size: expected a finite number > 0, got {step_size!r}")
-        if not isinstance(reg, int | float) or not math.isfinite(reg) or reg < 0:
-            raise InputError(f"reg: expected a finite number >= 0, got {reg!r}")
+        check_number("step_size", step_size, strict=True)
+        check_number("reg", reg)
         h = np.asarray(history, dtype=np.float32)
         need = cfg.max_lag + cfg.context_length
         if len(h) < need:
