@@ -75,3 +75,24 @@ def test_pybullet_meshes_load():
         pybullet_mesh("dragon")
     with pytest.raises(InputError, match="no random_urdfs object 1000"):
         pybullet_random_object(1000)
+
+
+def test_a_solid_of_touching_bodies_has_only_its_outer_surface():
+    # Two closed boxes meeting (1e-4 apart) on the plane x = 0, a convex decomposition of one
+    # 1 x 0.5 x 0.5 box: the faces on that plane are inside the solid, not its surface.
+    left = trimesh.creation.box((0.5, 0.5, 0.5))
+    left.apply_translation((-0.25 - 5e-5, 0, 0))
+    right = trimesh.creation.box((0.5, 0.5, 0.5))
+    right.apply_translation((0.25 + 5e-5, 0, 0))
+    both = trimesh.util.concatenate([left, right])
+    m = from_arrays(both.vertices, both.faces, "two-boxes")
+    assert m.watertight
+    assert m.outer is not None
+    v, f = m.surface
+    assert len(f) == len(m.faces) - 4  # the two squares on x = 0, two triangles each
+    assert (np.abs(v[f].mean(1)[:, 0]) > 0.1).all()
+    # Distances are to the outer surface (0.25 to the y/z faces), not to the cut plane (0.1).
+    p = torch.tensor([[-0.1, 0.0, 0.0], [-0.1, 0.3, 0.0]], dtype=torch.float64)
+    assert m.sdf(p).tolist() == pytest.approx([-0.25, 0.05], abs=1e-3)
+    one = trimesh.creation.box((1.0, 0.5, 0.5))
+    assert from_arrays(one.vertices, one.faces, "one-box").outer is None

@@ -19,7 +19,7 @@ from torch import Tensor
 from polyfold.core.errors import InputError, check_int
 from polyfold.shape.exact import project_to_surface
 from polyfold.shape.meshes import Mesh, sample_surface
-from polyfold.shape.msdf import MSDF, evaluate_sparse
+from polyfold.shape.msdf import MSDF, evaluate_sparse, to_mesh, volume_points
 from polyfold.shape.procshapes import Shape
 from polyfold.shape.sdf import SDF
 
@@ -71,23 +71,20 @@ def target_of(
 ) -> Target:
     """The :class:`Target` of a loaded mesh, or of a procedural shape (its reference mesh is
     marching cubes of the exact SDF at ``res``, vertices projected onto the exact surface)."""
-    sdf: SDF
     if isinstance(source, Mesh):
-        v, f, sdf = source.vertices, source.faces, source.sdf
-        name, cls = source.name, source.cls
-    elif isinstance(source, Shape):
-        from polyfold.shape.msdf import to_mesh, volume_points
-
-        vol = source.sdf(volume_points(res, dtype=torch.float64)).reshape(res, res, res)
-        v, f = to_mesh(vol)
-        v = project_to_surface(source.sdf, v.astype(np.float64), 3)
-        sdf, name, cls = source.sdf, f"{source.cls}-{source.seed}", source.cls
-    else:
+        v, f = source.surface
+        pts, nrm = sample_surface(v, f, samples, seed=seed)
+        return Target(source.sdf, pts, nrm, v, f, source.name, source.cls, analytic=False)
+    if not isinstance(source, Shape):
         raise InputError(
             f"source: expected a Mesh or a procedural Shape, got {type(source).__name__}"
         )
+    vol = source.sdf(volume_points(res, dtype=torch.float64)).reshape(res, res, res)
+    v, f = to_mesh(vol)
+    v = project_to_surface(source.sdf, v.astype(np.float64), 3)
     pts, nrm = sample_surface(v, f, samples, seed=seed)
-    return Target(sdf, pts, nrm, v, f, name, cls, isinstance(source, Shape))
+    name = f"{source.cls}-{source.seed}"
+    return Target(source.sdf, pts, nrm, v, f, name, source.cls, analytic=True)
 
 
 def farthest_points(points: Tensor, n: int) -> Tensor:
