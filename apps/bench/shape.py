@@ -126,7 +126,7 @@ def main() -> None:
 
     flow, card = load_flow()
     per_class = 8 if quick else 16
-    gen, small, sampled, t = {}, {}, {}, {}, time.perf_counter()
+    gen, small, sampled, t = {}, {}, {}, time.perf_counter()
     for c in flow.config.classes:
         msdfs = sample_msdfs(flow, [c] * per_class, seed=0)
         sampled[c] = msdfs
