@@ -31,8 +31,9 @@ def test_asinh_values_round_trip_and_are_linear_near_the_surface():
         assert torch.allclose(a.values, b.values, atol=1e-5)
     rel = ms[0].values.reshape(6, -1) / ms[0].scales[:, None]
     assert torch.allclose(raw[0, :, 4:], torch.asinh(rel / 0.1), atol=1e-5)
-    small = rel.abs() < 0.01  # within a tenth of tau: token = v / (tau s) to 1e-4 relative
-    assert torch.allclose(raw[0, :, 4:][small], (rel / 0.1)[small], rtol=1e-4, atol=1e-7)
+    small = rel.abs() < 0.01  # within a tenth of tau: token = v / (tau s) to x^2 / 6 relative
+    assert small.any()
+    assert torch.allclose(raw[0, :, 4:][small], (rel / 0.1)[small], rtol=2e-3, atol=1e-7)
     assert torch.allclose(to_tokens(ms)[..., 4:], torch.sinh(raw[..., 4:]) * 0.1, atol=1e-4)
 
 
