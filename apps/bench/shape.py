@@ -25,6 +25,15 @@ Summary keys (goals from issue 23):
 - ``seconds_per_converted_shape``, ``seconds_per_sampled_shape`` (this machine's CPU; the paper
   reports GPU figures).
 
+Fragmentation (connected surface pieces of the M-SDF meshes at 64^3, faces joined through shared
+edges; a single-body shape has 1, each extra piece is a floater a user sees):
+``flow_pieces`` is the mean number of pieces per sampled shape (all classes),
+``flow_largest_area`` the mean share of a sample's surface area in its largest piece (1: one
+piece); ``train_msdf_pieces`` / ``train_msdf_largest_area`` the same for training M-SDFs (the
+first procedural shapes of each class, 2 with ``--quick``, 8 without, converted with the model
+card's recipe: the data's own floor). No piece is removed anywhere
+(``flow_pieces_postprocess`` is ``"none"``).
+
 ``point_flow_1nna_chamfer`` is the point-cloud flow-matching baseline (the same transformer over
 128 surface points, shipped beside the M-SDF model, trained with the same data and steps),
 ``flow_1nna_chamfer_at_baseline_points`` the M-SDF model scored on as many points.
@@ -33,6 +42,7 @@ Summary keys (goals from issue 23):
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +53,7 @@ from _common import parse_args, print_table, time_call, write_json  # type: igno
 from polyfold.shape.convert import ConvertConfig, convert, target_of
 from polyfold.shape.evaluation import (
     generation_report,
+    msdf_pieces,
     msdf_points,
     reconstruction_metrics,
     target_chamfer,
@@ -52,6 +63,7 @@ from polyfold.shape.meshes import pybullet_mesh, sample_surface
 from polyfold.shape.metrics import chamfer
 from polyfold.shape.msdf import BOUND, evaluate_volume, evaluate_volume_dense, to_mesh
 from polyfold.shape.procshapes import CLASSES, make_shape
+from polyfold.shape.train import TRAIN_CONVERT, procshape_msdfs
 
 THIN = ("chair", "table", "lamp", "shelf")
 BASELINE_POINTS = 128
@@ -112,17 +124,29 @@ def main() -> None:
         {"shape": f"eval {eval_res}^3", "sparse_s": sparse_t, "dense_s": dense_t, "max_diff": diff}
     )
 
-    flow, _card = load_flow()
+    flow, card = load_flow()
     per_class = 8 if quick else 16
-    gen, small, t = {}, {}, time.perf_counter()
+    gen, small, sampled, t = {}, {}, {}, time.perf_counter()
     for c in flow.config.classes:
         msdfs = sample_msdfs(flow, [c] * per_class, seed=0)
+        sampled[c] = msdfs
         gen[c] = [msdf_points(m) for m in msdfs]
         small[c] = [msdf_points(m, BASELINE_POINTS) for m in msdfs]
     sample_seconds = (time.perf_counter() - t) / (per_class * len(flow.config.classes))
     gm = generation_report(gen, use_emd=False)
     for c in flow.config.classes:
-        rows.append({"shape": f"flow {c}", **gm[c]})
+        rows.append({"shape": f"flow {c}", **gm[c], **msdf_pieces(sampled[c])})
+    pieces = msdf_pieces([m for c in flow.config.classes for m in sampled[c]])
+    # the data's floor: training M-SDFs by the card's conversion recipe
+    source = card.get("data_source") or {}
+    refine = source.get("refine") if isinstance(source, dict) else None
+    recipe = replace(
+        TRAIN_CONVERT,
+        n=flow.config.n,
+        k=flow.config.k,
+        steps=int(refine) if isinstance(refine, int) else TRAIN_CONVERT.steps,
+    )
+    train_pieces = msdf_pieces(procshape_msdfs(flow.config.classes, 2 if quick else 8, recipe))
     # the point-cloud baseline (same network over BASELINE_POINTS surface points); both models
     # compared on that many points per shape
     points_model, _ = load_flow(SHIPPED.with_name("procshapes-points"))
@@ -172,6 +196,11 @@ def main() -> None:
         "flow_1nna_chamfer": gm["mean"]["1nna_cd"],
         "flow_cov_chamfer": gm["mean"]["cov_cd"],
         "flow_mmd_chamfer": gm["mean"]["mmd_cd"],
+        "flow_pieces": pieces["pieces"],
+        "flow_largest_area": pieces["largest_area"],
+        "train_msdf_pieces": train_pieces["pieces"],
+        "train_msdf_largest_area": train_pieces["largest_area"],
+        "flow_pieces_postprocess": "none",
         "flow_1nna_chamfer_at_baseline_points": gm_small["mean"]["1nna_cd"],
         "point_flow_1nna_chamfer": gm_points["mean"]["1nna_cd"],
         "baseline_points": BASELINE_POINTS,

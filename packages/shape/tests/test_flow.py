@@ -84,8 +84,8 @@ def test_geometry_weight_scales_the_standardised_centres_and_round_trips():
         )
         for _ in range(6)
     ]
-    raw = to_tokens(ms)
     m = _model(geometry_weight=4.0)
+    raw = to_tokens(ms, m.config.value_tau)
     m.fit_normalisation(raw)
     x = m.encode(ms).reshape(-1, m.config.dim)
     assert x[:, :4].std(0) == pytest.approx([4.0] * 4, rel=1e-4)

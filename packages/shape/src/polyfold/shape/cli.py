@@ -134,7 +134,7 @@ def train(
         Path | None, typer.Option(help="A folder of .msdf files in class sub-folders instead.")
     ] = None,
     per_class: Annotated[int, typer.Option(help="Procedural shapes per class.")] = 32,
-    grids: NOpt = 64,
+    grids: NOpt = 32,
     k: KOpt = 5,
     refine: Annotated[
         int, typer.Option(help="Refinement steps of each procedural shape's conversion.")

@@ -14,6 +14,7 @@ from polyfold.shape.exact import exact_chamfer
 from polyfold.shape.meshes import sample_surface
 from polyfold.shape.metrics import (
     chamfer,
+    components,
     fscore,
     generation_metrics,
     normal_consistency,
@@ -26,6 +27,7 @@ __all__ = [
     "TEST_SEED",
     "generation_report",
     "mesh_points",
+    "msdf_pieces",
     "reconstruction_metrics",
     "reference_points",
     "target_chamfer",
@@ -120,3 +122,21 @@ def msdf_points(m: MSDF, points: int = 2048, *, res: int = 64, seed: int = 0) ->
         return mesh_points(v, f, points, seed)[0]
     except InputError:
         return np.zeros((points, 3))
+
+
+def msdf_pieces(shapes: list[MSDF], res: int = 64) -> dict[str, float]:
+    """Fragmentation of M-SDF meshes at ``res^3``: ``pieces`` is the mean number of connected
+    surface pieces per shape (1 for a single-body shape; each extra piece is a floater),
+    ``largest_area`` the mean share of the surface area in each shape's largest piece. A shape
+    with no surface counts 0 pieces and a largest share of 0."""
+    if not shapes:
+        raise InputError("shapes: expected at least one M-SDF")
+    counts, shares = [], []
+    for m in shapes:
+        try:
+            count, share = components(*to_mesh(evaluate_volume(m, res)))
+        except InputError:
+            count, share = 0, 0.0
+        counts.append(count)
+        shares.append(share)
+    return {"pieces": float(np.mean(counts)), "largest_area": float(np.mean(shares))}

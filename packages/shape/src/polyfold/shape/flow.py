@@ -1,7 +1,8 @@
 """Class-conditional flow matching over the SET of M-SDF grids (or, as the baseline, over a set
 of surface points with the same network: ``FlowConfig(tokens="points")``).
 
-A shape is ``n`` tokens, one per grid: ``[centre (3), log scale (1), values / scale (k^3)]``,
+A shape is ``n`` tokens, one per grid: ``[centre (3), log scale (1), values (k^3)]`` (values in
+units of the grid's scale, through ``asinh(v / (value_tau * s))``: ``FlowConfig.value_tau``),
 standardised per feature with the training set's statistics (buffers of the model), then the four
 geometry features multiplied by ``geometry_weight``: standardised alone, the 3 centre features are
 3 of 129 loss terms (k=5) and the model learns the values' statistics but not where the grids go
@@ -39,8 +40,10 @@ from polyfold.shape.msdf import MSDF
 __all__ = ["FlowConfig", "SetTransformer", "ShapeFlow", "from_tokens", "to_tokens"]
 
 
-def to_tokens(shapes: list[MSDF]) -> Tensor:
-    """``(B, n, 4 + k^3)`` raw tokens of M-SDFs with equal ``n`` and ``k``."""
+def to_tokens(shapes: list[MSDF], value_tau: float = 0.0) -> Tensor:
+    """``(B, n, 4 + k^3)`` raw tokens of M-SDFs with equal ``n`` and ``k``: centre, log scale,
+    and the values in units of the grid's scale, ``asinh(v / (value_tau * s))`` when
+    ``value_tau > 0`` (see :class:`FlowConfig`), ``v / s`` otherwise."""
     if not shapes:
         raise InputError("shapes: expected at least one M-SDF")
     n, k = shapes[0].n, shapes[0].k
@@ -50,16 +53,22 @@ def to_tokens(shapes: list[MSDF]) -> Tensor:
     for m in shapes:
         s = m.scales.float()
         vals = m.values.float().reshape(n, -1) / s[:, None]
+        if value_tau > 0:
+            vals = torch.asinh(vals / value_tau)
         rows.append(torch.cat([m.centres.float(), s.log()[:, None], vals], -1))
     return torch.stack(rows)
 
 
-def from_tokens(tokens: Tensor, k: int, cls: str = "") -> list[MSDF]:
-    """M-SDFs of raw tokens ``(B, n, 4 + k^3)`` (scales clamped to a sane range)."""
+def from_tokens(tokens: Tensor, k: int, cls: str = "", value_tau: float = 0.0) -> list[MSDF]:
+    """M-SDFs of raw tokens ``(B, n, 4 + k^3)`` (scales clamped to a sane range); the inverse
+    of :func:`to_tokens` with the same ``value_tau``."""
     out = []
     for t in tokens.detach().float():
         s = t[:, 3].clamp(math.log(1e-3), math.log(0.5)).exp()
-        vals = (t[:, 4:] * s[:, None]).reshape(-1, k, k, k)
+        rel = t[:, 4:]
+        if value_tau > 0:
+            rel = value_tau * torch.sinh(rel.clamp(-8, 8))
+        vals = (rel * s[:, None]).reshape(-1, k, k, k)
         out.append(MSDF(t[:, :3].clamp(-0.6, 0.6).contiguous(), s, vals.contiguous(), cls))
     return out
 
@@ -83,6 +92,10 @@ class FlowConfig:
     guidance: float = 2.0
     #: scale of the standardised centre and log-scale features (M-SDF tokens; 1: plain)
     geometry_weight: float = 1.0
+    #: values enter the tokens as ``asinh(v / (value_tau * s))`` (M-SDF tokens; 0: plain ``v / s``,
+    #: what model files without this key use): linear within ``value_tau`` grid scales of the
+    #: surface, logarithmic beyond, so the loss spends its precision on the sign near the surface
+    value_tau: float = 0.1
     lr: float = 5e-4
     batch_size: int = 16
     steps: int = 2000
@@ -104,6 +117,8 @@ class FlowConfig:
             raise InputError(
                 f"geometry_weight: expected a positive number, got {self.geometry_weight!r}"
             )
+        if not self.value_tau >= 0:
+            raise InputError(f"value_tau: expected a number >= 0, got {self.value_tau!r}")
         if not 0 <= self.p_uncond < 1:
             raise InputError(f"p_uncond: expected a number in [0, 1), got {self.p_uncond!r}")
         get_sampler(self.sampler, kind="gaussian")
@@ -172,6 +187,7 @@ class ShapeFlow(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ShapeFlow:
+        config = {"value_tau": 0.0, **config}  # files from before value_tau: plain values
         try:
             return cls(FlowConfig(**config))
         except TypeError as err:
@@ -198,7 +214,7 @@ class ShapeFlow(nn.Module):
         self.std.copy_(std)
 
     def encode(self, shapes: list[MSDF]) -> Tensor:
-        return self.standardise(to_tokens(shapes))
+        return self.standardise(to_tokens(shapes, self.config.value_tau))
 
     def standardise(self, raw: Tensor) -> Tensor:
         return (raw - self.mean) / self.std
@@ -207,7 +223,7 @@ class ShapeFlow(nn.Module):
         return x * self.std + self.mean
 
     def decode(self, x: Tensor, cls: str = "") -> list[MSDF]:
-        return from_tokens(self.unstandardise(x), self.config.k, cls)
+        return from_tokens(self.unstandardise(x), self.config.k, cls, self.config.value_tau)
 
     def labels(self, classes: list[str]) -> Tensor:
         """Label indices of class names (an unknown class is an InputError)."""

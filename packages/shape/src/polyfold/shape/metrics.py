@@ -17,6 +17,7 @@ from polyfold.core.errors import InputError
 
 __all__ = [
     "chamfer",
+    "components",
     "emd",
     "fscore",
     "generation_metrics",
@@ -62,6 +63,29 @@ def normal_consistency(a: np.ndarray, na: np.ndarray, b: np.ndarray, nb: np.ndar
     ab = np.abs((na * nb[ia]).sum(-1))
     ba = np.abs((nb * na[ib]).sum(-1))
     return float((ab.mean() + ba.mean()) / 2)
+
+
+def components(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, float]:
+    """Connected pieces of a triangle mesh: ``(count, largest piece's share of the area)``.
+    Faces are connected through shared edges after merging coincident vertices (a surface of
+    ``count`` separate shells: a user sees ``count - 1`` floaters)."""
+    import trimesh
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+        raise InputError(
+            f"mesh: expected vertices (V, 3) and faces (F, 3) with F > 0, got {v.shape}, {f.shape}"
+        )
+    mesh = trimesh.Trimesh(v, f, process=True)  # merges coincident vertices
+    adj = mesh.face_adjacency
+    n = len(mesh.faces)
+    graph = coo_matrix((np.ones(len(adj)), (adj[:, 0], adj[:, 1])), shape=(n, n))
+    count, label = connected_components(graph, directed=False)
+    area = np.bincount(label, weights=mesh.area_faces, minlength=count)
+    return int(count), float(area.max() / max(area.sum(), 1e-30))
 
 
 def volume_iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:

@@ -85,7 +85,9 @@ def fit_flow(
         raise InputError(f"data: every M-SDF must have n={cfg.n} and k={cfg.k}")
     from polyfold.shape.flow import to_tokens
 
-    return fit_tokens(to_tokens(shapes), [m.cls for m in shapes], out, cfg, **options)
+    return fit_tokens(
+        to_tokens(shapes, cfg.value_tau), [m.cls for m in shapes], out, cfg, **options
+    )
 
 
 def procshape_points(
