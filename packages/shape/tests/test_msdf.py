@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from polyfold.core.errors import InputError
 from polyfold.shape.convert import ConvertConfig, Target, convert, farthest_points
 from polyfold.shape.metrics import chamfer
 from polyfold.shape.msdf import (
+    FAR,
     MSDF,
     evaluate_sparse,
     evaluate_volume,
@@ -122,3 +125,25 @@ def test_refinement_recovers_thin_parts_that_sdf_queries_alone_lose():
         m = convert(tgt, ConvertConfig(n=32, k=5, steps=steps, surface_samples=4000))
         errs.append(target_chamfer(*to_mesh(evaluate_volume(m, 64)), tgt, 4000))
     assert errs[1] < 0.5 * errs[0]
+
+
+def test_an_enclosed_cavity_outside_the_solid_stays_outside():
+    # A closed spherical shell (radius 0.3, half-thickness 0.04) covered only by grids along the
+    # shell: its cavity is enclosed by the grids but outside the solid, and a solid ball's
+    # uncovered core is inside. Each takes the sign of the SDF on the grids around it.
+    i = torch.arange(300, dtype=torch.float64) + 0.5
+    phi, z = math.pi * (1 + 5**0.5) * i, 1 - 2 * i / 300
+    dirs = torch.stack([(1 - z**2).sqrt() * phi.cos(), (1 - z**2).sqrt() * phi.sin(), z], -1)
+    lin = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    nodes = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), -1).reshape(-1, 3)
+    centres, s = 0.3 * dirs, 0.08
+    xyz = (centres[:, None] + s * nodes[None]).reshape(-1, 3)
+    for sdf, centre_sign in (
+        (lambda p: (p.norm(dim=-1) - 0.3).abs() - 0.04, 1.0),  # shell: the cavity is outside
+        (lambda p: p.norm(dim=-1) - 0.3, -1.0),  # ball: the core is inside
+    ):
+        scales = torch.full((300,), s, dtype=torch.float64)
+        m = MSDF(centres, scales, sdf(xyz).reshape(300, 5, 5, 5))
+        vol = evaluate_volume(m, 33)
+        assert vol[16, 16, 16].item() == centre_sign * FAR
+        torch.testing.assert_close(vol, evaluate_volume_dense(m, 33), rtol=0, atol=1e-6)

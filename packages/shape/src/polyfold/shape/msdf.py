@@ -9,8 +9,8 @@ trilinear interpolants ``I_i`` with the weights ``w_i(x) = relu(1 - ||x - c_i||_
 :func:`evaluate` is that formula at arbitrary points (every point against every grid: the dense
 reference); :func:`evaluate_volume` fills a regular ``R^3`` volume SPARSELY, each grid touching
 only the voxels inside its cube (a scatter-add over covered cells), and gives uncovered voxels the
-sign of their region (connected to the volume's border: outside; enclosed by the surface band:
-inside). :func:`to_mesh` runs marching cubes on that volume.
+sign of their region (connected to the volume's border: outside; otherwise the sign of the SDF on
+the covered voxels around it). :func:`to_mesh` runs marching cubes on that volume.
 """
 
 from __future__ import annotations
@@ -131,19 +131,30 @@ def volume_points(res: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 def _fill_uncovered(f: Tensor, den: Tensor, res: int) -> Tensor:
-    """Give uncovered voxels +FAR when their region reaches the volume border, -FAR otherwise."""
+    """Give each region of uncovered voxels +FAR or -FAR: outside (+) where it reaches the
+    volume's border, else the sign the blended SDF has on the covered voxels around it (a
+    vase's cavity is enclosed by grids but outside the solid; a thick body's core is inside)."""
     from scipy import ndimage
 
     uncovered = (den <= 0).reshape(res, res, res).cpu().numpy()
-    labels, _ = ndimage.label(uncovered)
+    labels, count = ndimage.label(uncovered)
+    if count == 0:
+        return f.reshape(res, res, res).clone()
+    # Each covered voxel next to an uncovered region votes with the sign of its SDF.
+    near = ndimage.grey_dilation(labels, size=3) * ~uncovered
+    shell = near > 0
+    sign = np.sign(f.reshape(res, res, res).detach().cpu().numpy()[shell])
+    votes = np.bincount(near[shell], weights=sign, minlength=count + 1)
+    inside = votes < 0
     border = np.unique(
         np.concatenate(
             [labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()]
         )
     )
-    inside = uncovered & ~np.isin(labels, border)
+    inside[border] = False
+    inside[0] = False
     vol = f.reshape(res, res, res).clone()
-    vol[torch.from_numpy(inside).to(vol.device)] = -FAR
+    vol[torch.from_numpy(inside[labels]).to(vol.device)] = -FAR
     return vol
 
 
