@@ -17,7 +17,9 @@ from polyfold.core.export import save_model
 from polyfold.core.progress import checkpoint_step, saved_model_config
 from polyfold.core.train import Trainer, load_weights
 from polyfold.ddsp.data import Clips
+from polyfold.ddsp.fluid import SAMPLE_RATE
 from polyfold.ddsp.loudness import RANGE_DB
+from polyfold.ddsp.loudness_loss import loudness_l1
 from polyfold.ddsp.model import DDSPAutoencoder, DDSPConfig
 from polyfold.ddsp.spectral import multiscale_spectral_loss
 
@@ -35,10 +37,12 @@ def loudness_stats(clips: Clips) -> tuple[float, float]:
 
 
 def crop_loss(
-    crop_frames: int,
+    crop_frames: int, loudness_weight: float = 0.0, sample_rate: int = SAMPLE_RATE
 ) -> Callable[[Any, dict[str, torch.Tensor], torch.Generator], torch.Tensor]:
     """``loss_fn(model, batch, generator)``: MSS of the model's resynthesis of one random crop
-    of ``crop_frames`` frames (the same offset for the batch, drawn from ``generator``)."""
+    of ``crop_frames`` frames (the same offset for the batch, drawn from ``generator``), plus
+    ``loudness_weight`` times the loudness L1 in dB (:func:`~polyfold.ddsp.loudness_loss.
+    loudness_l1`)."""
 
     def loss_fn(model: Any, batch: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
         f0, ld, audio = batch["f0"], batch["loudness"], batch["audio"]
@@ -47,7 +51,11 @@ def crop_loss(
         c = min(crop_frames, n)
         start = int(torch.randint(0, n - c + 1, (1,), generator=g, device=g.device).item())
         out = model(f0[:, start : start + c], ld[:, start : start + c], generator=g)
-        return multiscale_spectral_loss(out, audio[:, start * hop : (start + c) * hop])
+        target = audio[:, start * hop : (start + c) * hop]
+        loss = multiscale_spectral_loss(out, target)
+        if loudness_weight:
+            loss = loss + loudness_weight * loudness_l1(out, target, sample_rate)
+        return loss
 
     return loss_fn
 
@@ -61,6 +69,7 @@ def fit_autoencoder(
     batch_size: int = 8,
     lr: float = 3e-3,
     crop_seconds: float = 1.0,
+    loudness_weight: float = 0.0,
     seed: int = 0,
     resume: bool = False,
     checkpoint_every: int | None = None,
@@ -85,8 +94,9 @@ def fit_autoencoder(
     model = DDSPAutoencoder(cfg)
     crop = max(1, round(crop_seconds * cfg.sample_rate / cfg.hop))
     data_card = str(clips.card.get("id", "clips"))
+    loss_fn = crop_loss(crop, loudness_weight, cfg.sample_rate)
     trainer = Trainer(
-        model, crop_loss(crop), clips, out_dir=out / "run", model_config=cfg.__dict__,
+        model, loss_fn, clips, out_dir=out / "run", model_config=cfg.__dict__,
         data_card=data_card, max_steps=steps, batch_size=min(batch_size, len(clips)), lr=lr,
         warmup_steps=min(100, steps // 10), min_lr_ratio=0.1, ema_decay=0.99, grad_clip=2.0,
         checkpoint_every=checkpoint_every or max(1, steps // 5), keep_last=2, seed=seed,
@@ -103,6 +113,7 @@ def fit_autoencoder(
         "steps": steps,
         "batch_size": batch_size,
         "crop_seconds": crop_seconds,
+        "loudness_weight": loudness_weight,
         "metrics": {"train_mss": float(result.loss) if result.loss is not None else None},
     }
     path = out / "model"
