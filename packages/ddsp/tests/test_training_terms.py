@@ -2,14 +2,16 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from polyfold.core.errors import InputError
 from polyfold.core.ops.oscillator import harmonic_oscillator
+from polyfold.ddsp.data import Clips
 from polyfold.ddsp.loudness_loss import loudness_l1
 from polyfold.ddsp.processors import audible_harmonics, harmonic_synth, upsample
-from polyfold.ddsp.train import crop_loss
+from polyfold.ddsp.train import crop_loss, fit_autoencoder
 
 SR = 16000
 
@@ -64,3 +66,13 @@ def test_crop_loss_adds_the_weighted_loudness_term():
     plain = crop_loss(100)(Gain(audio), batch, torch.Generator().manual_seed(1))
     weighted = crop_loss(100, 0.5)(Gain(audio), batch, torch.Generator().manual_seed(1))
     assert float(weighted - plain) == pytest.approx(0.5 * 20 * math.log10(2), abs=1e-4)
+
+
+def test_fit_rejects_a_negative_loudness_weight(tmp_path):
+    clips = Clips(
+        np.zeros((1, 640), np.float32),
+        np.full((1, 10), 440.0, np.float32),
+        np.zeros((1, 10), np.float32),
+    )
+    with pytest.raises(InputError, match="loudness_weight: expected a number >= 0"):
+        fit_autoencoder(clips, tmp_path, loudness_weight=-1.0)

@@ -3,6 +3,7 @@ spectral loss between the resynthesis and the clip."""
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -23,7 +24,10 @@ from polyfold.ddsp.loudness_loss import loudness_l1
 from polyfold.ddsp.model import DDSPAutoencoder, DDSPConfig
 from polyfold.ddsp.spectral import multiscale_spectral_loss
 
-__all__ = ["crop_loss", "fit_autoencoder", "loudness_stats"]
+__all__ = ["LOUDNESS_WEIGHT", "crop_loss", "fit_autoencoder", "loudness_stats"]
+
+#: the loudness L1 (dB) beside the spectral loss in training (:func:`crop_loss`)
+LOUDNESS_WEIGHT = 0.3
 
 
 def loudness_stats(clips: Clips) -> tuple[float, float]:
@@ -69,7 +73,7 @@ def fit_autoencoder(
     batch_size: int = 8,
     lr: float = 3e-3,
     crop_seconds: float = 1.0,
-    loudness_weight: float = 0.0,
+    loudness_weight: float = LOUDNESS_WEIGHT,
     seed: int = 0,
     resume: bool = False,
     checkpoint_every: int | None = None,
@@ -82,6 +86,8 @@ def fit_autoencoder(
     clips' :func:`loudness_stats`."""
     check_int("steps", steps, 1)
     check_int("batch_size", batch_size, 1)
+    if not (math.isfinite(loudness_weight) and loudness_weight >= 0):
+        raise InputError(f"loudness_weight: expected a number >= 0, got {loudness_weight}")
     if not 0 < crop_seconds <= 60:
         raise InputError(f"crop_seconds: expected a number in (0, 60], got {crop_seconds}")
     if config is None and resume and checkpoint_step(out / "run") is not None:
