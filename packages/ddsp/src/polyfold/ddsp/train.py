@@ -120,7 +120,7 @@ def fit_autoencoder(
         "batch_size": batch_size,
         "crop_seconds": crop_seconds,
         "loudness_weight": loudness_weight,
-        "metrics": {"train_mss": float(result.loss) if result.loss is not None else None},
+        "metrics": {"train_loss": float(result.loss) if result.loss is not None else None},
     }
     path = out / "model"
     save_model(model, path, config=cfg.__dict__, card=card)
