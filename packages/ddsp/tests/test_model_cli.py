@@ -66,7 +66,7 @@ def test_trained_model_file_round_trips(trained: Path):
     assert isinstance(loaded.model, DDSPAutoencoder)
     assert loaded.config["n_harmonics"] == 8
     assert loaded.card["data"]["instrument"] == "violin"
-    assert np.isfinite(loaded.card["metrics"]["train_mss"])
+    assert np.isfinite(loaded.card["metrics"]["train_loss"])
 
 
 def test_resynth_transfer_and_bad_input(trained: Path, tmp_path: Path, capsys):

@@ -99,6 +99,10 @@ def train(
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    loudness_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the loudness L1 (dB) in the loss [default: 0.3]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
     force: Force = False,
@@ -113,6 +117,7 @@ def train(
         path = fit_autoencoder(
             c, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
             progress=bar.trainer_update,
+            **({} if loudness_weight is None else {"loudness_weight": loudness_weight}),
         )  # fmt: skip
     typer.echo(f"wrote {path}.safetensors")
 

@@ -18,6 +18,7 @@ from polyfold.ddsp.checks import check_rate, check_tensor
 
 __all__ = [
     "Reverb",
+    "audible_harmonics",
     "exp_sigmoid",
     "fft_convolve",
     "filtered_noise",
@@ -93,7 +94,17 @@ def harmonic_synth(
             f"got {tuple(amplitudes.shape)}"
         )
     n = f0.shape[1] * hop
+    amplitudes = amplitudes[..., : audible_harmonics(f0, amplitudes.shape[-1], sr)]
     return harmonic_oscillator(upsample(f0, n), upsample(amplitudes, n), sr)
+
+
+def audible_harmonics(f0: torch.Tensor, n_harmonics: int, sample_rate: float) -> int:
+    """How many of harmonics ``1..n_harmonics`` can sound below Nyquist somewhere in ``f0``
+    (at least 1): those above are masked at every sample (upsampled f0 never goes below the
+    lowest frame's), so :func:`harmonic_synth` leaves them out of the oscillator bank. For
+    violin crops that is 20-37 of 60; the output and its gradients are unchanged."""
+    lowest = float(f0.detach().min()) * (1 - 1e-6)  # margin for the upsampling's rounding
+    return max(1, min(n_harmonics, math.ceil(sample_rate / 2 / max(lowest, 1e-9)) - 1))
 
 
 def noise_controls(magnitudes: torch.Tensor) -> torch.Tensor:
