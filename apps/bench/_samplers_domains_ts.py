@@ -44,11 +44,12 @@ ODE = ("unipc", "dpm_solver_pp", "deis", "ddim", "heun")
 
 
 def configure_ts(quick: bool) -> None:
-    """``--quick``: 150 training steps (hidden 32), NFE 4 and 8, 16 samples, one round; a full
-    run: 600 steps (hidden 48), NFE 4, 6, 8, 10, 32 samples, two rounds."""
-    global TRAIN_STEPS, HIDDEN, SAMPLES, NFES, ROUNDS
-    TRAIN_STEPS, HIDDEN, SAMPLES, NFES, ROUNDS = (
-        (150, 32, 16, [4, 8], 1) if quick else (600, 48, 32, [4, 6, 8, 10], 2)
+    """``--quick``: 150 training steps (hidden 32), NFE 4 and 6, 16 samples, 2 calibration
+    contexts, one round; a full run: 600 steps (hidden 48), NFE 4, 6, 8, 10, 32 samples, 4
+    contexts, two rounds."""
+    global TRAIN_STEPS, HIDDEN, SAMPLES, CONTEXTS, NFES, ROUNDS
+    TRAIN_STEPS, HIDDEN, SAMPLES, CONTEXTS, NFES, ROUNDS = (
+        (150, 32, 16, 2, [4, 6], 1) if quick else (600, 48, 32, 4, [4, 6, 8, 10], 2)
     )
 
 
