@@ -15,7 +15,8 @@ other molecules (seed 22). Each row is scored with the graph package's own QM9 m
 (:class:`~polyfold.graph.evaluation.MoleculeEvaluator`: validity without correction,
 uniqueness, FCD against the test split when ``FCD`` is on) and by ``ref_error``, the RMS
 distance of the continuous end state (``x`` and ``adj``) to a ``REF_STEPS``-step DPM-Solver++
-sample from the same noise and masks. A ``reference`` row scores that sample itself.
+sample from the same noise and masks. A ``reference`` row scores that sample itself, with
+``reference_self_error``, its distance to one of twice the steps on the calibration batch.
 
 Timeseries, TSDiff forecasting with CRPS: :mod:`_samplers_domains_ts` (polyfold-timeseries ships
 no checkpoint, so a small TSDiff is trained there first).
@@ -32,7 +33,8 @@ molecules, no FCD (the unreported novelty and NSPDK on 1000 train / test molecul
 Summary (:func:`summarize_domains`): ``domain_<domain>_<metric>_nfe<calls>_{usf,best_plain}``
 for ``validity``, ``uniqueness``, ``fcd`` (QM9), ``crps`` (timeseries) and ``ref_error``; the
 ratios ``..._usf_over_best_plain`` of ``ref_error`` and ``crps``; per budget
-``..._best_plain_sampler_nfe<calls>`` and ``..._search_seconds_nfe<calls>``.
+``..._best_plain_sampler_nfe<calls>`` and ``..._search_seconds_nfe<calls>``;
+``domain_<domain>_reference_self_error``.
 
 The section alone: ``python apps/bench/_samplers_domains.py [--quick] [--out FILE]``.
 """
@@ -191,7 +193,9 @@ def qm9_rows(gm: Any, evaluator: Any) -> list[dict[str, Any]]:
     ev_mask, ev = _draw(gm, EVAL, 22)
     cal_ref, _ = _solve(gm, cal_mask, cal, "dpm_solver_pp", REF_STEPS)
     ev_ref, ref_nfe = _solve(gm, ev_mask, ev, "dpm_solver_pp", REF_STEPS)
+    finer, _ = _solve(gm, cal_mask, cal, "dpm_solver_pp", 2 * REF_STEPS)
     ref_row = {"sampler": "reference", "nfe": ref_nfe, "ref_error": 0.0}
+    ref_row["reference_self_error"] = _rms(cal_ref, finer)
     rows = [{"domain": "qm9", "calls": ref_nfe, "n": EVAL, **ref_row}]
     rows[0].update(_score(gm, ev_ref, ev_mask, evaluator))
     for calls in CALLS:
@@ -264,6 +268,8 @@ def summarize_domains(rows: list[dict[str, Any]]) -> dict[str, Any]:
     budget the best plain sampler's name and the search's seconds."""
     out: dict[str, Any] = {}
     for r in rows:
+        if r["sampler"] == "reference":
+            out[f"domain_{r['domain']}_reference_self_error"] = r["reference_self_error"]
         tag = "usf" if r["sampler"] == "usf" else "best_plain" if r.get("best_plain") else None
         if tag is None:
             continue
