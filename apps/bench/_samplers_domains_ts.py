@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -165,7 +166,9 @@ def tsdiff_rows() -> list[dict[str, Any]]:
 
     def score(sampler: Any) -> float:
         pred = TSDiffPredictor(model, num_samples=SAMPLES, sampler=sampler)
-        return crps(pred, test, d.freq, num_samples=SAMPLES)
+        with warnings.catch_warnings():  # gluonts' and pandas' deprecation chatter
+            warnings.simplefilter("ignore")
+            return crps(pred, test, d.freq, num_samples=SAMPLES)
 
     base = {"domain": "timeseries", "dataset": DATASET, "n": WINDOWS * SAMPLES}
     steps = cfg.diffusion_steps
