@@ -42,7 +42,10 @@ on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
 ``worst_error_ratio_nfe_le_10`` counts every deterministic polyfold row;
 ``nfe_for_peer_nfe10_error`` is the largest over targets of the smallest budget where polyfold's
 best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
-stays the only peer.
+stays the only peer. Domain rows (``_samplers_domains.py``, JSON ``domain_rows``, ``domain_*``
+keys): GDSS QM9 at 10-20 calls and TSDiff forecasts at NFE 4-10, today's best plain sampler
+against a USF schedule searched on the model's own calibration noise, scored by validity,
+uniqueness, FCD and CRPS and by the error to a high-NFE sample from the same noise.
 
 ``--quick`` (about 4-5 CPU-minutes, not 1-2: the per-row sliced W2 against 20000 samples, the
 exact references and DC's calibration alone take about 3): the ``linear`` schedule only, NFE
@@ -50,7 +53,7 @@ exact references and DC's calibration alone take about 3): the ``linear`` schedu
 run: three rounds, 1024 each); DLG's eight settings chosen on 512 calibration noises against
 5000 draws of the data (a full run: against 20000). Every summary key is present and
 computed the same way, selections still on calibration noise only, but the goals of issue 25
-are defined on the full run, not on ``--quick``.
+are defined on the full run, not on ``--quick``. The domain rows add a few CPU-minutes.
 
 Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
 """
@@ -70,6 +73,11 @@ from _samplers_dc import (  # type: ignore[import-not-found]
     dc_rows,
     nfe_for_peer_nfe10_error,
     summarize_dc,
+)
+from _samplers_domains import (  # type: ignore[import-not-found]
+    configure_domains,
+    domain_rows,
+    summarize_domains,
 )
 from _samplers_teleport import (  # type: ignore[import-not-found]
     configure_dlg,
@@ -491,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
     quick = args.quick
     configure(quick)
     configure_dlg(quick)
+    configure_domains(quick)
     nfes = [4, 6, 8, 10, 20] if quick else [4, 6, 8, 10, 15, 20, 50]
     dims = [2, 16, 64]
     schedules = {
@@ -531,8 +540,13 @@ def main(argv: list[str] | None = None) -> None:
     summary.update(nfe_for_peer_nfe10_error(rows))
     summary.update(summarize_usf(rows))
     summary["best_polyfold_sampler_nfe_le_10"] = best_per_nfe(rows)
+    domain = domain_rows()  # issue 25's domain rows: QM9 and TSDiff, plain vs USF
+    summary.update(summarize_domains(domain))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
+    print()
+    dcols = ["domain", "calls", "sampler", "nfe", "calib_error", "ref_error", "validity"]
+    print_table(domain, [*dcols, "uniqueness", "fcd", "crps", "best_plain", "search_seconds"])
     print()
     for k, v in summary.items():
         print(f"{k}: {v}")
@@ -546,6 +560,7 @@ def main(argv: list[str] | None = None) -> None:
         nfe_budgets=nfes,
         reference_error=ref_error,
         threads=1,
+        domain_rows=domain,
     )
 
 

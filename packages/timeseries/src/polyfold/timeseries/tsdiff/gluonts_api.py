@@ -25,7 +25,7 @@ from gluonts.model.predictor import Predictor
 
 from polyfold.core.errors import InputError
 from polyfold.timeseries.data import check_freq, entries_from
-from polyfold.timeseries.tsdiff.model import Guidance, TSDiff, TSDiffConfig
+from polyfold.timeseries.tsdiff.model import Guidance, TSDiff, TSDiffConfig, WindowSampler
 
 __all__ = ["RefinedPredictor", "TSDiffEstimator", "TSDiffPredictor", "crps", "evaluate"]
 
@@ -47,8 +47,10 @@ class TSDiffPredictor(Predictor):
         guidance: Guidance | None = None,
         scale: float | None = None,
         seed: int = 0,
+        sampler: WindowSampler | None = None,
     ) -> None:
         super().__init__(prediction_length=model.config.prediction_length)
+        self.sampler = sampler  # how TSDiff integrates (default DDPM; not serialized)
         self.model = model
         self.freq = model.config.freq
         self.num_samples = num_samples
@@ -63,7 +65,12 @@ class TSDiffPredictor(Predictor):
         g = torch.Generator().manual_seed(self.seed)
         for entry in entries_from(dataset, allow_nan=True):
             samples = self.model.predict(
-                entry["target"], n, guidance=self.guidance, scale=self.scale, generator=g
+                entry["target"],
+                n,
+                guidance=self.guidance,
+                scale=self.scale,
+                generator=g,
+                sampler=self.sampler,
             )
             yield SampleForecast(
                 samples, start_date=_forecast_start(entry, self.freq), item_id=entry.get("item_id")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,9 +48,12 @@ from polyfold.timeseries.tsdiff.features import (
     training_windows,
 )
 
-__all__ = ["Guidance", "TSDiff", "TSDiffConfig"]
+__all__ = ["Guidance", "TSDiff", "TSDiffConfig", "WindowSampler"]
 
 Guidance = Literal["mse", "quantile"]
+#: ``(denoiser, path, x, generator, callback) -> windows``: how :meth:`TSDiff.sample_windows`
+#: integrates (default: DDPM ancestral on the full grid).
+WindowSampler = Callable[[Any, DiscreteDDPM, Tensor, Any, Any], Tensor]
 
 
 @dataclass
@@ -209,39 +213,66 @@ class TSDiff:
         scale: float | None = None,
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
+        sampler: WindowSampler | None = None,
     ) -> Tensor:
         """``(n, L, C)`` scaled windows: unconditional, or self-guided towards ``observation``
         on the ``observed`` entries (both ``(n, L, C)``). ``callback(step, t, x, x0)`` is handed
-        to the sampler (one call per diffusion step)."""
+        to the sampler (one call per diffusion step). ``sampler(denoiser, path, x, generator,
+        callback)`` replaces the default (DDPM ancestral on the ``diffusion_steps`` grid), e.g.
+        a core ODE sampler at a few steps; it returns the final windows."""
         cfg = self.config
         if scale is not None and (not math.isfinite(scale) or scale < 0):
             raise InputError(f"scale: expected a finite guidance scale >= 0, got {scale!r}")
-        extra: dict[str, Any] = {} if callback is None else {"callback": callback}
         g = generator if generator is not None else torch.Generator().manual_seed(cfg.seed)
         x = self.path.prior_sample((n, cfg.length, cfg.channels), generator=g)
         den = self.denoiser()
         if observation is not None:
             if observed is None:
                 raise InputError("observed: expected a bool mask with the observation")
-            y = torch.nan_to_num(observation)
-            m = observed.to(y.dtype)
-            kind = guidance or cfg.guidance
-            w = cfg.guidance_scale if scale is None else scale
-            if kind == "mse":
-
-                def energy(x0: Tensor, t: Tensor) -> Tensor:
-                    return ((x0 - y) ** 2 * m).sum(dim=(1, 2))
-            else:
-                q = ((torch.arange(n, dtype=y.dtype) + 0.5) / n)[:, None, None]
-
-                def energy(x0: Tensor, t: Tensor) -> Tensor:
-                    return (_pinball(y, x0, q) * m).sum(dim=(1, 2))
-
-            den = observation_guidance(den, energy, w, paths=self.path)
+            den = self.guided_denoiser(observation, observed, guidance=guidance, scale=scale)
         with torch.no_grad():
-            out = ddpm(den, self.path, x, self._grid(), generator=g, **extra).x
+            out = (sampler or self._ddpm)(den, self.path, x, g, callback)
         assert isinstance(out, Tensor)
         return out
+
+    def _ddpm(self, den: Any, path: Any, x: Tensor, g: Any, callback: Any) -> Tensor:
+        extra: dict[str, Any] = {} if callback is None else {"callback": callback}
+        out = ddpm(den, path, x, self._grid(), generator=g, **extra).x
+        assert isinstance(out, Tensor)
+        return out
+
+    def guided_denoiser(
+        self,
+        observation: Tensor,
+        observed: Tensor,
+        *,
+        guidance: Guidance | None = None,
+        scale: float | None = None,
+        levels: Tensor | None = None,
+    ) -> Any:
+        """The denoiser self-guided towards ``observation`` on the ``observed`` entries (both
+        ``(n, L, C)``); ``levels (n,)``: each sample's quantile for ``quantile`` guidance
+        (default ``(i + 0.5) / n``)."""
+        cfg = self.config
+        y = torch.nan_to_num(observation)
+        m = observed.to(y.dtype)
+        kind = guidance or cfg.guidance
+        w = cfg.guidance_scale if scale is None else scale
+        if kind == "mse":
+
+            def energy(x0: Tensor, t: Tensor) -> Tensor:
+                return ((x0 - y) ** 2 * m).sum(dim=(1, 2))
+        else:
+            n = y.shape[0]
+            q = (torch.arange(n, dtype=y.dtype) + 0.5) / n if levels is None else levels
+            if q.shape != (n,):
+                raise InputError(f"levels: expected {n} quantile levels, got {tuple(q.shape)}")
+            q = q.to(y.dtype)[:, None, None]
+
+            def energy(x0: Tensor, t: Tensor) -> Tensor:
+                return (_pinball(y, x0, q) * m).sum(dim=(1, 2))
+
+        return observation_guidance(self.denoiser(), energy, w, paths=self.path)
 
     def observation_window(
         self, history: np.ndarray
@@ -272,11 +303,14 @@ class TSDiff:
         scale: float | None = None,
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
+        sampler: WindowSampler | None = None,
     ) -> np.ndarray:
         """``(n_samples, prediction_length)`` forecast samples after ``history`` (NaN allowed,
-        unobserved), by self-guided sampling; in the data's units. A run that diverges (too
-        strong guidance) raises an InputError."""
-        win = self._guided_windows(history, n_samples, guidance, scale, generator, callback)
+        unobserved), by self-guided sampling (``sampler``: see :meth:`sample_windows`); in the
+        data's units. A run that diverges (too strong guidance) raises an InputError."""
+        win = self._guided_windows(
+            history, n_samples, guidance, scale, generator, callback, sampler
+        )
         return win[:, self.config.context_length :]
 
     def impute(
@@ -301,6 +335,7 @@ class TSDiff:
         scale: float | None,
         generator: torch.Generator | None,
         callback: StepCallback | None = None,
+        sampler: WindowSampler | None = None,
     ) -> np.ndarray:
         """``(n_samples, context + prediction)`` self-guided windows in the data's units."""
         if not isinstance(n_samples, int) or n_samples < 1:
@@ -315,6 +350,7 @@ class TSDiff:
                 scale=scale,
                 generator=generator,
                 callback=callback,
+                sampler=sampler,
             )
         except NonFiniteError as err:  # guidance that blew up: name the setting to change
             raise InputError(f"scale: sampling diverged ({err}); lower the guidance scale") from err
