@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from polyfold.core.errors import InputError, reading
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = [
     "MESH_SUFFIXES",
@@ -109,18 +113,17 @@ def from_arrays(
     m.update_faces(m.nondegenerate_faces())
     _check_arrays(np.asarray(m.vertices), np.asarray(m.faces), name)
     v, f = normalise(np.asarray(m.vertices, dtype=np.float64)), np.asarray(m.faces, dtype=np.int64)
-    outer = _outer_faces(v, f) if m.is_watertight and m.body_count > 1 else None
+    outer = None
+    if m.is_watertight and m.body_count > 1:
+        outer = _outer_faces(trimesh.Trimesh(v, f, process=False))
     return Mesh(v, f, name, bool(m.is_watertight), cls, outer)
 
 
-def _outer_faces(vertices: np.ndarray, faces: np.ndarray, offset: float = 1e-3) -> np.ndarray:
+def _outer_faces(mesh: trimesh.Trimesh, offset: float = 1e-3) -> np.ndarray:
     """Faces whose centre, moved ``offset`` along the face normal, lies outside the mesh
     (winding-number sign): those of a multi-body solid that are not inside it."""
-    tri = vertices[faces]
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True).clip(1e-12)
-    probe = torch.from_numpy(tri.mean(1) + offset * normal)
-    outer = mesh_sdf(vertices, faces, probe).numpy() > 0
+    probe = torch.from_numpy(mesh.triangles_center + offset * mesh.face_normals)
+    outer = mesh_sdf(mesh.vertices, mesh.faces, probe).numpy() > 0
     if not outer.any():
         raise InputError("mesh: none of its faces borders the outside (inverted faces?)")
     return outer

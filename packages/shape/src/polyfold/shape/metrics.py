@@ -70,8 +70,6 @@ def components(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, float]:
     Faces are connected through shared edges after merging coincident vertices (a surface of
     ``count`` separate shells: a user sees ``count - 1`` floaters)."""
     import trimesh
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -80,12 +78,9 @@ def components(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, float]:
             f"mesh: expected vertices (V, 3) and faces (F, 3) with F > 0, got {v.shape}, {f.shape}"
         )
     mesh = trimesh.Trimesh(v, f, process=True)  # merges coincident vertices
-    adj = mesh.face_adjacency
-    n = len(mesh.faces)
-    graph = coo_matrix((np.ones(len(adj)), (adj[:, 0], adj[:, 1])), shape=(n, n))
-    count, label = connected_components(graph, directed=False)
-    area = np.bincount(label, weights=mesh.area_faces, minlength=count)
-    return int(count), float(area.max() / max(area.sum(), 1e-30))
+    label = trimesh.graph.connected_component_labels(mesh.face_adjacency, len(mesh.faces))
+    area = np.bincount(label, weights=mesh.area_faces)
+    return len(area), float(area.max() / max(area.sum(), 1e-30))
 
 
 def volume_iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:

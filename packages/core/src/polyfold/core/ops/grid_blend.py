@@ -40,7 +40,9 @@ _BLOCK = 128  # covered voxels per program
 _PAIRS = 1 << 22  # (cube, voxel) pairs the reference materialises at once
 
 
-def _check(centres: torch.Tensor, scales: torch.Tensor, values: torch.Tensor) -> None:
+def _check(
+    centres: torch.Tensor, scales: torch.Tensor, values: torch.Tensor, res: int, bound: float
+) -> None:
     ok = (
         isinstance(centres, torch.Tensor)
         and isinstance(scales, torch.Tensor)
@@ -60,9 +62,6 @@ def _check(centres: torch.Tensor, scales: torch.Tensor, values: torch.Tensor) ->
             "grid_blend: expected centres (n, 3), scales (n,) and values (n, k, k, k) with k >= 2 "
             f"on one device, got {shapes}"
         )
-
-
-def _check_volume(res: int, bound: float) -> None:
     if isinstance(res, bool) or not isinstance(res, int) or res < 2:
         raise InputError(f"grid_blend_volume: res must be an integer >= 2, got {res!r}")
     if not isinstance(bound, int | float) or not math.isfinite(bound) or bound <= 0:
@@ -208,8 +207,7 @@ def grid_blend_volume_reference(
     centres: torch.Tensor, scales: torch.Tensor, values: torch.Tensor, res: int, bound: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain-PyTorch :func:`grid_blend_volume` (differentiable)."""
-    _check(centres, scales, values)
-    _check_volume(res, bound)
+    _check(centres, scales, values, res, bound)
     return _reference(centres, scales, values, res, bound)
 
 
@@ -217,8 +215,7 @@ def grid_blend_volume_triton(
     centres: torch.Tensor, scales: torch.Tensor, values: torch.Tensor, res: int, bound: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fused Triton kernel of :func:`grid_blend_volume` (forward only, float32 sums)."""
-    _check(centres, scales, values)
-    _check_volume(res, bound)
+    _check(centres, scales, values, res, bound)
     return _triton(centres, scales, values, res, bound)
 
 
@@ -231,8 +228,7 @@ def grid_blend_volume(
 
     The kernel on CUDA when no gradient is needed, else the reference.
     """
-    _check(centres, scales, values)
-    _check_volume(res, bound)
+    _check(centres, scales, values, res, bound)
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (centres, scales, values))
     if not grad and use_triton(centres, scales, values):
         return _triton(centres, scales, values, res, bound)
