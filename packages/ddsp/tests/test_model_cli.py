@@ -107,3 +107,11 @@ def test_cli_train_writes_a_model(tmp_path: Path):
                 "--quiet") == 0  # fmt: skip
     card = json.loads((out / "model.json").read_text())
     assert card["card"]["steps"] == 2
+
+
+@pytest.mark.parametrize("weight", ["-1", "nan"])
+def test_train_refuses_a_bad_loudness_weight_before_creating_out(tmp_path, capsys, weight):
+    out = tmp_path / "run"
+    err = _error(capsys, "train", "--out", str(out), "--loudness-weight", weight)
+    assert "--loudness-weight: expected a finite number >= 0" in err
+    assert not out.exists()

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from polyfold.core.cli import domain_app, run_app
-from polyfold.core.errors import InputError, check_int
+from polyfold.core.errors import InputError, check_int, check_number
 from polyfold.core.outputs import Force, check_output_file, write_text
 from polyfold.core.progress import Progress, Quiet, Resume, prepare_training_out, resuming_line
 
@@ -111,6 +111,8 @@ def train(
     """Train the autoencoder (f0 + loudness -> GRU -> harmonic + noise synth -> reverb)."""
     from polyfold.ddsp.train import fit_autoencoder
 
+    if loudness_weight is not None:
+        check_number("--loudness-weight", loudness_weight)
     done = _start_training(out, steps, batch_size, lr, resume=resume, force=force, quiet=quiet)
     c = _clips(data, instrument, clips, "train", quiet)
     with Progress(steps, "training", quiet=quiet, done=done) as bar:
