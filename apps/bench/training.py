@@ -14,14 +14,18 @@ The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a c
   VSD (SwiftBrush, ``one_step_distillation_step``, its ``sigma^2`` weighting). Summary
   ``sim_1step_sw2_over_vsd_1step_sw2`` (goal <= 1) and
   ``sim_huber_1step_sw2_over_vsd_1step_sw2``; the teacher's own 50-step DDIM is a row beside.
-- ``cdrl``: EBMs on ``L`` noise levels (one energy MLP conditioned on the level time) trained by
+- ``cdrl``: EBMs on ``L`` noise levels (one energy MLP conditioned on the level time, its
+  output in units of the level's recovery variance ``V_k``, as DRL's ``f / s^2``) trained by
   recovery likelihood with the same number of Langevin steps per level, with an initializer
   network (CDRL) and without (DRL: chains start at ``x_{k+1} / a_k``); samples by each one's
-  chain. Each pair shares a seed (energy init, data draws, sampling noise); three seeds. Summary
+  chain, CDRL's data level started at its initializer's mean (``data_noise=False``).
+  Each pair shares a seed (energy init, data draws, sampling noise); three seeds. Summary
   ``cdrl_sw2_over_drl_sw2`` (ratio of the seed means, goal < 1) with the per-seed ratios' range
-  ``_min`` / ``_max``. Diagnostic ``cdrl_exact_init_sw2_over_drl_sw2``: CDRL's chain with the
-  initializer replaced by its target, the mixture's exact ``E[x_k | x_{k+1}]`` (the EBM still
-  trained), so a loss of CDRL's can be told apart: its learned initializer, or its chain.
+  ``_min`` / ``_max``; ``cdrl_data_noise_sw2_over_drl_sw2``: CDRL sampled with its proposal
+  noise at the data level too. Diagnostic ``cdrl_exact_init_sw2_over_drl_sw2``: CDRL's chain
+  with the initializer replaced by its target, the mixture's exact ``E[x_k | x_{k+1}]`` (the
+  EBM still trained), so a loss of CDRL's can be told apart: its learned initializer, or its
+  chain.
 - ``fp``: two eps-networks from the same init and data draws, one by DSM and one by DSM plus
   ``lambda`` times the score Fokker-Planck residual (:func:`~polyfold.core.losses.
   fokker_planck_loss`, exact divergence). For each: the exact empirical W2 between its
@@ -207,16 +211,27 @@ def get_ddim(den: Denoiser, z: Tensor, steps: int) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-class Energy(nn.Module):
-    """``E(x, t)``: an MLP on ``x`` and Fourier features of ``t``, plus a weak ``|x|^2 / 8``."""
+def level_of(model: CDRL, t: Tensor) -> Tensor:
+    """``(B,)`` level index ``k`` of the level times ``t`` (``tau_k``, or ``tau_{k+1}``)."""
+    k = torch.searchsorted(model.times.to(t.dtype), t.detach())
+    return k.clamp_max(model.levels - 1)
 
-    def __init__(self) -> None:
+
+class Energy(nn.Module):
+    """``E(x, t) = f(x, t) / V_k + |x|^2 / 8``: an MLP ``f`` on ``x`` and Fourier features of
+    ``t`` in units of the level's recovery variance ``V_k`` (as DRL's ``f / s^2``: an ``O(1)``
+    output gives the level's conditional an ``O(1)`` change of shape), plus a weak confinement."""
+
+    def __init__(self, model: list[CDRL]) -> None:
         super().__init__()
         self.body = TimeMLP(128)
         self.body.net[-1] = nn.Linear(128, 1)
+        self.owner = model
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        out: Tensor = self.body(x, t)[:, 0] + x.pow(2).sum(1) / 8
+        m = self.owner[0]
+        var = (m.step_sizes / m.step_scale).to(x.dtype)[level_of(m, t)]
+        out: Tensor = self.body(x, t)[:, 0] / var + x.pow(2).sum(1) / 8
         return out
 
 
@@ -230,8 +245,7 @@ class Initializer(nn.Module):
 
     def forward(self, y: Tensor, t: Tensor) -> Tensor:
         m = self.owner[0]
-        k = torch.searchsorted(m.times.to(t.dtype), t.detach()).clamp_max(m.levels - 1)
-        a = m.a.to(y.dtype)[k][:, None]
+        a = m.a.to(y.dtype)[level_of(m, t)][:, None]
         out: Tensor = y / a + self.res(y, t)
         return out
 
@@ -256,7 +270,8 @@ def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float
     cycling); returns it and the training seconds. All share the energy's init, the data draws
     and the optimiser for a given ``seed``."""
     torch.manual_seed(40 + 10 * seed)
-    energy = Energy()
+    owner: list[CDRL] = []
+    energy = Energy(owner)
     pred = "eps" if name == "cdrl_exact_init" else "mean"
     model = CDRL(
         energy,
@@ -267,8 +282,9 @@ def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float
         step_scale=STEP_SCALE,
         init_prediction=pred,
     )
+    owner.append(model)
     if name != "drl":
-        model.initializer = ExactEps() if pred == "eps" else Initializer([model])
+        model.initializer = ExactEps() if pred == "eps" else Initializer(owner)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
     gen, data = torch.Generator().manual_seed(41 + 10 * seed), mixture()
     start = time.perf_counter()
@@ -280,16 +296,25 @@ def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float
     return model, time.perf_counter() - start
 
 
+def sample_cdrl(model: CDRL, seed: int, *, data_noise: bool) -> Tensor:
+    """2000 samples of ``model``'s chain (the same noise for every model of a ``seed``)."""
+    g = torch.Generator().manual_seed(42 + seed)
+    return model.sample(2000, (2,), generator=g, data_noise=data_noise)
+
+
 def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
     iters, mcmc = SIZES["cdrl"][not quick]
     ref = reference()
     rows: Rows = []
     sw2: dict[str, list[float]] = {"cdrl": [], "drl": [], "cdrl_exact_init": []}
+    noisy: list[float] = []  # CDRL sampled with its proposal noise at the data level too
     for seed in CDRL_SEEDS:
         for name in sw2:
             model, seconds = train_cdrl(name, seed, iters, mcmc)
-            x = model.sample(2000, (2,), generator=torch.Generator().manual_seed(42 + seed))
+            x = sample_cdrl(model, seed, data_noise=False)
             sw2[name].append(sw(x, ref))
+            if name == "cdrl":
+                noisy.append(sw(sample_cdrl(model, seed, data_noise=True), ref))
             rows.append(
                 {
                     "section": "cdrl",
@@ -313,6 +338,7 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
         "cdrl_sw2": mean["cdrl"],
         "drl_sw2": mean["drl"],
         "cdrl_exact_init_sw2_over_drl_sw2": mean["cdrl_exact_init"] / mean["drl"],
+        "cdrl_data_noise_sw2_over_drl_sw2": sum(noisy) / len(noisy) / mean["drl"],
     }
 
 

@@ -169,6 +169,68 @@ def test_initializer_variance_is_learned_when_attached_later() -> None:
     assert float(drl.losses(data(64, 0), torch.Generator().manual_seed(1))["init"]) == 0
 
 
+def test_posterior_init_var_is_fixed_and_zero_at_the_data_level() -> None:
+    m = CDRL(GaussEnergy(MU, VAR), Init(), path=PATH, times=TIMES, init_var="posterior")
+    assert not m.init_log_var.requires_grad
+    assert [m.init_variance(k) for k in range(m.levels)] == m.posterior_var.tolist()
+    assert m.init_variance(0) == 0.0
+    assert m.init_variance(1) > 0
+    mean = data(16, 3)
+    assert torch.equal(m._start(mean, 0, torch.Generator().manual_seed(0)), mean)
+    m.losses(data(64, 0), torch.Generator().manual_seed(1))["init"].backward()
+    assert m.init_log_var.grad is None
+
+
+@pytest.mark.parametrize("target", ["revised", "displacement"])
+def test_init_loss_at_the_exact_initializer_matches_the_ula_closed_form(target: str) -> None:
+    # Exact Gaussian conditional (precision P, mean m) and ULA with step h: after n steps from
+    # start = m + sqrt(v) z, x - m = r^n sqrt(v) z + noise, r = 1 - h P, noise variance
+    # 2h sum_j r^2j. The revised target's error is x - m; the displacement target's is
+    # x - start = (r^n - 1) sqrt(v) z + noise: the start's noise drops out as r^n -> 1.
+    k, n = 1, 3
+    m = CDRL(GaussEnergy(MU, VAR), None, path=PATH, times=TIMES, mcmc_steps=n, step_scale=0.3)
+    m.init_var, m.init_target = "posterior", target
+    m.initializer = ExactInit(m)
+    x0 = data(40000, 11)
+    loss = float(m.losses(x0, torch.Generator().manual_seed(12), level=k)["init"])
+    h, v = float(m.step_sizes[k]), float(m.posterior_var[k])
+    r = 1 - h * float(conditional(m, k, x0[:1])[1])
+    noise = 2 * h * sum(r ** (2 * j) for j in range(n))
+    start_part = r ** (2 * n) if target == "revised" else (1 - r**n) ** 2
+    assert loss == pytest.approx(start_part * v + noise, rel=0.03)
+
+
+def test_displacement_target_fits_the_same_variance() -> None:
+    def grads(target: str) -> tuple[Tensor, Tensor]:
+        torch.manual_seed(0)
+        init = Init()
+        m = CDRL(GaussEnergy(MU, VAR), init, path=PATH, times=TIMES, init_target=target)
+        m.losses(data(256, 0), torch.Generator().manual_seed(1))["init"].backward()
+        assert m.init_log_var.grad is not None
+        assert init.lin.weight.grad is not None
+        return m.init_log_var.grad, init.lin.weight.grad
+
+    (v_rev, w_rev), (v_disp, w_disp) = grads("revised"), grads("displacement")
+    torch.testing.assert_close(v_disp, v_rev)  # v_k is the revised samples' spread either way
+    assert not torch.allclose(w_disp, w_rev)  # the mean's target differs
+
+
+def test_sampling_without_data_noise_starts_at_the_initializer_mean() -> None:
+    m = CDRL(GaussEnergy(MU, VAR), Init(), path=PATH, times=[0.9], mcmc_steps=4)
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    mean = m.proposal(z * float(m.sigma[-1]), 0).detach()
+
+    def draw(log_v: float, noise: bool) -> Tensor:
+        with torch.no_grad():
+            m.init_log_var.fill_(log_v)
+        g = torch.Generator().manual_seed(3)
+        return m.sample(64, (2,), generator=g, steps=0, dtype=torch.float64, data_noise=noise)
+
+    torch.testing.assert_close(draw(0.0, False), mean)
+    torch.testing.assert_close(draw(2.0, False), mean)  # v_0 plays no part
+    assert not torch.allclose(draw(0.0, True), mean)
+
+
 def test_cdrl_bad_input() -> None:
     e = GaussEnergy(MU, VAR)
     with pytest.raises(InputError, match="mcmc_steps"):
@@ -177,6 +239,10 @@ def test_cdrl_bad_input() -> None:
         CDRL(e, None, path=PATH, times=TIMES, step_scale=-0.1)
     with pytest.raises(InputError, match="init_prediction: expected 'mean' or 'eps'"):
         CDRL(e, None, path=PATH, times=TIMES, init_prediction="x0")
+    with pytest.raises(InputError, match="init_var: expected 'learned' or 'posterior'"):
+        CDRL(e, None, path=PATH, times=TIMES, init_var="fixed")
+    with pytest.raises(InputError, match="init_target: expected 'revised' or 'displacement'"):
+        CDRL(e, None, path=PATH, times=TIMES, init_target="x0")
     with pytest.raises(InputError, match="energy_reg"):
         CDRL(e, None, path=PATH, times=TIMES, energy_reg=-1.0)
     with pytest.raises(InputError, match="times"):

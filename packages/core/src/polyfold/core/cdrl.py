@@ -25,7 +25,11 @@ drawn per example:
   ``E(x_k) - E(stopgrad(x_k^-))`` with ``x_k^-`` the Langevin-revised samples;
 - the initializer learns from the revision (cooperative learning) by maximum likelihood of the
   revised samples: its loss ``||mu(x_{k+1}) - stopgrad(x_k^-)||^2 / (2 v_k) + log(v_k) / 2``
-  (mean over entries), which fits both the mean network and ``v_k``.
+  (mean over entries), which fits both the mean network and ``v_k``. Options:
+  ``init_target="displacement"`` regresses the mean on ``mu + (x_k^- - x_start)``, its own
+  output moved by the revision (the paper's "difference between the refined and the initial
+  samples"; the start's noise drops out of the target, ``v_k`` still fits the revised spread);
+  ``init_var="posterior"`` fixes ``v_k`` at the path's ``Var(x_k | x_0, x_{k+1})``.
 
 Sampling runs the cooperative chain from ``N(0, sigma_L^2 I)`` down to level 0: at each level
 the initializer's proposal, then the Langevin steps. One energy network and one initializer
@@ -73,6 +77,12 @@ class CDRL(nn.Module):
             with ``tau_k``) or ``"eps"`` (the noise of ``x_{k+1}``, called with ``tau_{k+1}``
             like a diffusion eps-network; the mean is the path's posterior mean).
         energy_reg: weight ``>= 0`` of ``mean(E(x_k)^2 + E(x_k^-)^2)``, keeping energies bounded.
+        init_var: the initializer's variance ``v_k``: ``"learned"`` (maximum likelihood of the
+            revised samples) or ``"posterior"`` (fixed at :attr:`posterior_var`, the path's
+            ``Var(x_k | x_0, x_{k+1})``: 0 at level 0, so the data level starts from the mean).
+        init_target: what the initializer's mean regresses on: ``"revised"`` (the revised
+            samples ``x_k^-``) or ``"displacement"`` (its own mean moved by the revision
+            ``x_k^- - x_start``: the start's noise drops out of the target).
     """
 
     def __init__(
@@ -87,6 +97,8 @@ class CDRL(nn.Module):
         init_noise: bool = True,
         init_prediction: str = "mean",
         energy_reg: float = 0.0,
+        init_var: str = "learned",
+        init_target: str = "revised",
     ) -> None:
         super().__init__()
         if not isinstance(energy, nn.Module):
@@ -105,12 +117,22 @@ class CDRL(nn.Module):
         check_int("mcmc_steps", mcmc_steps, minimum=0)
         if init_prediction not in ("mean", "eps"):
             raise InputError(f"init_prediction: expected 'mean' or 'eps', got {init_prediction!r}")
+        if init_var not in ("learned", "posterior"):
+            raise InputError(f"init_var: expected 'learned' or 'posterior', got {init_var!r}")
+        if init_target not in ("revised", "displacement"):
+            raise InputError(
+                f"init_target: expected 'revised' or 'displacement', got {init_target!r}"
+            )
         check_number("step_scale", step_scale, strict=True)
         check_number("energy_reg", energy_reg)
         self.energy, self.initializer, self.path = energy, initializer, path
         self.mcmc_steps, self.step_scale = mcmc_steps, float(step_scale)
         self.init_noise, self.energy_reg = bool(init_noise), float(energy_reg)
-        self.init_prediction = init_prediction
+        self.init_prediction, self.init_var, self.init_target = (
+            init_prediction,
+            init_var,
+            init_target,
+        )
         t = torch.tensor([0.0, *taus], dtype=F64)
         alpha, sigma = path.alpha(t), path.sigma(t)
         alpha[0], sigma[0] = 1.0, 0.0
@@ -133,7 +155,7 @@ class CDRL(nn.Module):
         self.init_log_var = nn.Parameter(v0.log().to(torch.get_default_dtype()))
         """``(L,)`` log of the initializer's variance ``v_k`` (starts at ``log V_k``, or at
         :attr:`posterior_var` above level 0 for ``init_prediction="eps"``)."""
-        self.init_log_var.requires_grad_(self.init_noise)
+        self.init_log_var.requires_grad_(self.init_noise and init_var == "learned")
 
     @property
     def levels(self) -> int:
@@ -192,10 +214,19 @@ class CDRL(nn.Module):
             x.detach(), generator=generator, steps=steps, step_size=step, energy=cond_energy
         ).samples
 
-    def _start(self, mean: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    def init_variance(self, k: int) -> float:
+        """``v_k``, the variance of the initializer's proposal at level ``k`` (0 without noise)."""
         if self.initializer is None or not self.init_noise:
+            return 0.0
+        if self.init_var == "posterior":
+            return float(self.posterior_var[k])
+        return math.exp(float(self.init_log_var[k].detach()))
+
+    def _start(self, mean: Tensor, k: int, generator: torch.Generator) -> Tensor:
+        var = self.init_variance(k)
+        if var == 0.0:
             return mean.detach()
-        std = math.exp(0.5 * float(self.init_log_var[k].detach()))
+        std = math.sqrt(var)
         z = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean.detach() + std * z
 
@@ -225,17 +256,27 @@ class CDRL(nn.Module):
         for k in lv.unique().tolist():
             idx = (lv == k).nonzero().squeeze(1)
             mean = self.proposal(y[idx], k)
-            neg = self.refine(self._start(mean, k, generator), y[idx], k, generator)
+            start = self._start(mean, k, generator)
+            neg = self.refine(start, y[idx], k, generator)
             e_pos, e_neg = self.energy_at(x_k[idx], k), self.energy_at(neg, k)
             ebm = ebm + (e_pos - e_neg).sum() / b
             reg = reg + (e_pos.pow(2) + e_neg.pow(2)).sum() / b
             if self.initializer is not None:
-                sq = (mean - neg).flatten(1).pow(2).mean(1)
-                if self.init_noise:
-                    log_v = self.init_log_var[k]
-                    sq = 0.5 * sq / log_v.exp() + 0.5 * log_v
-                init = init + sq.sum() / b
+                init = init + self._init_loss(mean, start, neg, k).sum() / b
         return {"ebm": ebm + self.energy_reg * reg, "init": init}
+
+    def _init_loss(self, mean: Tensor, start: Tensor, neg: Tensor, k: int) -> Tensor:
+        """Per-example cooperative loss of the initializer's ``mean`` given the chain's
+        ``start`` and its revision ``neg``."""
+        target = neg if self.init_target == "revised" else neg - (start - mean.detach())
+        sq = (mean - target).flatten(1).pow(2).mean(1)
+        if not (self.init_noise and self.init_var == "learned"):
+            return sq
+        log_v = self.init_log_var[k]
+        if self.init_target == "revised":
+            return 0.5 * sq / log_v.exp() + 0.5 * log_v
+        spread = (mean.detach() - neg).flatten(1).pow(2).mean(1)  # v_k: the revised spread
+        return 0.5 * sq / log_v.exp().detach() + 0.5 * (spread / log_v.exp() + log_v)
 
     @torch.no_grad()
     def sample(
@@ -247,14 +288,18 @@ class CDRL(nn.Module):
         steps: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        data_noise: bool = True,
     ) -> Tensor:
         """``n`` samples ``(n, *shape)`` by the cooperative chain from ``N(0, sigma_L^2 I)``
-        (``steps`` Langevin steps per level, default ``mcmc_steps``)."""
+        (``steps`` Langevin steps per level, default ``mcmc_steps``). ``data_noise=False``
+        starts the data level's chains at the initializer's mean, without its noise (as a
+        DDPM's last step, whose posterior variance is 0)."""
         check_int("n", n)
         x = torch.randn((n, *shape), generator=generator, device=device, dtype=dtype)
         x = x * float(self.sigma[-1])
         for k in range(self.levels - 1, -1, -1):
-            start = self._start(self.proposal(x, k), k, generator)
+            mean = self.proposal(x, k)
+            start = self._start(mean, k, generator) if k or data_noise else mean.detach()
             with torch.enable_grad():
                 x = self.refine(start, x, k, generator, steps)
         return x
