@@ -36,9 +36,11 @@ the initializer's proposal, then the Langevin steps. One energy network and one 
 network, conditioned on the level's time (0 for the data level), serve every level.
 
 The initializer learns how ``x_k`` depends on ``x_{k+1}`` only through the revision (the EBM's
-loss matches the marginal of ``x_k``), so with very few MCMC steps it learns slowly: on the
-bench's mixture CDRL beats DRL with its initializer at its target, but not with a learned one
-after a short training (``apps/bench/training.py``, section ``cdrl``).
+loss matches the marginal of ``x_k``), so it converges to the EBM's few-step conditional, not
+the data's: it can know no more than the EBM. On the bench's mixture (``apps/bench/training.py``,
+section ``cdrl``) it reaches the exact ``E[x_k | x_{k+1}]`` at the noisy levels, but at the
+two lowest, where the briefly trained EBM is still too flat to pull it, it stays about as far
+from it as DRL's start; CDRL then ties DRL, while its chain with the exact initializer wins.
 """
 
 from __future__ import annotations
