@@ -53,4 +53,3 @@ def flow_metrics(
     with torch.no_grad():
         gen = [msdf_points(m) for m in sample_msdfs(flow, [cls] * n, seed=seed)]
     return _scores(gen, ref if ref is not None else reference_points(cls, n))
-

@@ -140,7 +140,7 @@ def cached_renders(
     path = out / CACHE
     key = json.dumps(cfg.data_key(), sort_keys=True)
     if path.exists():
-        with safetensors.safe_open(str(path), "pt") as f:  # type: ignore[no-untyped-call]
+        with safetensors.safe_open(str(path), "pt") as f:
             same = (f.metadata() or {}).get("data") == key
         if same:
             d = safetensors.torch.load_file(str(path))
@@ -152,13 +152,19 @@ def cached_renders(
 
 
 def _loss(
-    model: TeacherUNet, batch: list[Tensor], gen: torch.Generator | None, p_uncond: float = 0.0
+    net: Callable[..., Tensor],
+    batch: list[Tensor],
+    gen: torch.Generator | None,
+    null: int,
+    p_uncond: float = 0.0,
 ) -> Tensor:
+    """Core's DSM loss (``eps``) of ``net`` on a batch of (renders, labels, cameras), labels
+    dropped to ``null`` with probability ``p_uncond``."""
     x, y, cam = batch
     if p_uncond > 0:
-        y = drop_labels(y, p_uncond, model.null, gen)
+        y = drop_labels(y, p_uncond, null, gen)
     cond = {"label": y, "camera": cam}
-    return dsm_loss(model, x, path=PATH, prediction="eps", cond=cond, generator=gen)
+    return dsm_loss(net, x, path=PATH, prediction="eps", cond=cond, generator=gen)
 
 
 def heldout_loss(
@@ -168,7 +174,7 @@ def heldout_loss(
     averaged over ``draws`` fixed draws of time and noise per image."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        losses = [float(_loss(model, list(data), gen)) for _ in range(draws)]
+        losses = [float(_loss(model, list(data), gen, model.null)) for _ in range(draws)]
     return sum(losses) / len(losses)
 
 
@@ -191,10 +197,10 @@ def fit_teacher(
     x, y, cam = data if data is not None else cached_renders(out, cfg)
     torch.manual_seed(cfg.seed)
     model = TeacherUNet(cfg.classes, res=cfg.res, width=cfg.width, render=cfg.render_kw)
-    p = cfg.p_uncond
+    null, p = model.null, cfg.p_uncond
     trainer = Trainer(
         model,
-        lambda m, batch, g: _loss(m, batch, g, p),
+        lambda m, batch, g: _loss(m, batch, g, null, p),
         TensorDataset(x, y, cam),
         out_dir=out / "run",
         model_config=model.config(),

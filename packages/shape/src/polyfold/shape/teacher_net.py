@@ -42,7 +42,8 @@ class _Block(nn.Module):
         h = self.c1(F.silu(self.n1(x)))
         s, b = self.film(e)[:, :, None, None].chunk(2, 1)
         h = self.c2(F.silu(self.n2(h) * (1 + s) + b))
-        return h + self.skip(x)
+        out: Tensor = h + self.skip(x)
+        return out
 
 
 @register_model("shape.TeacherUNet")
@@ -79,8 +80,8 @@ class TeacherUNet(nn.Module):
         self.u2, self.u1 = _Block(6 * c, 2 * c, e), _Block(3 * c, c, e)
         self.norm = nn.GroupNorm(8, c)
         self.out = nn.Conv2d(c, channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        for p in self.out.parameters():  # starts predicting zero noise
+            nn.init.zeros_(p)
 
     @property
     def null(self) -> int:
@@ -116,4 +117,5 @@ class TeacherUNet(nn.Module):
         h3 = self.mid(self.b3(F.avg_pool2d(h2, 2), e), e)
         u = self.u2(torch.cat([F.interpolate(h3, scale_factor=2.0), h2], 1), e)
         u = self.u1(torch.cat([F.interpolate(u, scale_factor=2.0), h1], 1), e)
-        return self.out(F.silu(self.norm(u))).to(x.dtype)
+        eps: Tensor = self.out(F.silu(self.norm(u))).to(x.dtype)
+        return eps
