@@ -155,3 +155,36 @@ def test_cli_distill_teacher_model_errors_name_the_problem(tmp_path):
         _distill("--teacher", "learned", "--class", "lamp", "--out", str(tmp_path / "c"))
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "c").exists()
+
+
+def test_cli_train_teacher_writes_a_loadable_model_and_protects_its_run(tmp_path):
+    out = tmp_path / "t"
+    args = ["train-teacher", "--class", "chair,mug", "--per-class", "1", "--views", "2"]
+    args += ["--res", "8", "--width", "8", "--steps", "4", "--quiet", "--out", str(out)]
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    t = load_teacher(out / "model")
+    assert t.classes == ["chair", "mug"]
+    assert t.render_kw["res"] == 8
+    assert (out / "renders.safetensors").exists()
+    with pytest.raises(InputError, match="--resume"):
+        CliRunner().invoke(app, args, catch_exceptions=False)
+    with pytest.raises(InputError, match="--width"):
+        CliRunner().invoke(
+            app, [*args[:-2], "--width", "12", "--out", str(tmp_path / "w")], catch_exceptions=False
+        )
+    assert not (tmp_path / "w").exists()
+
+
+def test_distilled_metrics_scores_every_shape_against_references():
+    from polyfold.shape.distill_eval import distilled_metrics
+    from polyfold.shape.evaluation import reference_points
+
+    ref = reference_points("mug", 2, points=256)
+    cfg = DistillConfig(method="sds", steps=2, particles=2, grid=12, **TINY)
+    m = distilled_metrics(_teacher(), "mug", cfg, ref)
+    assert m["1nna_cd"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert 0 < m["cov_cd"] <= 1
+    assert m["mmd_cd"] > 0
+    assert m["empty"] == 0
+    assert m["seconds_per_shape"] == pytest.approx(2 * m["seconds_per_step"])
