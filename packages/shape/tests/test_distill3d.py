@@ -196,7 +196,7 @@ def test_cli_distill_writes_mesh_renders_and_log(tmp_path):
         (["--class", "sofa"], "--class"),
         (["--method", "dds"], "--method"),
         (["--steps", "0"], "--steps"),
-        (["--teacher", "learned"], "--teacher"),
+        (["--teacher", "dreamy"], "--teacher"),
     ):
         with pytest.raises(InputError, match=match):
             run(*args, "--out", str(tmp_path / "x"))

@@ -7,6 +7,8 @@
     polyfold-shape sample --class chair -n 8 --out samples/   # glb meshes, the shipped model
     polyfold-shape evaluate --out metrics.json                # 1-NNA/COV/MMD vs held-out shapes
     polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
+    polyfold-shape train-teacher --out runs/teacher               # the learned 2D teacher
+    polyfold-shape distill --teacher learned --class mug --method sds --steps 200 --out runs/l
     polyfold-shape quickstart --out shape-quickstart
 
 Outputs are never overwritten without ``--force``. Also reachable as ``polyfold shape``.
@@ -319,15 +321,75 @@ def evaluate(
     typer.echo(json.dumps(report["mean"], indent=2))
 
 
+@app.command("train-teacher")
+def train_teacher(
+    out: Annotated[Path, typer.Option("--out", help="Run folder (renders, checkpoints, model).")],
+    classes: Annotated[
+        str, typer.Option("--class", help="Procedural classes, comma-separated.")
+    ] = "chair,table,mug,vase",
+    per_class: Annotated[int, typer.Option(help="Procedural shapes per class.")] = 64,
+    views: Annotated[int, typer.Option(help="Random camera views per shape.")] = 8,
+    res: Annotated[int, typer.Option(help="Render side (a multiple of 4).")] = 24,
+    width: Annotated[int, typer.Option(help="UNet width (a multiple of 8).")] = 16,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 1500,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    p_uncond: Annotated[float, typer.Option(help="Class dropout for CFG.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the learned 2D teacher (a class- and camera-conditional diffusion model of renders
+    of the procedural shapes); writes OUT/model.safetensors + .json."""
+    _one_thread()
+    from polyfold.shape.learned_teacher import TeacherConfig, fit_teacher
+
+    cfg = TeacherConfig(
+        classes=classes.split(","),
+        per_class=per_class,
+        views=views,
+        res=res,
+        samples=res,
+        width=width,
+        steps=steps,
+        batch_size=batch_size,
+        p_uncond=p_uncond,
+        seed=seed,
+    ).check()
+    resumed = prepare_training_out(out, resume=resume, force=force)
+    n = len(cfg.classes) * cfg.per_class
+    with Progress(n, "render", quiet=quiet) as rbar:
+        from polyfold.shape.learned_teacher import cached_renders
+
+        data = cached_renders(out, cfg, lambda i, _n: rbar.update(i))
+    with Progress(cfg.steps, "train", quiet=quiet) as bar:
+        if resumed is not None:
+            bar.update(resumed)
+        path, card = fit_teacher(
+            out, cfg, data=data, resume=resumed is not None, progress=bar.trainer_update
+        )
+    typer.echo(json.dumps(card["metrics"]))
+    typer.echo(f"trained for {cfg.steps} steps; wrote {path}")
+
+
 @app.command()
 def distill(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     cls: Annotated[str, typer.Option("--class", help="Procedural class to distil.")] = "chair",
     method: Annotated[str, typer.Option(help="sds, vsd, ism or tsm.")] = "sds",
     steps: Annotated[int, typer.Option(help="Distillation steps.")] = 500,
-    teacher: Annotated[str, typer.Option(help="The 2D teacher (exact).")] = "exact",
+    teacher: Annotated[str, typer.Option(help="The 2D teacher: exact or learned.")] = "exact",
+    teacher_model: Annotated[
+        Path | None,
+        typer.Option(help="The learned teacher's model file [default: the shipped one]."),
+    ] = None,
     particles: Annotated[int, typer.Option(help="Shapes optimised together.")] = 1,
-    targets: Annotated[int, typer.Option(help="Target shapes of the exact teacher.")] = 4,
+    targets: Annotated[
+        int,
+        typer.Option(
+            help="Target shapes of the exact teacher (the learned one: the Chamfer references)."
+        ),
+    ] = 4,
     guidance: Annotated[float, typer.Option(help="CFG scale (1: off).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
@@ -336,23 +398,44 @@ def distill(
     """Score distillation into 3D (SDS, VSD, ISM, TSM): OUT/shape-*.glb, renders/, log.jsonl."""
     _one_thread()
     from polyfold.shape.distill3d import DistillConfig
-    from polyfold.shape.distill_run import run_distill
-    from polyfold.shape.teachers import procshape_teacher
+    from polyfold.shape.distill_run import run_distill, target_points
+    from polyfold.shape.learned_teacher import LearnedTeacher, load_teacher
+    from polyfold.shape.teachers import ExactTeacher, procshape_teacher
 
-    if teacher != "exact":
-        raise InputError(f"--teacher: expected exact (no learned teacher ships), got {teacher!r}")
+    if teacher not in ("exact", "learned"):
+        raise InputError(f"--teacher: expected exact or learned, got {teacher!r}")
+    if teacher_model is not None and teacher != "learned":
+        raise InputError("--teacher-model: only with --teacher learned")
     cfg = DistillConfig(
         method=method, steps=steps, particles=particles, guidance=guidance, seed=seed
     )
     cfg.check()
     check_int("--targets", targets, 1)
-    t = procshape_teacher(
-        cls, k=targets, all_classes=guidance != 1.0, res=cfg.res, samples=cfg.samples, beta=cfg.beta
-    )
+    t: ExactTeacher | LearnedTeacher
+    refs = None
+    if teacher == "learned":
+        t = load_teacher(teacher_model)
+        t.check_class(cls)
+        cfg = replace(cfg, **t.render_kw)  # the renders the teacher was trained on
+        refs = target_points(procshape_teacher(cls, k=targets), cls)
+    else:
+        t = procshape_teacher(
+            cls,
+            k=targets,
+            all_classes=guidance != 1.0,
+            res=cfg.res,
+            samples=cfg.samples,
+            beta=cfg.beta,
+        )
     prepare_output_dir(out, force=force)
-    with Progress(steps, f"distill ({method})", quiet=quiet) as bar:
+    with Progress(steps, f"distill ({method}, {teacher})", quiet=quiet) as bar:
         _, summary = run_distill(
-            t, cls, cfg, out, progress=lambda i, e: bar.update(i, grad=e["grad_norm"])
+            t,
+            cls,
+            cfg,
+            out,
+            progress=lambda i, e: bar.update(i, grad=e["grad_norm"]),
+            references=refs,
         )
     typer.echo(
         json.dumps({k: summary[k] for k in ("chamfer_to_nearest_target", "seconds_per_step")})

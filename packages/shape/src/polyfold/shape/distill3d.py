@@ -48,7 +48,7 @@ from polyfold.core.distill import (
 )
 from polyfold.core.errors import InputError, check_int
 from polyfold.shape.msdf import BOUND
-from polyfold.shape.teachers import ExactTeacher, RenderPosterior
+from polyfold.shape.teachers import RenderPosterior, Teacher
 from polyfold.shape.volrender import Cameras, GridSDF, render, sphere_grid
 
 __all__ = [
@@ -234,7 +234,7 @@ def snapshot(shapes: list[GridSDF], cams: Cameras, cfg: DistillConfig) -> np.nda
 
 
 def distill(
-    teacher: ExactTeacher,
+    teacher: Teacher,
     cls: str,
     cfg: DistillConfig,
     *,
@@ -338,13 +338,14 @@ def distill(
 
 
 def _exact_aux(
-    shapes: list[GridSDF], cams: Cameras, teacher: ExactTeacher, rkw: dict[str, Any]
+    shapes: list[GridSDF], cams: Cameras, teacher: Teacher, rkw: dict[str, Any]
 ) -> RenderPosterior:
     """The ideal auxiliary denoiser: the exact one of the particles' own current renders at
-    each view (widened by the teacher's ``tau``), what the network approximates at best."""
+    each view (widened by the teacher's ``tau``, 0.5 for a learned teacher), what the network
+    approximates at best."""
     with torch.no_grad():
         own = torch.stack([render(s, cams, **rkw).image() for s in shapes], 1)
-    return RenderPosterior(own, teacher.path, tau=teacher.tau)
+    return RenderPosterior(own, teacher.path, tau=getattr(teacher, "tau", 0.5))
 
 
 def _aux_step(

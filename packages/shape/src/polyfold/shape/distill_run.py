@@ -20,7 +20,7 @@ from polyfold.core.report import png_bytes
 from polyfold.shape.distill3d import DistillConfig, DistillResult, distill
 from polyfold.shape.metrics import chamfer
 from polyfold.shape.msdf import to_mesh
-from polyfold.shape.teachers import ExactTeacher
+from polyfold.shape.teachers import ExactTeacher, Teacher
 
 __all__ = [
     "chamfer_metric",
@@ -88,7 +88,7 @@ def _finite(v: object) -> object:
 
 
 def run_distill(
-    teacher: ExactTeacher,
+    teacher: Teacher,
     cls: str,
     cfg: DistillConfig,
     out: Path,
@@ -96,9 +96,16 @@ def run_distill(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     metric_every: int = 50,
     snapshot_every: int = 50,
+    references: list[np.ndarray] | None = None,
 ) -> tuple[DistillResult, dict[str, object]]:
-    """Run :func:`distill` and write its outputs under ``out`` (an existing folder)."""
-    targets = target_points(teacher, cls)
+    """Run :func:`distill` and write its outputs under ``out`` (an existing folder); the
+    Chamfer metric is to the nearest of ``references`` (point sets; default: the exact
+    teacher's targets)."""
+    if references is None:
+        if not isinstance(teacher, ExactTeacher):
+            raise InputError("references: a teacher without target shapes needs reference points")
+        references = target_points(teacher, cls)
+    targets = references
     res = distill(
         teacher,
         cls,

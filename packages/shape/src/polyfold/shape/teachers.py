@@ -28,18 +28,31 @@ targets and ``guidance != 1`` it returns classifier-free guidance ``eps_u + w (e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from polyfold.core.denoiser import Denoised
+from polyfold.core.denoiser import Denoised, Denoiser
 from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError
 from polyfold.core.paths import GaussianPath, VPCosine
 from polyfold.core.state import expand_to
 from polyfold.shape.volrender import Cameras, Field, render
 
-__all__ = ["ExactTeacher", "RenderPosterior", "posterior_mean", "procshape_teacher"]
+__all__ = ["ExactTeacher", "RenderPosterior", "Teacher", "posterior_mean", "procshape_teacher"]
+
+
+class Teacher(Protocol):
+    """What distillation needs of a 2D teacher (:class:`ExactTeacher`, and
+    :class:`~polyfold.shape.learned_teacher.LearnedTeacher`): its path, a class check, and a
+    core denoiser per class, views and CFG scale."""
+
+    path: GaussianPath
+
+    def check_class(self, cls: str) -> str: ...
+
+    def denoiser(self, cls: str, cams: Cameras, *, guidance: float = 1.0) -> Denoiser: ...
 
 
 def posterior_mean(
