@@ -177,3 +177,26 @@ def test_evaluate_the_shipped_model(tmp_path):
     got = json.loads((tmp_path / "m.json").read_text())
     assert set(got) == {"chair", "table", "mug", "vase", "mean"}
     assert 0 <= got["mean"]["1nna_cd"] <= 1
+
+
+def test_train_defaults_are_the_shipped_flow_recipe():
+    """`polyfold-shape train --out DIR` retrains the shipped procshapes-flow: every setting its
+    card records equals the command's default."""
+    import inspect
+    import json
+
+    from polyfold.shape.cli import train
+    from polyfold.shape.generate import SHIPPED
+
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    config = card["config"]
+    defaults = {
+        name: p.default.default if hasattr(p.default, "default") else p.default
+        for name, p in inspect.signature(train).parameters.items()
+    }
+    assert defaults["classes"].split(",") == config["classes"]
+    assert defaults["per_class"] == card["card"]["data_source"]["per_class"]
+    assert defaults["refine"] == card["card"]["data_source"]["refine"]
+    assert defaults["grids"] == config["n"]
+    for name in ("k", "width", "depth", "steps", "geometry_weight", "coupling", "seed"):
+        assert defaults[name] == config[name], name

@@ -3,7 +3,7 @@
     polyfold-shape convert bunny.obj --out bunny.msdf         # a mesh (or a folder of meshes)
     polyfold-shape convert --procshape chair:3 --out chair.msdf
     polyfold-shape mesh bunny.msdf --out bunny.glb
-    polyfold-shape train --class chair,table --per-class 32 --steps 2000 --out runs/flow
+    polyfold-shape train --out runs/flow   # the shipped procshapes-flow recipe
     polyfold-shape sample --class chair -n 8 --out samples/   # glb meshes, the shipped model
     polyfold-shape evaluate --out metrics.json                # 1-NNA/COV/MMD vs held-out shapes
     polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
@@ -141,9 +141,9 @@ def train(
     refine: Annotated[
         int, typer.Option(help="Refinement steps of each procedural shape's conversion.")
     ] = 40,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
-    width: Annotated[int, typer.Option(help="Transformer width.")] = 128,
-    depth: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 3000,
+    width: Annotated[int, typer.Option(help="Transformer width.")] = 96,
+    depth: Annotated[int, typer.Option(help="Transformer layers.")] = 3,
     tokens: Annotated[
         str, typer.Option(help="msdf, or points (the point-cloud baseline: --points per shape).")
     ] = "msdf",
