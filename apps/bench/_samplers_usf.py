@@ -25,20 +25,21 @@ from torch import Tensor
 
 from polyfold.core.denoiser import as_denoiser
 from polyfold.core.samplers.teleport import handover_grid
-from polyfold.core.samplers.usf import schedule_error, search_schedule, usf
+from polyfold.core.samplers.usf import reference_end, schedule_error, search_schedule, usf
 
 ROUNDS = 3
 CALIB = 1024
 HOLD = 1024
 MAX_NFE = 10
-QUICK_SEARCH = (1, 256, 256)
+HOLD_SUB = 32
+QUICK_SEARCH = (1, 256, 2048)
 
 
 def configure(quick: bool) -> None:
     """``--quick``: ``QUICK_SEARCH`` (rounds, calibration and held-out noises); a full run: three
     rounds, 1024 noises each."""
     global ROUNDS, CALIB, HOLD
-    ROUNDS, CALIB, HOLD = QUICK_SEARCH if quick else (3, 1024, 1024)
+    ROUNDS, CALIB, HOLD = QUICK_SEARCH if quick else (3, 1024, 4096)
 
 
 def usf_rows(
@@ -67,7 +68,11 @@ def usf_rows(
         )
         tries.append(("teleport+usf", approx, found))
     started = time.perf_counter()
-    held = [schedule_error(den, case.path, hold, f.schedule, approx=a) for _, a, f in tries]
+    fine = reference_end(den, case.path, hold, grid, HOLD_SUB)  # every try's start and end
+    held = [
+        schedule_error(den, case.path, hold, f.schedule, approx=a, reference=fine)
+        for _, a, f in tries
+    ]
     select_seconds = time.perf_counter() - started
     rows = []
     for (name, a, found), err in zip(tries, held, strict=True):
@@ -80,6 +85,7 @@ def usf_rows(
             heldout_error=err,
             selected=err == min(held),
             handover=sched.times[0],
+            orders=sched.orders,
         )
         rows.append(out)
     return rows

@@ -195,3 +195,37 @@ def test_bh1_variant_schedule_is_unipc_bh1() -> None:
     torch.testing.assert_close(out, S.unipc(DEN, PATH, x, grid, variant="bh1").x)
     with pytest.raises(InputError, match=r"schedule\.variants"):
         replace(sched, variants=("bh3",) * 6)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_final_step_of_higher_order_integrates_a_polynomial_noise_exactly(order: int) -> None:
+    """To the data point, order k integrates ``eps`` as a polynomial of degree k - 1 in
+    ``s = sigma/alpha`` from the last state: exact for such a model, ``x0`` itself for k = 1."""
+    coef = (0.3, -0.8, 0.5)[:order]
+
+    def s_of(t: torch.Tensor) -> torch.Tensor:
+        return PATH.sigma(t) / PATH.alpha(t)
+
+    def model(x: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:
+        s = s_of(t.to(F64))[:, None]
+        return sum(c * s**k for k, c in enumerate(coef)) * torch.ones_like(x)
+
+    den = as_denoiser(model, PATH, prediction="eps")
+    grid = S.uniform_t_grid(PATH, 5, append_zero=True)
+    base = SolverSchedule.default(PATH, grid)
+    sched = replace(base, orders=(*base.orders[:-1], order), correctors=(False,) * 5)
+    states: dict[int, torch.Tensor] = {}
+    x = _noise(8, 11)
+    out = usf(
+        den, PATH, x, grid, schedule=sched, callback=lambda i, t, xs, x0: states.update({i: xs})
+    )
+    t_last, t_zero = grid[-2:-1], grid[-1:]
+    s = float(s_of(t_last))
+    integral = sum(c * s ** (k + 1) / (k + 1) for k, c in enumerate(coef))
+    y = states[3] / PATH.alpha(t_last) - integral
+    torch.testing.assert_close(out.x, PATH.alpha(t_zero) * y, rtol=1e-10, atol=1e-10)
+    assert out.nfe == 5
+    # the same schedule with order 1 at the end is the denoised x0 at the last point
+    first = usf(den, PATH, x, grid, schedule=replace(sched, orders=(*sched.orders[:-1], 1)))
+    x0 = (states[3] - PATH.sigma(t_last) * model(states[3], t_last)) / PATH.alpha(t_last)
+    torch.testing.assert_close(first.x, PATH.alpha(t_zero) * x0, rtol=1e-10, atol=1e-10)
