@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -229,3 +230,19 @@ def test_final_step_of_higher_order_integrates_a_polynomial_noise_exactly(order:
     first = usf(den, PATH, x, grid, schedule=replace(sched, orders=(*sched.orders[:-1], 1)))
     x0 = (states[3] - PATH.sigma(t_last) * model(states[3], t_last)) / PATH.alpha(t_last)
     torch.testing.assert_close(first.x, PATH.alpha(t_zero) * x0, rtol=1e-10, atol=1e-10)
+
+
+def test_respaced_grids_keep_the_end_points() -> None:
+    """The search's other spacings: the first and last noisy points and the data point kept,
+    the points between uniform in log-SNR (rho = inf) or in ``(sigma/alpha)^(1/rho)``."""
+    from polyfold.core.samplers.usf import _respaced
+
+    times = tuple(S.uniform_t_grid(PATH, 6, t_end=0.05, append_zero=True).tolist())
+    out = _respaced(times, PATH, math.inf)
+    assert out[0] == times[0]
+    assert out[-2:] == times[-2:]
+    lam = PATH.log_snr(torch.tensor(out[:-1], dtype=F64))
+    torch.testing.assert_close(lam.diff(), torch.full((5,), float(lam.diff()[0]), dtype=F64))
+    s = (-PATH.log_snr(torch.tensor(_respaced(times, PATH, 3.0)[:-1], dtype=F64)) / 6).exp()
+    torch.testing.assert_close(s.diff(), torch.full((5,), float(s.diff()[0]), dtype=F64))
+    assert _respaced(times[-3:], PATH, 2.0) == times[-3:]  # nothing between to respace

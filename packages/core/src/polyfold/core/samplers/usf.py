@@ -15,7 +15,9 @@ is carried in closed form by the data's Gaussian approximation
 call goes to the rest of the trajectory.
 
 :func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
-coordinate descent on the end-point error against a fine reference solve: per step the order,
+coordinate descent on the end-point error against a fine reference solve, from the best of
+the given grid and its points respaced (same end points, uniform in ``(sigma/alpha)^(1/rho)``
+for a few ``rho``, or in log-SNR), UniPC-2, UniPC-3 or bh1 on it: per step the order,
 prediction, corrector, UniPC variant (and, optionally, DC-Solver's compensation ratio, which
 the schedule's ``ratios`` apply as :func:`~polyfold.core.samplers.unipc.unipc` does), then
 each time point moved within its neighbours' gap (several step sizes, repeated while it
@@ -29,6 +31,7 @@ searched and a file searched on another path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -390,6 +393,8 @@ def search_schedule(
         third = tuple(max(1, min(3, i + 1, nfe - i)) for i in range(nfe))
         for start in ({"orders": third}, {"variants": ("bh1",) * nfe}):
             judge.offer(replace(judge.best, **start))
+        for rho in _RHOS:  # the same end points, other spacings
+            judge.offer(replace(judge.best, times=_respaced(judge.best.times, path, rho)))
     to_zero = float(g0[-1]) == zero_time(path)  # the last step's only choice: its order
     for _ in range(rounds):
         for i in range(nfe):
@@ -421,6 +426,31 @@ def search_schedule(
         judge.count,
         judge.errors[1] if holdout is not None else math.nan,
     )
+
+
+_RHOS = (1.0, 2.0, 3.0, 7.0, math.inf)
+
+
+def _respaced(times: tuple[float, ...], path: GaussianPath, rho: float) -> tuple[float, ...]:
+    """``times`` with its first and last finite-noise points kept and the points between at
+    uniform steps of ``s^(1/rho)``, ``s = sigma/alpha`` (Karras et al.'s grid; ``rho = inf``:
+    uniform in log-SNR); a final data point stays."""
+    ts = torch.tensor(times, dtype=F64)
+    lam = path.log_snr(ts)
+    inner = int(torch.isfinite(lam).sum())  # the points with finite log-SNR, a prefix
+    if inner < 3 or not bool(torch.isfinite(lam[:inner]).all()):
+        return times
+    u = torch.linspace(0.0, 1.0, inner, dtype=F64)
+    if math.isinf(rho):
+        new = lam[0] + u * (lam[inner - 1] - lam[0])
+    else:
+        a, b = (torch.exp(-lam[[0, inner - 1]] / (2 * rho))).tolist()
+        new = -2 * rho * torch.log(a + u * (b - a))
+    mid = path.t_from_log_snr(new[1:-1]).tolist()
+    out = (times[0], *mid, *times[inner - 1 :])
+    if any(y >= x for x, y in itertools.pairwise(out)):
+        return times
+    return out
 
 
 _FRACTIONS = (-0.5, -0.25, -0.1, -0.04, 0.04, 0.1, 0.25, 0.5)
