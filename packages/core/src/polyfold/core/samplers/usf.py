@@ -435,10 +435,10 @@ def _respaced(times: tuple[float, ...], path: GaussianPath, rho: float) -> tuple
     """``times`` with its first and last finite-noise points kept and the points between at
     uniform steps of ``s^(1/rho)``, ``s = sigma/alpha`` (Karras et al.'s grid; ``rho = inf``:
     uniform in log-SNR); a final data point stays."""
-    ts = torch.tensor(times, dtype=F64)
-    lam = path.log_snr(ts)
-    inner = int(torch.isfinite(lam).sum())  # the points with finite log-SNR, a prefix
-    if inner < 3 or not bool(torch.isfinite(lam[:inner]).all()):
+    noisy = times[:-1] if times[-1] == zero_time(path) else times
+    lam = path.log_snr(torch.tensor(noisy, dtype=F64))
+    inner = len(noisy)
+    if inner < 3 or not bool(torch.isfinite(lam).all()):
         return times
     u = torch.linspace(0.0, 1.0, inner, dtype=F64)
     if math.isinf(rho):
