@@ -246,3 +246,18 @@ def test_respaced_grids_keep_the_end_points() -> None:
     s = (-PATH.log_snr(torch.tensor(_respaced(times, PATH, 3.0)[:-1], dtype=F64)) / 6).exp()
     torch.testing.assert_close(s.diff(), torch.full((5,), float(s.diff()[0]), dtype=F64))
     assert _respaced(times[-3:], PATH, 2.0) == times[-3:]  # nothing between to respace
+
+
+def test_schedule_error_with_a_shared_reference() -> None:
+    """One reference solve serves every schedule with the same start and end."""
+    from polyfold.core.samplers.usf import reference_end
+
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    x = _noise(16, 12)
+    ref = reference_end(DEN, PATH, x, grid)
+    assert schedule_error(DEN, PATH, x, sched, reference=ref) == schedule_error(DEN, PATH, x, sched)
+    with pytest.raises(InputError, match="reference: expected the end points of x"):
+        schedule_error(DEN, PATH, x, sched, reference=ref[:4])
+    with pytest.raises(InputError, match="sub: expected"):
+        reference_end(DEN, PATH, x, grid, sub=1)
