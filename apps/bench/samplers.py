@@ -49,11 +49,12 @@ uniqueness, FCD and CRPS and by the error to a high-NFE sample from the same noi
 
 ``--quick`` (about 4-5 CPU-minutes, not 1-2: the per-row sliced W2 against 20000 samples, the
 exact references and DC's calibration alone take about 3): the ``linear`` schedule only, NFE
-4, 6, 8, 10, 20; USF searched in one round on 256 calibration and 256 held-out noises (a full
-run: three rounds, 1024 each); DLG's eight settings chosen on 512 calibration noises against
-5000 draws of the data (a full run: against 20000). Every summary key is present and
-computed the same way, selections still on calibration noise only, but the goals of issue 25
-are defined on the full run, not on ``--quick``. The domain rows add a few CPU-minutes.
+4, 6, 8, 10, 20; USF searched in one round on 1024 calibration noises, ranked on 2048
+held-out ones (a full run: three rounds, 2048 and 4096); DLG's eight settings chosen on 512
+calibration noises against 5000 draws of the data (a full run: against 20000). Every summary
+key is present and computed the same way, selections still on calibration noise only, but the
+goals of issue 25 are defined on the full run, not on ``--quick``. The domain rows add a few
+CPU-minutes.
 
 Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
 """

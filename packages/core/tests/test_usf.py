@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -195,3 +196,68 @@ def test_bh1_variant_schedule_is_unipc_bh1() -> None:
     torch.testing.assert_close(out, S.unipc(DEN, PATH, x, grid, variant="bh1").x)
     with pytest.raises(InputError, match=r"schedule\.variants"):
         replace(sched, variants=("bh3",) * 6)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_final_step_of_higher_order_integrates_a_polynomial_noise_exactly(order: int) -> None:
+    """To the data point, order k integrates ``eps`` as a polynomial of degree k - 1 in
+    ``s = sigma/alpha`` from the last state: exact for such a model, ``x0`` itself for k = 1."""
+    coef = (0.3, -0.8, 0.5)[:order]
+
+    def s_of(t: torch.Tensor) -> torch.Tensor:
+        return PATH.sigma(t) / PATH.alpha(t)
+
+    def model(x: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:
+        s = s_of(t.to(F64))[:, None]
+        return sum(c * s**k for k, c in enumerate(coef)) * torch.ones_like(x)
+
+    den = as_denoiser(model, PATH, prediction="eps")
+    grid = S.uniform_t_grid(PATH, 5, append_zero=True)
+    base = SolverSchedule.default(PATH, grid)
+    sched = replace(base, orders=(*base.orders[:-1], order), correctors=(False,) * 5)
+    states: dict[int, torch.Tensor] = {}
+    x = _noise(8, 11)
+    out = usf(
+        den, PATH, x, grid, schedule=sched, callback=lambda i, t, xs, x0: states.update({i: xs})
+    )
+    t_last, t_zero = grid[-2:-1], grid[-1:]
+    s = float(s_of(t_last))
+    integral = sum(c * s ** (k + 1) / (k + 1) for k, c in enumerate(coef))
+    y = states[3] / PATH.alpha(t_last) - integral
+    torch.testing.assert_close(out.x, PATH.alpha(t_zero) * y, rtol=1e-10, atol=1e-10)
+    assert out.nfe == 5
+    # the same schedule with order 1 at the end is the denoised x0 at the last point
+    first = usf(den, PATH, x, grid, schedule=replace(sched, orders=(*sched.orders[:-1], 1)))
+    x0 = (states[3] - PATH.sigma(t_last) * model(states[3], t_last)) / PATH.alpha(t_last)
+    torch.testing.assert_close(first.x, PATH.alpha(t_zero) * x0, rtol=1e-10, atol=1e-10)
+
+
+def test_respaced_grids_keep_the_end_points() -> None:
+    """The search's other spacings: the first and last noisy points and the data point kept,
+    the points between uniform in log-SNR (rho = inf) or in ``(sigma/alpha)^(1/rho)``."""
+    from polyfold.core.samplers.usf import _respaced
+
+    times = tuple(S.uniform_t_grid(PATH, 6, t_end=0.05, append_zero=True).tolist())
+    out = _respaced(times, PATH, math.inf)
+    assert out[0] == times[0]
+    assert out[-2:] == times[-2:]
+    lam = PATH.log_snr(torch.tensor(out[:-1], dtype=F64))
+    torch.testing.assert_close(lam.diff(), torch.full((5,), float(lam.diff()[0]), dtype=F64))
+    s = (-PATH.log_snr(torch.tensor(_respaced(times, PATH, 3.0)[:-1], dtype=F64)) / 6).exp()
+    torch.testing.assert_close(s.diff(), torch.full((5,), float(s.diff()[0]), dtype=F64))
+    assert _respaced(times[-3:], PATH, 2.0) == times[-3:]  # nothing between to respace
+
+
+def test_schedule_error_with_a_shared_reference() -> None:
+    """One reference solve serves every schedule with the same start and end."""
+    from polyfold.core.samplers.usf import reference_end
+
+    grid = S.uniform_t_grid(PATH, 4, append_zero=True)
+    sched = SolverSchedule.default(PATH, grid)
+    x = _noise(16, 12)
+    ref = reference_end(DEN, PATH, x, grid)
+    assert schedule_error(DEN, PATH, x, sched, reference=ref) == schedule_error(DEN, PATH, x, sched)
+    with pytest.raises(InputError, match="reference: expected the end points of x"):
+        schedule_error(DEN, PATH, x, sched, reference=ref[:4])
+    with pytest.raises(InputError, match="sub: expected"):
+        reference_end(DEN, PATH, x, grid, sub=1)

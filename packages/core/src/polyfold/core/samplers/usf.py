@@ -4,7 +4,10 @@ Models"): an exponential-integrator sampler with a free choice per step, and a s
 A :class:`SolverSchedule` fixes, for one path and NFE, the time points and, per step, the
 solver order (1 to 3, through UniPC's multistep predictor on the last outputs), the prediction
 type it integrates (``"x0"`` or ``"eps"``) and whether UniC corrects the step's end state.
-:func:`usf` runs it (one model call per step, UniPC's coefficients per step). The Taylor
+:func:`usf` runs it (one model call per step, UniPC's coefficients per step). A last step to
+the data point has no expansion in log-SNR; its order ``k`` there chooses between the denoised
+``x0`` (``k = 1``, every sampler's final step) and Adams-Bashforth of order ``k`` in
+``sigma/alpha`` on the last ``k`` noise predictions, from the corrected state. The Taylor
 expansion always starts at the step's start point here (USF's free start is not offered). A
 schedule may also start by analytical teleportation (``teleport_from``): the state at that time
 is carried in closed form by the data's Gaussian approximation
@@ -12,7 +15,9 @@ is carried in closed form by the data's Gaussian approximation
 call goes to the rest of the trajectory.
 
 :func:`search_schedule` finds a schedule for a model and NFE from a small calibration batch by
-coordinate descent on the end-point error against a fine reference solve: per step the order,
+coordinate descent on the end-point error against a fine reference solve, from the best of
+the given grid and its points respaced (same end points, uniform in ``(sigma/alpha)^(1/rho)``
+for a few ``rho``, or in log-SNR), UniPC-2, UniPC-3 or bh1 on it: per step the order,
 prediction, corrector, UniPC variant (and, optionally, DC-Solver's compensation ratio, which
 the schedule's ``ratios`` apply as :func:`~polyfold.core.samplers.unipc.unipc` does), then
 each time point moved within its neighbours' gap (several step sizes, repeated while it
@@ -26,6 +31,7 @@ searched and a file searched on another path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -43,8 +49,9 @@ from polyfold.core.dtypes import F64
 from polyfold.core.errors import InputError, NonFiniteError
 from polyfold.core.paths import GaussianPath
 from polyfold.core.samplers._compensate import compensate
-from polyfold.core.samplers._core import Run, smap
-from polyfold.core.samplers.grids import check_grid, uniform_t_grid
+from polyfold.core.samplers._core import Run, lincomb, smap
+from polyfold.core.samplers._expint import _lagrange
+from polyfold.core.samplers.grids import check_grid, uniform_t_grid, zero_time
 from polyfold.core.samplers.result import SampleResult, StepCallback
 from polyfold.core.samplers.unipc import _finite_prefix, _key
 from polyfold.core.state import Mask, State, keep_padding
@@ -56,6 +63,7 @@ __all__ = [
     "SearchResult",
     "SolverSchedule",
     "load_schedule",
+    "reference_end",
     "schedule_error",
     "search_schedule",
     "usf",
@@ -68,7 +76,8 @@ _VARIANTS = ("bh1", "bh2")
 @dataclass(frozen=True)
 class SolverSchedule:
     """USF's choices for one path and NFE: ``times`` (``nfe + 1`` decreasing), and per step
-    ``orders``, ``predictions`` and ``correctors``; ``path`` is the path's ``repr``;
+    ``orders``, ``predictions`` and ``correctors`` (a step to the data point: its order only,
+    see the module doc); ``path`` is the path's ``repr``;
     ``teleport_from``: the time the state starts at when the schedule first teleports to
     ``times[0]`` (``None``: it starts at ``times[0]``); ``ratios``: DC-Solver's compensation
     ratio of each step (:mod:`~polyfold.core.samplers.compensation`; ``None`` or ones: none);
@@ -219,7 +228,7 @@ def usf(
     last: tuple[State, list[int], str, str] | None = None
     for i in range(run.steps):
         d = run.denoise(x, run.t[i])
-        if run.final(i):
+        if run.final(i) and schedule.orders[i] == 1:
             return run.result(run.denoise_to_zero(d, x))
         if last is not None:
             x_prev, idx, kind, variant = last
@@ -227,6 +236,8 @@ def usf(
                 outs = [_out(h, kind) for _, h in history[: len(idx)]] + [_out(d, kind)]
                 fn = partial(_key, kind, variant, True, idx, i)
                 x = run.keep(smap(fn, x_prev, run.levels, *outs), x)
+        if run.final(i):
+            return run.result(_to_zero(run, schedule.orders[i], history, d, x))
         history = [(i, {"x0": d.x0, "eps": d.eps}), *history][:3]
         if schedule.ratios is not None:  # DC: the newest outputs compensated, as UniPC's
             used = history[: max(2, schedule.orders[i])]
@@ -244,6 +255,27 @@ def usf(
         x = run.keep(smap(fn, x, run.levels, *outs), x)
         run.report(i, x, d.x0)
     return run.result(x)
+
+
+def _to_zero(run: Run, order: int, history: list[tuple[int, Any]], d: Any, x: State) -> State:
+    """The final step of ``order`` >= 2 to the data point: Adams-Bashforth in ``s = sigma/alpha``
+    on the noise prediction, ``x/alpha`` minus the integral from 0 to ``s_i`` of the polynomial
+    through the last ``order`` outputs ``eps_j`` at ``s_j`` (order 1 is the denoised ``x0``)."""
+    idx = [run.steps - 1, *(j for j, _ in history[: order - 1])]
+    idx = idx[: max(1, _finite_prefix(run, idx))]
+    outs = [d.eps, *(h["eps"] for _, h in history[: len(idx) - 1])]
+    fn = partial(_ab_to_zero, idx, run.steps)
+    return run.report(run.steps - 1, run.keep(smap(fn, x, run.levels, *outs), x), d.x0)
+
+
+def _ab_to_zero(idx: list[int], zero: int, x: Tensor, lvs: list[Any], *eps: Tensor) -> Tensor:
+    """``alpha_0 (x / alpha_i - sum_j w_j eps_j)``, ``w_j = s_i int_0^1 L_j(u) du`` for the
+    Lagrange basis on the nodes ``u_j = s_j / s_i`` (one node: ``w = s_i``, the denoised x0)."""
+    s_i = math.exp(-lvs[idx[0]].ell)
+    nodes = [math.exp(-lvs[j].ell) / s_i for j in idx]
+    w = [s_i * sum(c / (k + 1) for k, c in enumerate(cj)) for cj in _lagrange(nodes)]
+    a0 = lvs[zero].alpha
+    return lincomb(x, a0 / lvs[idx[0]].alpha, [-a0 * wj for wj in w], eps)
 
 
 def _out(d: Any, kind: str) -> State:
@@ -361,6 +393,9 @@ def search_schedule(
         third = tuple(max(1, min(3, i + 1, nfe - i)) for i in range(nfe))
         for start in ({"orders": third}, {"variants": ("bh1",) * nfe}):
             judge.offer(replace(judge.best, **start))
+        for rho in _RHOS:  # the same end points, other spacings
+            judge.offer(replace(judge.best, times=_respaced(judge.best.times, path, rho)))
+    to_zero = float(g0[-1]) == zero_time(path)  # the last step's only choice: its order
     for _ in range(rounds):
         for i in range(nfe):
             for field, values in (
@@ -369,6 +404,8 @@ def search_schedule(
                 ("correctors", (True, False)),
                 ("variants", _VARIANTS),
             ):
+                if to_zero and i == nfe - 1 and field != "orders":
+                    continue
                 for v in values:
                     cur = list(getattr(judge.best, field))
                     if cur[i] != v:
@@ -391,6 +428,31 @@ def search_schedule(
     )
 
 
+_RHOS = (1.0, 2.0, 3.0, 7.0, math.inf)
+
+
+def _respaced(times: tuple[float, ...], path: GaussianPath, rho: float) -> tuple[float, ...]:
+    """``times`` with its first and last finite-noise points kept and the points between at
+    uniform steps of ``s^(1/rho)``, ``s = sigma/alpha`` (Karras et al.'s grid; ``rho = inf``:
+    uniform in log-SNR); a final data point stays."""
+    noisy = times[:-1] if times[-1] == zero_time(path) else times
+    lam = path.log_snr(torch.tensor(noisy, dtype=F64))
+    inner = len(noisy)
+    if inner < 3 or not bool(torch.isfinite(lam).all()):
+        return times
+    u = torch.linspace(0.0, 1.0, inner, dtype=F64)
+    if math.isinf(rho):
+        new = lam[0] + u * (lam[inner - 1] - lam[0])
+    else:
+        a, b = (torch.exp(-lam[[0, inner - 1]] / (2 * rho))).tolist()
+        new = -2 * rho * torch.log(a + u * (b - a))
+    mid = path.t_from_log_snr(new[1:-1]).tolist()
+    out = (times[0], *mid, *times[inner - 1 :])
+    if any(y >= x for x, y in itertools.pairwise(out)):
+        return times
+    return out
+
+
 _FRACTIONS = (-0.5, -0.25, -0.1, -0.04, 0.04, 0.1, 0.25, 0.5)
 
 
@@ -411,6 +473,19 @@ def _move_time(judge: _Judge, j: int, top: float, t_min: float) -> None:
             break
 
 
+def reference_end(
+    denoiser: Denoiser, path: GaussianPath, x: Tensor, grid: Tensor | Sequence[float], sub: int = 16
+) -> Tensor:
+    """The end point (float64) of a fine UniPC-3 solve from ``x`` at ``grid[0]`` through the
+    grid's times, ``sub`` steps per interval: what :func:`search_schedule` and
+    :func:`schedule_error` measure schedules against."""
+    from polyfold.core.samplers.compensation import _reference
+
+    if not (isinstance(sub, int) and sub >= 2):
+        raise InputError(f"sub: expected fine steps per interval >= 2, got {sub!r}")
+    return _reference(denoiser, path, x, check_grid(grid, path), sub)[-1].to(F64)
+
+
 def schedule_error(
     denoiser: Denoiser,
     path: GaussianPath,
@@ -419,15 +494,18 @@ def schedule_error(
     *,
     approx: Approximation | None = None,
     sub: int = 16,
+    reference: Tensor | None = None,
 ) -> float:
     """The RMS end-point error of ``schedule`` on the noise ``x`` (at its first time, or at
-    ``teleport_from``) against a fine solve with ``sub`` steps per interval: a held-out
-    calibration batch ranks schedules searched in different ways without the evaluation noise."""
-    from polyfold.core.samplers.compensation import _reference
-
+    ``teleport_from``) against a fine solve with ``sub`` steps per interval (or the given
+    ``reference`` end points of ``x``, shared by schedules with the same start and end): a
+    held-out calibration batch ranks schedules searched in different ways without the
+    evaluation noise."""
     top = schedule.times[0] if schedule.teleport_from is None else schedule.teleport_from
     times = schedule.times if top == schedule.times[0] else (top, *schedule.times)
-    ref = _reference(denoiser, path, x, torch.tensor(times, dtype=F64), sub)[-1].to(F64)
+    if reference is not None and tuple(reference.shape) != tuple(x.shape):
+        raise InputError(f"reference: expected the end points of x, shape {tuple(x.shape)}")
+    ref = reference_end(denoiser, path, x, times, sub) if reference is None else reference.to(F64)
     out = usf(denoiser, path, x, schedule.grid, schedule=schedule, approx=approx).x
     assert isinstance(out, Tensor)
     return float((out.to(F64) - ref).pow(2).mean().sqrt())
