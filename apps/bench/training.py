@@ -57,16 +57,17 @@ from polyfold.core.distill import one_step_distillation_step, sim_distillation_s
 from polyfold.core.losses import dsm_loss, empirical_w2, fokker_planck_loss, ode_sde_gap
 from polyfold.core.paths import VPCosine
 from polyfold.core.samplers import get_sampler, uniform_t_grid
+from polyfold.core.train.ema import EMA
 
 Rows = list[dict[str, Any]]
 Section = Callable[[bool], tuple[Rows, dict[str, Any]]]
 PATH = VPCosine()
 STEP_SCALE = 0.2  # CDRL/DRL Langevin step, a fraction of the recovery conditional's variance
 #: (quick, full) sizes: sim (teacher steps, generator steps), cdrl (steps, Langevin steps per
-#: level), fp (training steps, samples, grid points, regulariser weight)
+#: level, learning rate), fp (training steps, samples, grid points, regulariser weight)
 SIZES: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "sim": ((1000, 600), (2000, 1200)),
-    "cdrl": ((800, 3), (1600, 3)),
+    "cdrl": ((800, 3, 1e-3), (6400, 3, 3e-4)),
     "fp": ((500, 1000, 60, 0.1), (1000, 2000, 120, 0.1)),
 }
 
@@ -261,13 +262,19 @@ class ExactEps(nn.Module):
 
 CDRL_TIMES = [0.2, 0.4, 0.6, 0.8, 0.9]
 CDRL_SEEDS = (0, 1, 2)
+#: training stabilisers, the same for CDRL and DRL: without them both diverge by 3200 steps
+CDRL_ENERGY_REG, CDRL_CLIP, CDRL_EMA = 0.01, 1.0, 0.999
+#: the levels' training order: the two lowest (the sharpest EBMs) twice as often
+CDRL_LEVEL_ORDER = (0, 0, 1, 1, 2, 3, 4)
 
 
-def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float]:
+def train_cdrl(name: str, seed: int, iters: int, mcmc: int, lr: float) -> tuple[CDRL, float]:
     """A CDRL (``"cdrl"``; ``"cdrl_exact_init"``: its initializer fixed at the exact
-    conditional mean) or DRL (``"drl"``) model trained for ``iters`` steps (one level per step,
-    cycling); returns it and the training seconds. All share the energy's init, the data draws
-    and the optimiser for a given ``seed``."""
+    conditional mean) or DRL (``"drl"``) model trained for ``iters`` steps at learning rate
+    ``lr`` (one level per step, cycling through :data:`CDRL_LEVEL_ORDER`; energy regulariser
+    :data:`CDRL_ENERGY_REG`, gradient norm clipped at :data:`CDRL_CLIP`), returned with the EMA
+    weights (:data:`CDRL_EMA`) loaded; and the training seconds. All share the energy's init,
+    the data draws and the optimiser for a given ``seed``."""
     torch.manual_seed(40 + 10 * seed)
     owner: list[CDRL] = []
     energy = Energy(owner)
@@ -280,18 +287,24 @@ def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float
         mcmc_steps=mcmc,
         step_scale=STEP_SCALE,
         init_prediction=pred,
+        energy_reg=CDRL_ENERGY_REG,
     )
     owner.append(model)
     if name != "drl":
         model.initializer = ExactEps() if pred == "eps" else Initializer(owner)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    ema = EMA(model, max_decay=CDRL_EMA)
     gen, data = torch.Generator().manual_seed(41 + 10 * seed), mixture()
     start = time.perf_counter()
     for i in range(iters):
-        parts = model.losses(data.sample(256, generator=gen), gen, level=i % model.levels)
+        level = CDRL_LEVEL_ORDER[i % len(CDRL_LEVEL_ORDER)]
+        parts = model.losses(data.sample(256, generator=gen), gen, level=level)
         opt.zero_grad()
         (parts["ebm"] + parts["init"]).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CDRL_CLIP)
         opt.step()
+        ema.update(model)
+    ema.copy_to(model)
     return model, time.perf_counter() - start
 
 
@@ -302,14 +315,14 @@ def sample_cdrl(model: CDRL, seed: int, *, data_noise: bool) -> Tensor:
 
 
 def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
-    iters, mcmc = SIZES["cdrl"][not quick]
+    iters, mcmc, lr = SIZES["cdrl"][not quick]
     ref = reference()
     rows: Rows = []
     sw2: dict[str, list[float]] = {"cdrl": [], "drl": [], "cdrl_exact_init": []}
     no_noise: list[float] = []  # CDRL's data level started at its initializer's mean
     for seed in CDRL_SEEDS:
         for name in sw2:
-            model, seconds = train_cdrl(name, seed, iters, mcmc)
+            model, seconds = train_cdrl(name, seed, iters, mcmc, lr)
             x = sample_cdrl(model, seed, data_noise=True)
             sw2[name].append(sw(x, ref))
             if name == "cdrl":
@@ -321,6 +334,7 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
                     "seed": seed,
                     "steps": iters,
                     "mcmc_steps": mcmc,
+                    "lr": lr,
                     "levels": len(CDRL_TIMES),
                     "sw2": sw2[name][-1],
                     "coverage": coverage(x, mixture()),
