@@ -18,13 +18,17 @@ The data is :mod:`distill`'s 2-D mixture of ``K = 8`` Gaussians (std 0.2) on a c
   output in units of the level's recovery variance ``V_k``, as DRL's ``f / s^2``) trained by
   recovery likelihood with the same number of Langevin steps per level, with an initializer
   network (CDRL) and without (DRL: chains start at ``x_{k+1} / a_k``); samples by each one's
-  chain. Each pair shares a seed (energy init, data draws, sampling noise); three seeds. Summary
+  chain, with the EMA weights. Both share the stabilisers that keep long runs from diverging
+  (``energy_reg``, gradient clipping, EMA; the two lowest, sharpest levels trained twice as
+  often) and, per seed, the energy init, data draws and sampling noise; three seeds. Summary
   ``cdrl_sw2_over_drl_sw2`` (ratio of the seed means, goal < 1) with the per-seed ratios' range
-  ``_min`` / ``_max``; ``cdrl_no_data_noise_sw2_over_drl_sw2``: CDRL's data level started at
-  its initializer's mean (``data_noise=False``). Diagnostic ``cdrl_exact_init_sw2_over_drl_sw2``:
-  CDRL's chain with the initializer replaced by its target, the mixture's exact
-  ``E[x_k | x_{k+1}]`` (the EBM still trained), so a loss of CDRL's can be told apart: its
-  learned initializer, or its chain.
+  ``_min`` / ``_max``; the goal is defined on the full run (6400 steps): quick's 800 cannot
+  train the EBMs sharp enough for the initializer to learn from them.
+  ``cdrl_no_data_noise_sw2_over_drl_sw2``: CDRL's data level started at its initializer's mean
+  (``data_noise=False``); ``cdrl_floor_sw2``: 2000 exact draws' sliced W2 (the metric's floor).
+  Diagnostic ``cdrl_exact_init_sw2_over_drl_sw2``: CDRL's chain with the initializer replaced by
+  its target, the mixture's exact ``E[x_k | x_{k+1}]`` (the EBM still trained), so a loss of
+  CDRL's can be told apart: its learned initializer, or its chain.
 - ``fp``: two eps-networks from the same init and data draws, one by DSM and one by DSM plus
   ``lambda`` times the score Fokker-Planck residual (:func:`~polyfold.core.losses.
   fokker_planck_loss`, exact divergence). For each: the exact empirical W2 between its
@@ -57,16 +61,17 @@ from polyfold.core.distill import one_step_distillation_step, sim_distillation_s
 from polyfold.core.losses import dsm_loss, empirical_w2, fokker_planck_loss, ode_sde_gap
 from polyfold.core.paths import VPCosine
 from polyfold.core.samplers import get_sampler, uniform_t_grid
+from polyfold.core.train.ema import EMA
 
 Rows = list[dict[str, Any]]
 Section = Callable[[bool], tuple[Rows, dict[str, Any]]]
 PATH = VPCosine()
 STEP_SCALE = 0.2  # CDRL/DRL Langevin step, a fraction of the recovery conditional's variance
 #: (quick, full) sizes: sim (teacher steps, generator steps), cdrl (steps, Langevin steps per
-#: level), fp (training steps, samples, grid points, regulariser weight)
+#: level, learning rate), fp (training steps, samples, grid points, regulariser weight)
 SIZES: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
     "sim": ((1000, 600), (2000, 1200)),
-    "cdrl": ((800, 3), (1600, 3)),
+    "cdrl": ((800, 3, 1e-3), (6400, 3, 3e-4)),
     "fp": ((500, 1000, 60, 0.1), (1000, 2000, 120, 0.1)),
 }
 
@@ -261,13 +266,19 @@ class ExactEps(nn.Module):
 
 CDRL_TIMES = [0.2, 0.4, 0.6, 0.8, 0.9]
 CDRL_SEEDS = (0, 1, 2)
+#: training stabilisers, the same for CDRL and DRL: without them both diverge by 3200 steps
+CDRL_ENERGY_REG, CDRL_CLIP, CDRL_EMA = 0.01, 1.0, 0.999
+#: the levels' training order: the two lowest (the sharpest EBMs) twice as often
+CDRL_LEVEL_ORDER = (0, 0, 1, 1, 2, 3, 4)
 
 
-def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float]:
+def train_cdrl(name: str, seed: int, iters: int, mcmc: int, lr: float) -> tuple[CDRL, float]:
     """A CDRL (``"cdrl"``; ``"cdrl_exact_init"``: its initializer fixed at the exact
-    conditional mean) or DRL (``"drl"``) model trained for ``iters`` steps (one level per step,
-    cycling); returns it and the training seconds. All share the energy's init, the data draws
-    and the optimiser for a given ``seed``."""
+    conditional mean) or DRL (``"drl"``) model trained for ``iters`` steps at learning rate
+    ``lr`` (one level per step, cycling through :data:`CDRL_LEVEL_ORDER`; energy regulariser
+    :data:`CDRL_ENERGY_REG`, gradient norm clipped at :data:`CDRL_CLIP`), returned with the EMA
+    weights (:data:`CDRL_EMA`) loaded; and the training seconds. All share the energy's init,
+    the data draws and the optimiser for a given ``seed``."""
     torch.manual_seed(40 + 10 * seed)
     owner: list[CDRL] = []
     energy = Energy(owner)
@@ -280,18 +291,24 @@ def train_cdrl(name: str, seed: int, iters: int, mcmc: int) -> tuple[CDRL, float
         mcmc_steps=mcmc,
         step_scale=STEP_SCALE,
         init_prediction=pred,
+        energy_reg=CDRL_ENERGY_REG,
     )
     owner.append(model)
     if name != "drl":
         model.initializer = ExactEps() if pred == "eps" else Initializer(owner)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    ema = EMA(model, max_decay=CDRL_EMA)
     gen, data = torch.Generator().manual_seed(41 + 10 * seed), mixture()
     start = time.perf_counter()
     for i in range(iters):
-        parts = model.losses(data.sample(256, generator=gen), gen, level=i % model.levels)
+        level = CDRL_LEVEL_ORDER[i % len(CDRL_LEVEL_ORDER)]
+        parts = model.losses(data.sample(256, generator=gen), gen, level=level)
         opt.zero_grad()
         (parts["ebm"] + parts["init"]).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CDRL_CLIP)
         opt.step()
+        ema.update(model)
+    ema.copy_to(model)
     return model, time.perf_counter() - start
 
 
@@ -302,14 +319,14 @@ def sample_cdrl(model: CDRL, seed: int, *, data_noise: bool) -> Tensor:
 
 
 def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
-    iters, mcmc = SIZES["cdrl"][not quick]
+    iters, mcmc, lr = SIZES["cdrl"][not quick]
     ref = reference()
     rows: Rows = []
     sw2: dict[str, list[float]] = {"cdrl": [], "drl": [], "cdrl_exact_init": []}
     no_noise: list[float] = []  # CDRL's data level started at its initializer's mean
     for seed in CDRL_SEEDS:
         for name in sw2:
-            model, seconds = train_cdrl(name, seed, iters, mcmc)
+            model, seconds = train_cdrl(name, seed, iters, mcmc, lr)
             x = sample_cdrl(model, seed, data_noise=True)
             sw2[name].append(sw(x, ref))
             if name == "cdrl":
@@ -321,6 +338,7 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
                     "seed": seed,
                     "steps": iters,
                     "mcmc_steps": mcmc,
+                    "lr": lr,
                     "levels": len(CDRL_TIMES),
                     "sw2": sw2[name][-1],
                     "coverage": coverage(x, mixture()),
@@ -328,6 +346,10 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
                 }
             )
     ratios = [c / d for c, d in zip(sw2["cdrl"], sw2["drl"], strict=True)]
+    floor = [  # exact draws, as many as the chains': the sliced W2's two-sample floor
+        sw(mixture().sample(2000, generator=torch.Generator().manual_seed(100 + s)), ref)
+        for s in CDRL_SEEDS
+    ]
     mean = {n: sum(v) / len(v) for n, v in sw2.items()}
     return rows, {
         "cdrl_sw2_over_drl_sw2": mean["cdrl"] / mean["drl"],
@@ -338,6 +360,7 @@ def cdrl_section(quick: bool) -> tuple[Rows, dict[str, Any]]:
         "drl_sw2": mean["drl"],
         "cdrl_exact_init_sw2_over_drl_sw2": mean["cdrl_exact_init"] / mean["drl"],
         "cdrl_no_data_noise_sw2_over_drl_sw2": sum(no_noise) / len(no_noise) / mean["drl"],
+        "cdrl_floor_sw2": sum(floor) / len(floor),
     }
 
 

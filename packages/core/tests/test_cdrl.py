@@ -231,6 +231,25 @@ def test_sampling_without_data_noise_starts_at_the_initializer_mean() -> None:
     assert not torch.allclose(draw(0.0, True), mean)
 
 
+def test_energy_reg_adds_the_mean_squared_energies_of_both_samples() -> None:
+    """With no MCMC steps DRL's revised samples are ``x_{k+1} / a_k``: the regulariser is
+    ``reg * mean(E(x_k)^2 + E(x_{k+1} / a_k)^2)`` on top of the unregularised loss."""
+    x0, k, reg = data(32, 8), 1, 0.3
+
+    def ebm(weight: float) -> Tensor:
+        e = GaussEnergy(MU, VAR)
+        m = CDRL(e, None, path=PATH, times=TIMES, mcmc_steps=0, energy_reg=weight)
+        return m.losses(x0, torch.Generator().manual_seed(2), level=k)["ebm"], m
+
+    (plain, m), (regularised, _) = ebm(0.0), ebm(reg)
+    g = torch.Generator().manual_seed(2)
+    e1, e2 = (torch.randn(x0.shape, generator=g, dtype=x0.dtype) for _ in range(2))
+    x_k = float(m.alpha[k]) * x0 + float(m.sigma[k]) * e1
+    y = float(m.a[k]) * x_k + float(m.s[k]) * e2
+    sq = m.energy_at(x_k, k).pow(2) + m.energy_at(y / float(m.a[k]), k).pow(2)
+    torch.testing.assert_close(regularised - plain, reg * sq.mean())
+
+
 def test_cdrl_bad_input() -> None:
     e = GaussEnergy(MU, VAR)
     with pytest.raises(InputError, match="mcmc_steps"):
