@@ -33,6 +33,14 @@ shape's share). All methods at CFG scale ``LEARNED_GUIDANCE`` (the null class) a
 ``LEARNED_INVERSION`` DDIM-inversion steps for ISM/TSM (the network costs one call per step).
 ``--quick``: 2 shapes per class and 10 steps; full: ``LEARNED_N`` shapes per class and
 ``LEARNED_STEPS`` steps (a CPU budget: the issue asks 16 shapes per class).
+
+One-step generator (``--part one-step``; also in ``all``): the shipped ``procshapes-onestep3d``
+(``polyfold.shape.one_step3d``, trained by SwiftBrush-style VSD with the learned teacher; its
+training command on its card) generates each class's shapes in one forward pass, scored the same
+way: ``one_step_1nna`` at ``LEARNED_N`` shapes per class against the same references as the
+per-shape rows, ``one_step_1nna_16`` and ``flow_1nna_16`` at ``ONE_STEP_N`` (the issue's 16;
+``--quick``: 2 and 4), ``one_step_seconds_per_shape`` (one batched pass over the class's shapes,
+meshing not counted) beside the per-shape methods' ``learned_seconds_per_shape``.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from polyfold.shape.teachers import ExactTeacher
 
 MIX = ("chair", "table", "mug", "vase")
 LEARNED_N, LEARNED_STEPS, LEARNED_INVERSION, LEARNED_GUIDANCE = 4, 100, 8, 5.0
+ONE_STEP_N = 16
 
 
 def alignment(teacher: ExactTeacher, cls: str, method: str, size: int) -> float:
@@ -147,12 +156,52 @@ def learned(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, summary
 
 
+def one_step(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The one-step generator's rows (see the module docstring) and their summary keys."""
+    from polyfold.shape.distill_eval import flow_metrics, one_step_metrics
+    from polyfold.shape.evaluation import reference_points
+    from polyfold.shape.one_step_run import load_generator
+
+    gen, card = load_generator()
+    n, big = (2, 4) if quick else (LEARNED_N, ONE_STEP_N)
+    rows: list[dict[str, Any]] = []
+    for cls in MIX:
+        for count, method in ((n, "one-step"), (big, "one-step"), (big, "flow")):
+            ref = reference_points(cls, count)
+            fn = (
+                flow_metrics if method == "flow" else lambda c, k, r: one_step_metrics(gen, c, k, r)
+            )
+            rows.append({"class": cls, "method": method, "n": count, **fn(cls, count, ref)})
+            print(rows[-1], flush=True)
+
+    def mean(method: str, count: int, key: str) -> float:
+        vals = [r[key] for r in rows if r["method"] == method and r["n"] == count]
+        return sum(vals) / len(vals)
+
+    summary = {
+        "one_step_1nna": mean("one-step", n, "1nna_cd"),
+        "one_step_1nna_16": mean("one-step", big, "1nna_cd"),
+        "flow_1nna_16": mean("flow", big, "1nna_cd"),
+        "one_step_empty_shapes": mean("one-step", big, "empty") * len(MIX),
+        "one_step_seconds_per_shape": mean("one-step", big, "seconds_per_shape"),
+        "one_step_shapes_per_class": [n, big],
+        "one_step_training": card.get("command"),
+    }
+    return rows, summary
+
+
 def main() -> None:
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--part", choices=("all", "exact", "learned"), default="all")
+    pre.add_argument("--part", choices=("all", "exact", "learned", "one-step"), default="all")
     known, rest = pre.parse_known_args()
     args = parse_args(__doc__.split("\n")[0], rest)
     torch.set_num_threads(1)
+    if known.part == "one-step":
+        rows, summary = one_step(args.quick)
+        print_table(rows)
+        print(summary)
+        write_json(args.out, rows, summary, quick=args.quick, part="one-step")
+        return
     if known.part == "learned":
         rows, summary = learned(args.quick)
         print_table(rows)
@@ -187,6 +236,10 @@ def main() -> None:
     }
     if known.part == "all":
         more, extra = learned(args.quick)
+        print_table(more)
+        rows += more
+        summary.update(extra)
+        more, extra = one_step(args.quick)
         print_table(more)
         rows += more
         summary.update(extra)

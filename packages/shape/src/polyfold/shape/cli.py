@@ -9,6 +9,7 @@
     polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
     polyfold-shape train-teacher --out runs/teacher               # the learned 2D teacher
     polyfold-shape distill --teacher learned --class mug --method sds --steps 200 --out runs/l
+    polyfold-shape train-one-step --teacher learned --guidance 2 --steps 1000 --out runs/g
     polyfold-shape quickstart --out shape-quickstart
 
 Outputs are never overwritten without ``--force``. Also reachable as ``polyfold shape``.
@@ -441,6 +442,81 @@ def distill(
         json.dumps({k: summary[k] for k in ("chamfer_to_nearest_target", "seconds_per_step")})
     )
     typer.echo(f"wrote {summary['meshes']} meshes, renders/ and log.jsonl to {out}")
+
+
+@app.command("train-one-step")
+def train_one_step(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    cls: Annotated[
+        str, typer.Option("--class", help="Classes, comma-separated [default: the teacher's].")
+    ] = "",
+    method: Annotated[str, typer.Option(help="vsd (SwiftBrush) or sds.")] = "vsd",
+    steps: Annotated[int, typer.Option(help="Training steps (one class per step).")] = 600,
+    batch: Annotated[int, typer.Option(help="Shapes per step.")] = 2,
+    teacher: Annotated[str, typer.Option(help="The 2D teacher: exact or learned.")] = "learned",
+    teacher_model: Annotated[
+        Path | None,
+        typer.Option(help="The learned teacher's model file [default: the shipped one]."),
+    ] = None,
+    targets: Annotated[int, typer.Option(help="Target shapes per class (exact teacher).")] = 4,
+    guidance: Annotated[float, typer.Option(help="CFG scale (1: off).")] = 1.0,
+    samples: Annotated[int, typer.Option(help="Sample meshes written per class.")] = 2,
+    init: Annotated[
+        str, typer.Option(help="Starting shapes: blobs (a random blob per z) or sphere.")
+    ] = "blobs",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a one-step generator (class, noise -> SDF grid) by SwiftBrush-style VSD through
+    the renderer: OUT/model.safetensors + .json, samples/*.glb, samples.png, log.jsonl."""
+    _one_thread()
+    from polyfold.shape.learned_teacher import LearnedTeacher, load_teacher
+    from polyfold.shape.one_step3d import OneStepConfig
+    from polyfold.shape.one_step_run import run_one_step
+    from polyfold.shape.procshapes import check_classes, dataset
+    from polyfold.shape.teachers import ExactTeacher
+
+    if teacher not in ("exact", "learned"):
+        raise InputError(f"--teacher: expected exact or learned, got {teacher!r}")
+    if teacher_model is not None and teacher != "learned":
+        raise InputError("--teacher-model: only with --teacher learned")
+    check_int("--targets", targets, 1)
+    check_int("--samples", samples, 1)
+    classes = check_classes(cls) if cls else []
+    cfg = OneStepConfig(
+        classes=classes,
+        method=method,
+        steps=steps,
+        batch=batch,
+        guidance=guidance,
+        init=init,
+        seed=seed,
+    ).check()
+    t: ExactTeacher | LearnedTeacher
+    if teacher == "learned":
+        t = load_teacher(teacher_model)
+        cfg = replace(cfg, **t.render_kw)
+    else:
+        names = classes or ["chair", "table", "mug", "vase"]
+        if guidance != 1.0 and len(names) < 2:
+            raise InputError("--guidance: CFG with the exact teacher needs two or more classes")
+        shapes = {c: list(dataset([c], targets)) for c in names}
+        t = ExactTeacher(shapes, **cfg.render_kw)  # type: ignore[arg-type]
+    for c in classes:
+        t.check_class(c)
+    prepare_output_dir(out, force=force)
+    with Progress(steps, f"one-step ({method}, {teacher})", quiet=quiet) as bar:
+        _, card = run_one_step(
+            t,
+            cfg,
+            out,
+            teacher_name=teacher,
+            per_class=samples,
+            progress=lambda i, e: bar.update(i, loss=e["student"]),
+        )
+    typer.echo(json.dumps(card["metrics"]))
+    typer.echo(f"wrote the generator, samples/ and log.jsonl to {out}")
 
 
 @app.command()

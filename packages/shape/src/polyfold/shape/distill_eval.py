@@ -11,9 +11,10 @@ from polyfold.shape.distill3d import DistillConfig, distill
 from polyfold.shape.distill_run import grid_points
 from polyfold.shape.evaluation import msdf_points, reference_points
 from polyfold.shape.metrics import generation_metrics
+from polyfold.shape.one_step3d import ShapeGenerator, generate_grids
 from polyfold.shape.teachers import Teacher
 
-__all__ = ["distilled_metrics", "flow_metrics"]
+__all__ = ["distilled_metrics", "flow_metrics", "one_step_metrics"]
 
 
 def _scores(gen: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
@@ -53,3 +54,16 @@ def flow_metrics(
     with torch.no_grad():
         gen = [msdf_points(m) for m in sample_msdfs(flow, [cls] * n, seed=seed)]
     return _scores(gen, ref if ref is not None else reference_points(cls, n))
+
+
+def one_step_metrics(
+    gen: ShapeGenerator, cls: str, n: int, ref: list[np.ndarray] | None = None, *, seed: int = 0
+) -> dict[str, float]:
+    """The same scores for ``n`` shapes of class ``cls`` from a one-step generator (one batched
+    forward pass), plus the pass's wall seconds per shape (meshing not counted)."""
+    grids, secs = generate_grids(gen, [cls] * n, seed=seed)
+    pts = [grid_points(g) for g in grids]
+    gen_pts = [p if p is not None else np.zeros((2048, 3)) for p in pts]
+    ref = ref if ref is not None else reference_points(cls, n)
+    empty = float(sum(p is None for p in pts))
+    return {**_scores(gen_pts, ref), "empty": empty, "seconds_per_shape": secs / n}

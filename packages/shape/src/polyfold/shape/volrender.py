@@ -35,6 +35,7 @@ __all__ = [
     "GridSDF",
     "Render",
     "cameras",
+    "grid_sdf",
     "msdf_field",
     "random_cameras",
     "render",
@@ -262,10 +263,16 @@ class GridSDF(nn.Module):
         return int(self.values.shape[0])
 
     def forward(self, p: Tensor) -> Tensor:
-        q = p.to(self.values.dtype).clamp(-BOUND, BOUND)
-        g = (q.flip(-1) / BOUND).reshape(1, -1, 1, 1, 3)  # grid_sample wants (z, y, x) order
-        v = F.grid_sample(self.values[None, None], g, align_corners=True, padding_mode="border")
-        return v.reshape(-1) + (p.to(q.dtype) - q).norm(dim=-1)
+        return grid_sdf(self.values, p)
+
+
+def grid_sdf(values: Tensor, p: Tensor) -> Tensor:
+    """A dense ``(R, R, R)`` SDF grid (as :class:`GridSDF`, differentiable in ``values``) at
+    the points ``p`` ``(N, 3)``."""
+    q = p.to(values.dtype).clamp(-BOUND, BOUND)
+    g = (q.flip(-1) / BOUND).reshape(1, -1, 1, 1, 3)  # grid_sample wants (z, y, x) order
+    v = F.grid_sample(values[None, None], g, align_corners=True, padding_mode="border")
+    return v.reshape(-1) + (p.to(q.dtype) - q).norm(dim=-1)
 
 
 def sphere_grid(

@@ -1,0 +1,374 @@
+"""A one-step shape generator distilled from a 2D teacher (SwiftBrush-style VSD, issue 24).
+
+:class:`ShapeGenerator` maps a class and a noise vector ``z`` to a shape in ONE forward pass:
+class embedding and ``z`` -> MLP -> a ``2 width x (grid/4)^3`` feature volume -> two trilinear
+upsamplings with 3D convolutions -> a **dense ``grid^3`` SDF grid** (the renderer's
+:class:`~polyfold.shape.volrender.GridSDF` representation, not an M-SDF: a dense low-res grid
+is what trains within the CPU budget), added to a base SDF and started near it (its last layer
+is small): ``init="sphere"``, the sphere of ``radius`` (one-particle distillation's start);
+``init="blobs"``, a blob that is a fixed function of ``z`` (centre ``0.1 z[:3]``, radius
+``radius +- 0.08`` from ``z[3]``, ``0.05 / sqrt(8)`` times 8 fixed low-frequency sines weighted by
+``z[4:12]``), the distribution of several-particle distillation's independent random starts
+(:func:`~polyfold.shape.distill3d.initial_shapes`), so different ``z`` start in different
+basins.
+
+:func:`train_one_step` trains it with no 3D data by core's
+:func:`~polyfold.core.distill.one_step.one_step_distillation_step`: the "student" is the
+generator followed by the differentiable renderer at random cameras drawn per step (from the
+same camera pool as :func:`~polyfold.shape.distill3d.distill`), the prior is the teacher's
+class-conditional denoiser at those views (CFG with ``guidance``), and with ``method="vsd"``
+(SwiftBrush) the auxiliary is distillation's :class:`~polyfold.shape.distill3d.AuxNet` conditioned
+on camera and class (the online score of the generator's class-conditional render distribution, as
+SwiftBrush's auxiliary shares the prompt), fitted online to the generator's renders by core's
+:func:`~polyfold.core.distill.one_step.fit_aux` (warmed up first on the initial renders);
+``method="sds"`` drops it. Each step trains one class (cycling through ``classes``), ``batch``
+shapes of it, ``views`` cameras each; the time range is annealed as in distillation; the eikonal
+penalty of the grids is added to their gradient in the same backward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polyfold.core.distill.one_step import fit_aux, one_step_distillation_step
+from polyfold.core.errors import InputError, check_int
+from polyfold.core.export import register_model
+from polyfold.shape.distill3d import AuxNet, DistillConfig, _eikonal, _pool
+from polyfold.shape.msdf import BOUND, volume_points
+from polyfold.shape.teachers import Teacher
+from polyfold.shape.volrender import Cameras, grid_sdf, render
+
+__all__ = [
+    "OneStepConfig",
+    "OneStepResult",
+    "ShapeGenerator",
+    "generate_grids",
+    "render_error",
+    "train_one_step",
+]
+
+
+@register_model("shape.ShapeGenerator")
+class ShapeGenerator(nn.Module):
+    """``(class labels (B,), z (B, z_dim)) -> (B, grid, grid, grid)`` SDF grids in one pass
+    (see the module docstring)."""
+
+    def __init__(
+        self,
+        classes: list[str],
+        *,
+        z_dim: int = 16,
+        width: int = 16,
+        grid: int = 24,
+        radius: float = 0.3,
+        init: str = "sphere",
+        render: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not classes or len(set(classes)) != len(classes):
+            raise InputError(f"classes: expected distinct class names, got {classes!r}")
+        self.z_dim = check_int("z_dim", z_dim, 1)
+        self.width = check_int("--width", width, 2)
+        if check_int("--grid", grid, 8) % 4:
+            raise InputError(f"--grid: expected a multiple of 4 (two upsamplings), got {grid}")
+        if init not in ("sphere", "blobs"):
+            raise InputError(f"--init: expected sphere or blobs, got {init!r}")
+        if init == "blobs" and z_dim < 12:
+            raise InputError(f"z_dim: init='blobs' reads z[:12], got z_dim={z_dim}")
+        self.classes, self.grid, self.radius = list(classes), grid, float(radius)
+        self.init = init
+        self.render = dict(render or {})
+        c, self.base = width, grid // 4
+        self.label = nn.Embedding(len(classes), 32)
+        self.mlp = nn.Sequential(
+            nn.Linear(32 + z_dim, 64), nn.SiLU(), nn.Linear(64, 2 * c * self.base**3)
+        )
+        self.c1 = nn.Conv3d(2 * c, c, 3, padding=1)
+        self.c2 = nn.Conv3d(c, c, 3, padding=1)
+        self.head = nn.Conv3d(c, 1, 3, padding=1)
+        nn.init.normal_(self.head.weight, std=1e-3)  # near the sphere, yet z matters from step 0
+        nn.init.zeros_(self.head.bias)
+        pts = volume_points(grid, dtype=torch.float64)
+        fixed = torch.Generator().manual_seed(24)  # the blobs' sines: part of the architecture
+        k = torch.randn(8, 3, generator=fixed, dtype=torch.float64) * (math.pi / BOUND)
+        phase = torch.rand(8, generator=fixed, dtype=torch.float64) * (2 * math.pi)
+        self.register_buffer("points", pts.float(), persistent=False)
+        self.register_buffer("sines", (pts @ k.T + phase).sin().float(), persistent=False)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "classes": self.classes,
+            "z_dim": self.z_dim,
+            "width": self.width,
+            "grid": self.grid,
+            "radius": self.radius,
+            "init": self.init,
+            "render": self.render,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ShapeGenerator:
+        return cls(**config)
+
+    def labels(self, classes: list[str]) -> Tensor:
+        """Class names -> label indices (an unknown one is an :class:`InputError`)."""
+        for c in classes:
+            if c not in self.classes:
+                raise InputError(
+                    f"--class: unknown class {c!r} for this generator; "
+                    f"expected one of {', '.join(self.classes)}"
+                )
+        return torch.tensor([self.classes.index(c) for c in classes])
+
+    def forward(self, labels: Tensor, z: Tensor) -> Tensor:
+        if z.ndim != 2 or z.shape[1] != self.z_dim or labels.shape != (len(z),):
+            raise InputError(
+                f"labels, z: expected (B,) labels and (B, {self.z_dim}) noise, "
+                f"got {tuple(labels.shape)} and {tuple(z.shape)}"
+            )
+        h = self.mlp(torch.cat([self.label(labels.long()), z.float()], -1))
+        h = h.reshape(len(z), -1, self.base, self.base, self.base)
+        h = F.silu(self.c1(F.interpolate(F.silu(h), scale_factor=2.0, mode="trilinear")))
+        h = F.silu(self.c2(F.interpolate(h, scale_factor=2.0, mode="trilinear")))
+        out: Tensor = self.base_sdf(z) + self.head(h)[:, 0]
+        return out
+
+    def base_sdf(self, z: Tensor) -> Tensor:
+        """The ``(B, grid, grid, grid)`` starting shapes (see the module docstring)."""
+        r = self.grid
+        zf = z.float()
+        if self.init == "sphere":
+            return (
+                (self.points.norm(dim=-1) - self.radius)
+                .reshape(1, r, r, r)
+                .expand(len(z), -1, -1, -1)
+            )
+        centre = 0.1 * zf[:, None, :3]
+        radius = self.radius + 0.08 * (2 * torch.special.ndtr(zf[:, 3:4]) - 1)
+        bumps = self.sines @ zf[:, 4:12].T * (0.05 / math.sqrt(8))  # (R^3, B)
+        sdf = (self.points - centre).norm(dim=-1) - radius + bumps.T
+        return sdf.reshape(len(z), r, r, r)
+
+
+def generate_grids(
+    gen: ShapeGenerator, classes: list[str], *, seed: int = 0
+) -> tuple[Tensor, float]:
+    """One shape per entry of ``classes`` (one batched forward pass, ``z ~ N(0, I)`` seeded by
+    ``seed``): ``(B, grid, grid, grid)`` grids and the wall seconds of the pass."""
+    labels = gen.labels(classes)
+    z = torch.randn(len(classes), gen.z_dim, generator=torch.Generator().manual_seed(seed))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        grids = gen(labels, z)
+    return grids, time.perf_counter() - t0
+
+
+@dataclass
+class OneStepConfig:
+    """One one-step training run (renderer settings default to the teacher's)."""
+
+    classes: list[str] = field(default_factory=list)  # default: all the teacher's classes
+    method: str = "vsd"  # SwiftBrush; "sds": no auxiliary network
+    steps: int = 600
+    batch: int = 2  # shapes per step (one class per step)
+    views: int = 2  # cameras per shape
+    z_dim: int = 16
+    width: int = 16
+    grid: int = 24
+    radius: float = 0.3
+    init: str = "blobs"  # "sphere": every z starts at the same sphere
+    res: int = 24
+    samples: int = 24
+    beta: float = 0.01
+    lr: float = 1e-3
+    eikonal: float = 0.1
+    guidance: float = 1.0
+    t_lo: float = 0.02
+    t_hi: float = 0.98
+    t_end: float = 0.5
+    aux_width: int = 32
+    aux_lr: float = 1e-3
+    aux_warmup: int = 50
+    elevations: tuple[float, ...] = (10.0, 25.0, 40.0)
+    azimuths: int = 12
+    seed: int = 0
+    log_every: int = 10
+
+    def check(self) -> OneStepConfig:
+        if self.method not in ("vsd", "sds"):
+            raise InputError(f"--method: expected vsd or sds, got {self.method!r}")
+        if self.init not in ("sphere", "blobs"):
+            raise InputError(f"--init: expected sphere or blobs, got {self.init!r}")
+        check_int("--steps", self.steps, 1)
+        check_int("--batch", self.batch, 1)
+        check_int("--views", self.views, 1)
+        check_int("aux_warmup", self.aux_warmup, 0)
+        if not 0 < self.t_lo < self.t_end <= self.t_hi < 1:
+            raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
+        if self.guidance < 0:
+            raise InputError(f"--guidance: expected >= 0, got {self.guidance}")
+        return self
+
+    @property
+    def render_kw(self) -> dict[str, Any]:
+        return {"res": self.res, "samples": self.samples, "beta": self.beta}
+
+
+@dataclass
+class OneStepResult:
+    """The trained generator, the per-step log and the wall seconds per training step."""
+
+    generator: ShapeGenerator
+    log: list[dict[str, float]]
+    seconds_per_step: float
+    config: dict[str, object]
+
+
+class _ConditionedAux(nn.Module):
+    """The auxiliary network with the current step's condition (camera embeddings and the
+    one-hot class) fixed (core's one-step pieces call it as ``aux(x_t, t, cond=None)``)."""
+
+    def __init__(self, aux: AuxNet) -> None:
+        super().__init__()
+        self.aux = aux
+        self.cond: Tensor | None = None
+
+    def forward(self, x: Tensor, t: Tensor, cond: object = None) -> Tensor:
+        assert self.cond is not None, "set .cond before calling"
+        out: Tensor = self.aux(x, t, self.cond)
+        return out
+
+
+class _RenderedStudent(nn.Module):
+    """``z -> renders``: the generator's shapes of one class, each rendered at its ``views``
+    cameras (shape-major rows); adds ``eikonal`` times the grids' eikonal penalty to their
+    gradient in the same backward pass (its value in ``last_eikonal``)."""
+
+    def __init__(self, gen: ShapeGenerator, eikonal: float, render_kw: dict[str, Any]) -> None:
+        super().__init__()
+        self.gen, self.eikonal, self.render_kw = gen, eikonal, render_kw
+        self.label = 0
+        self.cams: Cameras | None = None
+        self.last_eikonal = 0.0
+
+    def forward(self, z: Tensor) -> Tensor:
+        assert self.cams is not None, "set .cams before calling"
+        grids = self.gen(torch.full((len(z),), self.label), z)
+        if self.eikonal > 0 and grids.requires_grad:
+            g = grids.detach().requires_grad_(True)
+            with torch.enable_grad():
+                eik = _eikonal(g)
+                (extra,) = torch.autograd.grad(self.eikonal * eik, g)
+            grids.register_hook(lambda grad: grad + extra)
+            self.last_eikonal = float(eik.detach())
+        v = len(self.cams) // len(z)
+        per = [
+            render(
+                lambda p, gi=gi: grid_sdf(gi, p),
+                Cameras(
+                    self.cams.elevation[i * v : (i + 1) * v], self.cams.azimuth[i * v : (i + 1) * v]
+                ),
+                **self.render_kw,
+            ).image()
+            for i, gi in enumerate(grids)
+        ]
+        return torch.cat(per)
+
+
+def train_one_step(
+    teacher: Teacher,
+    cfg: OneStepConfig,
+    *,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> OneStepResult:
+    """Train a :class:`ShapeGenerator` on ``teacher``'s classes ``cfg.classes`` (default: all
+    of them) by one-step VSD or SDS (see the module docstring)."""
+    cfg.check()
+    classes = list(cfg.classes) or list(getattr(teacher, "classes", []))
+    if not classes:
+        raise InputError("--class: expected at least one class")
+    for c in classes:
+        teacher.check_class(c)
+    gen_rng = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    gen = ShapeGenerator(
+        classes,
+        z_dim=cfg.z_dim,
+        width=cfg.width,
+        grid=cfg.grid,
+        radius=cfg.radius,
+        init=cfg.init,
+        render=cfg.render_kw,
+    )
+    student = _RenderedStudent(gen, cfg.eikonal, cfg.render_kw)
+    opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
+    pool_e, pool_a = _pool(DistillConfig(elevations=cfg.elevations, azimuths=cfg.azimuths))
+    path = teacher.path
+    n_views = cfg.batch * cfg.views
+    aux = aux_opt = None
+    if cfg.method == "vsd":
+        aux = _ConditionedAux(AuxNet(width=cfg.aux_width, cond_dim=4 + len(classes)))
+        aux_opt = torch.optim.Adam(aux.parameters(), lr=cfg.aux_lr)
+
+    def draw(i: int) -> tuple[str, Cameras]:
+        idx = torch.randint(len(pool_e), (n_views,), generator=gen_rng)
+        student.cams = Cameras(pool_e[idx], pool_a[idx])
+        student.label = i % len(classes)
+        if aux is not None:
+            onehot = F.one_hot(torch.tensor(student.label), len(classes)).float()
+            aux.cond = torch.cat([student.cams.embedding(), onehot.expand(n_views, -1)], -1)
+        return classes[student.label], student.cams
+
+    if aux is not None and aux_opt is not None:
+        for i in range(cfg.aux_warmup):
+            draw(i)
+            with torch.no_grad():
+                z = torch.randn(cfg.batch, cfg.z_dim, generator=gen_rng)
+                x = student(z)
+            fit_aux(aux, aux_opt, x, path=path, prediction="eps", steps=1, generator=gen_rng)
+    log: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    for step in range(cfg.steps):
+        frac = step / max(1, cfg.steps - 1)
+        hi = cfg.t_hi - (cfg.t_hi - cfg.t_end) * frac
+        cls, cams = draw(step)
+        prior = teacher.denoiser(cls, cams, guidance=cfg.guidance)
+        out = one_step_distillation_step(
+            student,
+            prior,
+            opt,
+            path=path,
+            batch_size=cfg.batch,
+            noise_shape=(cfg.z_dim,),
+            aux_model=aux,
+            aux_opt=aux_opt,
+            t_range=(cfg.t_lo, hi),
+            generator=gen_rng,
+        )
+        entry = {"step": float(step + 1), "eikonal": student.last_eikonal, "t_max": hi, **out}
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            log.append(entry)
+        if progress is not None:
+            progress(step + 1, entry)
+    seconds = (time.perf_counter() - t0) / cfg.steps
+    gen.eval()
+    return OneStepResult(gen, log, seconds, {**asdict(cfg), "classes": classes})
+
+
+def render_error(
+    gen: ShapeGenerator, cls: str, targets: Tensor, cams: Cameras, *, seed: int = 0
+) -> float:
+    """Mean absolute pixel distance of one generated shape of ``cls``'s renders at ``cams`` to
+    the nearest of ``targets`` ``(V, K, C, H, W)`` per view (a quick training check)."""
+    grids, _ = generate_grids(gen, [cls], seed=seed)
+    with torch.no_grad():
+        x = render(lambda p: grid_sdf(grids[0], p), cams, **gen.render).image()
+    return float((targets - x[:, None]).abs().mean((2, 3, 4)).amin(1).mean())
