@@ -15,13 +15,18 @@ from typing import Any
 import torch
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The two flags every benchmark takes: ``--quick`` and ``--out FILE``."""
+def parse_args(
+    description: str, argv: Sequence[str] | None = None, switches: dict[str, str] | None = None
+) -> argparse.Namespace:
+    """The two flags every benchmark takes, ``--quick`` and ``--out FILE``, plus a benchmark's
+    own on/off ``switches`` (``{"--flag": "help"}``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, a few seconds to a minute"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    for flag, text in (switches or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     return parser.parse_args(argv)
 
 

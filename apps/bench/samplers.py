@@ -56,7 +56,8 @@ key is present and computed the same way, selections still on calibration noise 
 goals of issue 25 are defined on the full run, not on ``--quick``. The domain rows add a few
 CPU-minutes.
 
-Run: ``python apps/bench/samplers.py [--quick] [--out FILE]`` (diffusers required).
+Run: ``python apps/bench/samplers.py [--quick] [--no-domains] [--out FILE]`` (diffusers
+required; ``--no-domains``: the mixture test-bed only).
 """
 
 from __future__ import annotations
@@ -490,7 +491,8 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    skip = {"--no-domains": "leave out the domain rows (QM9, TSDiff): the mixture test-bed only"}
+    args = parse_args(__doc__.splitlines()[0], argv, skip)
     try:
         import diffusers  # noqa: F401
     except ImportError:
@@ -541,8 +543,9 @@ def main(argv: list[str] | None = None) -> None:
     summary.update(nfe_for_peer_nfe10_error(rows))
     summary.update(summarize_usf(rows))
     summary["best_polyfold_sampler_nfe_le_10"] = best_per_nfe(rows)
-    domain = domain_rows()  # issue 25's domain rows: QM9 and TSDiff, plain vs USF
-    summary.update(summarize_domains(domain))
+    domain = [] if args.no_domains else domain_rows()  # issue 25's: QM9 and TSDiff, plain vs USF
+    if domain:
+        summary.update(summarize_domains(domain))
     cols = ["library", "sampler", "path", "dim", "nfe", "ode_error", "sw2", "us_per_step"]
     print_table(rows, cols)
     print()
