@@ -196,17 +196,11 @@ def main() -> None:
     known, rest = pre.parse_known_args()
     args = parse_args(__doc__.split("\n")[0], rest)
     torch.set_num_threads(1)
-    if known.part == "one-step":
-        rows, summary = one_step(args.quick)
+    if known.part in ("one-step", "learned"):
+        rows, summary = {"one-step": one_step, "learned": learned}[known.part](args.quick)
         print_table(rows)
         print(summary)
-        write_json(args.out, rows, summary, quick=args.quick, part="one-step")
-        return
-    if known.part == "learned":
-        rows, summary = learned(args.quick)
-        print_table(rows)
-        print(summary)
-        write_json(args.out, rows, summary, quick=args.quick, part="learned")
+        write_json(args.out, rows, summary, quick=args.quick, part=known.part)
         return
     size = 24
     base = {"steps": 40 if args.quick else 500, "grid": size, "res": size, "samples": size}
@@ -235,14 +229,11 @@ def main() -> None:
         "steps": base["steps"],
     }
     if known.part == "all":
-        more, extra = learned(args.quick)
-        print_table(more)
-        rows += more
-        summary.update(extra)
-        more, extra = one_step(args.quick)
-        print_table(more)
-        rows += more
-        summary.update(extra)
+        for part in (learned, one_step):
+            more, extra = part(args.quick)
+            print_table(more)
+            rows += more
+            summary.update(extra)
     print(summary)
     write_json(args.out, rows, summary, quick=args.quick, part=known.part)
 

@@ -234,7 +234,7 @@ class Energy(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         m = self.owner[0]
-        var = (m.step_sizes / m.step_scale).to(x.dtype)[level_of(m, t)]
+        var = m.recovery_var.to(x.dtype)[level_of(m, t)]
         out: Tensor = self.body(x, t)[:, 0] / var + x.pow(2).sum(1) / 8
         return out
 

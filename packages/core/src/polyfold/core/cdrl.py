@@ -147,6 +147,8 @@ class CDRL(nn.Module):
         self.times, self.alpha, self.sigma = t, alpha, sigma
         self.a, self.s = a, s2.sqrt()
         var = 1.0 / (a**2 / s2 + 1.0 / (alpha[:-1] ** 2 + sigma[:-1] ** 2))
+        self.recovery_var = var
+        """``(L,)`` ``V_k``, the recovery conditional's variance for unit-variance data."""
         self.step_sizes = self.step_scale * var
         """``(L,)`` Langevin step of each level."""
         self.posterior_var = s2 * sigma[:-1] ** 2 / sigma[1:] ** 2

@@ -373,6 +373,13 @@ def train_teacher(
     typer.echo(f"trained for {cfg.steps} steps; wrote {path}")
 
 
+def _check_teacher(teacher: str, teacher_model: Path | None) -> None:
+    if teacher not in ("exact", "learned"):
+        raise InputError(f"--teacher: expected exact or learned, got {teacher!r}")
+    if teacher_model is not None and teacher != "learned":
+        raise InputError("--teacher-model: only with --teacher learned")
+
+
 @app.command()
 def distill(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
@@ -403,10 +410,7 @@ def distill(
     from polyfold.shape.learned_teacher import LearnedTeacher, load_teacher
     from polyfold.shape.teachers import ExactTeacher, procshape_teacher
 
-    if teacher not in ("exact", "learned"):
-        raise InputError(f"--teacher: expected exact or learned, got {teacher!r}")
-    if teacher_model is not None and teacher != "learned":
-        raise InputError("--teacher-model: only with --teacher learned")
+    _check_teacher(teacher, teacher_model)
     cfg = DistillConfig(
         method=method, steps=steps, particles=particles, guidance=guidance, seed=seed
     )
@@ -477,10 +481,7 @@ def train_one_step(
     from polyfold.shape.procshapes import check_classes, dataset
     from polyfold.shape.teachers import ExactTeacher
 
-    if teacher not in ("exact", "learned"):
-        raise InputError(f"--teacher: expected exact or learned, got {teacher!r}")
-    if teacher_model is not None and teacher != "learned":
-        raise InputError("--teacher-model: only with --teacher learned")
+    _check_teacher(teacher, teacher_model)
     check_int("--targets", targets, 1)
     check_int("--samples", samples, 1)
     classes = check_classes(cls) if cls else []

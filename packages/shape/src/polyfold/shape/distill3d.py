@@ -56,6 +56,8 @@ __all__ = [
     "AuxNet",
     "DistillConfig",
     "DistillResult",
+    "annealed_t_max",
+    "check_schedule",
     "distill",
     "initial_shapes",
     "pixel_clip",
@@ -113,10 +115,7 @@ class DistillConfig:
         check_int("--particles", self.particles, 1)
         check_int("views", self.views, 1)
         check_int("grid", self.grid, 4)
-        if not 0 < self.t_lo < self.t_end <= self.t_hi < 1:
-            raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
-        if self.guidance < 0:
-            raise InputError(f"--guidance: expected >= 0, got {self.guidance}")
+        check_schedule(self.t_lo, self.t_end, self.t_hi, self.guidance)
         if self.aux not in ("net", "exact"):
             raise InputError(f"aux: expected 'net' or 'exact', got {self.aux!r}")
         if self.weighting not in (None, *WEIGHTINGS):
@@ -136,6 +135,20 @@ class DistillConfig:
     @property
     def clip_value(self) -> float | None:
         return self.clip if self.clip is not None else (1.0 if self.method == "tsm" else None)
+
+
+def check_schedule(t_lo: float, t_end: float, t_hi: float, guidance: float) -> None:
+    """The annealed time range and the CFG scale of a distillation run."""
+    if not 0 < t_lo < t_end <= t_hi < 1:
+        raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
+    if guidance < 0:
+        raise InputError(f"--guidance: expected >= 0, got {guidance}")
+
+
+def annealed_t_max(t_hi: float, t_end: float, step: int, steps: int) -> float:
+    """The decreasing upper end of the time range at ``step`` of ``steps``: ``t_hi`` to
+    ``t_end``, linearly."""
+    return t_hi - (t_hi - t_end) * step / max(1, steps - 1)
 
 
 def pixel_clip(g: Tensor, c: float) -> Tensor:
@@ -266,8 +279,7 @@ def distill(
 
     def renders(cams: Cameras) -> Tensor:
         per = [
-            render(s, Cameras(cams.elevation[i::n_p], cams.azimuth[i::n_p]), **rkw).image()
-            for i, s in enumerate(shapes)
+            render(s, cams[i::n_p], **rkw).image() for i, s in enumerate(shapes)
         ]  # particle i owns views i, i + P, ...
         return torch.stack(per, 1).reshape(-1, *per[0].shape[1:])
 
@@ -283,8 +295,7 @@ def distill(
     snaps: list[tuple[int, np.ndarray]] = []
     t0 = time.perf_counter()
     for step in range(cfg.steps):
-        frac = step / max(1, cfg.steps - 1)
-        hi = cfg.t_hi - (cfg.t_hi - cfg.t_end) * frac
+        hi = annealed_t_max(cfg.t_hi, cfg.t_end, step, cfg.steps)
         cams = draw()
         x = renders(cams)
         b = x.shape[0]

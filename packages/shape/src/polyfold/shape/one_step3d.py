@@ -41,7 +41,14 @@ from torch import Tensor, nn
 from polyfold.core.distill.one_step import fit_aux, one_step_distillation_step
 from polyfold.core.errors import InputError, check_int
 from polyfold.core.export import register_model
-from polyfold.shape.distill3d import AuxNet, DistillConfig, _eikonal, _pool
+from polyfold.shape.distill3d import (
+    AuxNet,
+    DistillConfig,
+    _eikonal,
+    _pool,
+    annealed_t_max,
+    check_schedule,
+)
 from polyfold.shape.msdf import BOUND, volume_points
 from polyfold.shape.teachers import Teacher
 from polyfold.shape.volrender import Cameras, grid_sdf, render
@@ -211,10 +218,7 @@ class OneStepConfig:
         check_int("--batch", self.batch, 1)
         check_int("--views", self.views, 1)
         check_int("aux_warmup", self.aux_warmup, 0)
-        if not 0 < self.t_lo < self.t_end <= self.t_hi < 1:
-            raise InputError("t_lo, t_end, t_hi: expected 0 < t_lo < t_end <= t_hi < 1")
-        if self.guidance < 0:
-            raise InputError(f"--guidance: expected >= 0, got {self.guidance}")
+        check_schedule(self.t_lo, self.t_end, self.t_hi, self.guidance)
         return self
 
     @property
@@ -272,11 +276,7 @@ class _RenderedStudent(nn.Module):
         v = len(self.cams) // len(z)
         per = [
             render(
-                lambda p, gi=gi: grid_sdf(gi, p),
-                Cameras(
-                    self.cams.elevation[i * v : (i + 1) * v], self.cams.azimuth[i * v : (i + 1) * v]
-                ),
-                **self.render_kw,
+                lambda p, gi=gi: grid_sdf(gi, p), self.cams[i * v : (i + 1) * v], **self.render_kw
             ).image()
             for i, gi in enumerate(grids)
         ]
@@ -337,8 +337,7 @@ def train_one_step(
     log: list[dict[str, float]] = []
     t0 = time.perf_counter()
     for step in range(cfg.steps):
-        frac = step / max(1, cfg.steps - 1)
-        hi = cfg.t_hi - (cfg.t_hi - cfg.t_end) * frac
+        hi = annealed_t_max(cfg.t_hi, cfg.t_end, step, cfg.steps)
         cls, cams = draw(step)
         prior = teacher.denoiser(cls, cams, guidance=cfg.guidance)
         out = one_step_distillation_step(

@@ -71,6 +71,10 @@ class Cameras:
         e, a = self.elevation.float().deg2rad(), self.azimuth.float().deg2rad()
         return torch.stack([e.sin(), e.cos(), a.sin(), a.cos()], -1)
 
+    def __getitem__(self, index: slice | Tensor) -> Cameras:
+        """The cameras at ``index`` (a slice or an index tensor), same radius and field of view."""
+        return Cameras(self.elevation[index], self.azimuth[index], self.radius, self.fov)
+
     def repeat(self, n: int) -> Cameras:
         """Each camera ``n`` times in a row (``B * n`` cameras)."""
         return Cameras(
