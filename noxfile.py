@@ -111,6 +111,10 @@ SMOKE_COMMANDS: dict[str, list[str]] = {
         "polyfold-shape mesh {tmp}/mug.msdf --res 48 --out {tmp}/mug.glb",
         "polyfold-shape sample --class chair -n 1 --steps 4 --out {tmp}/shape --quiet",
         "polyfold-shape distill --class mug --method tsm --steps 2 --targets 1 --out {tmp}/d -q",
+        "polyfold-shape distill --teacher learned --class chair --method vsd --steps 2 "
+        "--out {tmp}/dl -q",
+        "polyfold-shape train-one-step --class chair,mug --steps 2 --samples 1 "
+        "--out {tmp}/one-step --quiet",
     ],
     "speech": [
         'polyfold-speech tts "Now is the winter of our discontent." --model comospeech '
