@@ -109,7 +109,7 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train the autoencoder (f0 + loudness -> GRU -> harmonic + noise synth -> reverb)."""
-    from polyfold.ddsp.train import fit_autoencoder
+    from polyfold.ddsp.train import LOUDNESS_WEIGHT, fit_autoencoder
 
     if loudness_weight is not None:
         check_number("--loudness-weight", loudness_weight)
@@ -119,7 +119,7 @@ def train(
         path = fit_autoencoder(
             c, out, steps=steps, batch_size=batch_size, lr=lr, seed=seed, resume=resume,
             progress=bar.trainer_update,
-            **({} if loudness_weight is None else {"loudness_weight": loudness_weight}),
+            loudness_weight=LOUDNESS_WEIGHT if loudness_weight is None else loudness_weight,
         )  # fmt: skip
     typer.echo(f"wrote {path}.safetensors")
 

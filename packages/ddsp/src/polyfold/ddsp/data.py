@@ -144,7 +144,7 @@ def load_f0_file(path: Path, n_frames: int) -> np.ndarray:
         )
     if not np.all(np.isfinite(f0)) or np.any(f0 <= 0):
         raise InputError(f"f0 file {path}: expected finite frequencies > 0 Hz")
-    return f0.astype(np.float32)
+    return np.asarray(f0, dtype=np.float32)
 
 
 def f0_for(path: Path, audio: np.ndarray, f0_file: Path | None = None) -> np.ndarray:

@@ -140,7 +140,8 @@ def fft_convolve(audio: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
     n = t + ir.shape[-1] - 1
     size = 1 << (n - 1).bit_length()
     spec = torch.fft.rfft(audio, size) * torch.fft.rfft(ir, size)
-    return torch.fft.irfft(spec, size)[..., :t]
+    out: torch.Tensor = torch.fft.irfft(spec, size)[..., :t]
+    return out
 
 
 def filtered_noise(

@@ -40,7 +40,7 @@ def render(
     f = torch.as_tensor(np.atleast_2d(f0), dtype=torch.float32)
     ld = torch.as_tensor(np.atleast_2d(loudness), dtype=torch.float32)
     g = torch.Generator().manual_seed(seed)
-    out = model(f, ld, generator=g, reverb=reverb).numpy()
+    out: np.ndarray = model(f, ld, generator=g, reverb=reverb).numpy()
     return out if np.ndim(f0) == 2 else out[0]
 
 
