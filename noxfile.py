@@ -190,7 +190,7 @@ def integration(session: nox.Session) -> None:
 
 
 #: domain packages whose sources pass mypy (core always does); the lint session keeps them so
-TYPED_PACKAGES = ["ddsp"]
+TYPED_PACKAGES = ["ddsp", "speech"]
 
 
 @nox.session

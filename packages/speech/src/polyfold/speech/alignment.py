@@ -45,7 +45,8 @@ def monotonic_alignment(score: np.ndarray) -> np.ndarray:
 
 def durations_from_path(path: np.ndarray) -> np.ndarray:
     """Frames per phone of an alignment matrix ``(phones, frames)``."""
-    return np.asarray(path).sum(axis=1)
+    durations: np.ndarray = np.asarray(path).sum(axis=1)
+    return durations
 
 
 def monotonic_alignment_batch(score: Tensor, phone_mask: Tensor, frame_mask: Tensor) -> Tensor:

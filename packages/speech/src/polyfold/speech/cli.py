@@ -213,7 +213,7 @@ def evaluate(
     tests = corpus.split("test")[:n]
     if not tests:
         raise InputError(f"--data {data}: no test utterances")
-    acoustic, voc, asr = load_acoustic(model), load_vocoder(vocoder), Recognizer()  # type: ignore[arg-type]
+    acoustic, voc, asr = load_acoustic(model), load_vocoder(vocoder), Recognizer()
     sr = corpus.settings.sample_rate
     truth, waves, mel_s, audio_s = [], [], 0.0, 0.0
     for k, utt in enumerate(tests):

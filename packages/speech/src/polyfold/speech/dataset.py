@@ -23,7 +23,7 @@ class MelDataset(Dataset[dict[str, Any]]):
     def __init__(self, corpus: Corpus, utterances: Sequence[Utterance]) -> None:
         if not utterances:
             raise InputError(f"data: {corpus.root} has no utterances in this split")
-        self.items = []
+        self.items: list[dict[str, Any]] = []
         for u in utterances:
             mel = utterance_mel(corpus, u).T.contiguous()
             ids = torch.tensor(phone_ids(u.phones, where=f"{corpus.root} utterance {u.id}"))

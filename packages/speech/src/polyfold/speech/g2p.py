@@ -119,7 +119,7 @@ class NeuralG2P(nn.Module):
         return model.eval()
 
     @torch.no_grad()
-    def forward(self, word: str) -> list[str]:  # type: ignore[override]
+    def forward(self, word: str) -> list[str]:
         """ARPAbet phones of a lower-case ``word`` (greedy decoding)."""
         index = {g: i for i, g in enumerate(_GRAPHEMES)}
         ids = [index.get(c, 1) for c in word] + [index["</s>"]]
@@ -149,7 +149,8 @@ def word_to_arpabet(word: str) -> list[str]:
     letters = "".join(c for c in word if c.isalpha())
     if not letters:
         raise InputError(f"text: the word {word!r} has no letters to pronounce")
-    return _neural_g2p()(letters)
+    phones: list[str] = _neural_g2p()(letters)
+    return phones
 
 
 def text_to_phones(text: str) -> list[str]:

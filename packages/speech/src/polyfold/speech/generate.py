@@ -52,7 +52,7 @@ def speak_lines(
     length_scale: float = 1.0,
 ) -> list[tuple[Path, float]]:
     """Synthesise each line and write it to its target WAV; ``(path, seconds)`` per line."""
-    voc = load_vocoder(vocoder)  # type: ignore[arg-type]
+    voc = load_vocoder(vocoder)
     out = []
     sr = 22050
     for k, (line, target) in enumerate(zip(lines, targets, strict=True)):

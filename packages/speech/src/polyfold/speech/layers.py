@@ -40,7 +40,8 @@ class PhoneEncoder(nn.Module):
         pos = sinusoidal_embedding(torch.arange(ids.shape[1], device=ids.device), self.hidden)
         x = self.embed(ids) * math.sqrt(self.hidden) + pos
         x = self.layers(x, src_key_padding_mask=~mask)
-        return self.norm(x) * mask.unsqueeze(-1)
+        out: Tensor = self.norm(x) * mask.unsqueeze(-1)
+        return out
 
 
 class DurationPredictor(nn.Module):
@@ -64,7 +65,8 @@ class DurationPredictor(nn.Module):
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = conv(x * mask.unsqueeze(1))
             x = self.dropout(norm(F.relu(x).transpose(1, 2)).transpose(1, 2))
-        return self.out(x.transpose(1, 2)).squeeze(-1) * mask
+        out: Tensor = self.out(x.transpose(1, 2)).squeeze(-1) * mask
+        return out
 
 
 def length_regulate(
@@ -130,6 +132,7 @@ class WaveNetDenoiser(nn.Module):
         self.skip = nn.Conv1d(channels, channels, 1)
         self.outp = nn.Conv1d(channels, n_mels, 1)
         nn.init.zeros_(self.outp.weight)
+        assert self.outp.bias is not None
         nn.init.zeros_(self.outp.bias)
 
     def forward(self, x_in: Tensor, c_noise: Tensor, cond: dict[str, Tensor]) -> Tensor:
@@ -143,4 +146,5 @@ class WaveNetDenoiser(nn.Module):
             x = x * mask
             skips = skips + skip
         y = self.outp(F.relu(self.skip(skips / math.sqrt(len(self.layers)))))
-        return (y * mask).transpose(1, 2)
+        out: Tensor = (y * mask).transpose(1, 2)
+        return out

@@ -114,7 +114,8 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    cost: np.ndarray = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    return cost
 
 
 def mcd_between(reference: WorldFeatures, synthesized: WorldFeatures) -> float:

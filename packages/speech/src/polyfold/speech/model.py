@@ -129,6 +129,8 @@ class AcousticModel(nn.Module):
         self.net = WaveNetDenoiser(
             cfg.n_mels, cfg.hidden, cfg.channels, cfg.layers, cfg.dilation_cycle
         )
+        self.mel_mean: Tensor
+        self.mel_std: Tensor
         self.register_buffer("mel_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("mel_std", torch.ones(cfg.n_mels))
         self.path = make_path(cfg.path)

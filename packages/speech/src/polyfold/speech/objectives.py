@@ -109,7 +109,8 @@ def teacher_sample(
     denoiser = as_denoiser(teacher, teacher.path, prediction="x0", cond=cond)
     x = teacher.path.prior_sample(shape, generator=generator, device=cond["h"].device)
     grid = step_grid(teacher.path, steps)
-    return get_sampler("ddim")(denoiser, teacher.path, x, grid, mask=cond["mask"]).x
+    mel: Tensor = get_sampler("ddim")(denoiser, teacher.path, x, grid, mask=cond["mask"]).x
+    return mel
 
 
 def prodiff_loss(

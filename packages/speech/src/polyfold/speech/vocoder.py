@@ -88,7 +88,7 @@ class Vocoder:
         if name not in VOCODERS:
             raise InputError(f"vocoder: expected one of {', '.join(VOCODERS)}, got {name!r}")
         self.name = name
-        self._generator = None
+        self._generator: torch.nn.Module | None = None
         if name == "hifigan":
             from polyfold.speech.hifigan import load_hifigan
 
@@ -99,7 +99,8 @@ class Vocoder:
     @torch.no_grad()
     def __call__(self, mel: Tensor) -> Tensor:
         if self._generator is not None:
-            return self._generator(mel)
+            wave: Tensor = self._generator(mel)
+            return wave
         return griffin_lim(mel)
 
 
@@ -117,7 +118,8 @@ def _ddsp_vocoder(path: str | None) -> torch.nn.Module:
             raise InputError(
                 "vocoder ddsp: needs polyfold-ddsp (pip install polyfold-ddsp)"
             ) from None
-    return load_model(path).model
+    model: torch.nn.Module = load_model(path).model
+    return model
 
 
 @functools.cache
