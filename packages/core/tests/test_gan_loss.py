@@ -1,6 +1,9 @@
-"""WGAN-GP losses: closed forms of the penalty, signs, shapes and conditional critics."""
+"""GAN losses: closed forms of the WGAN-GP and R1 penalties and of the non-saturating losses,
+signs, shapes and conditional critics."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -9,6 +12,10 @@ from torch import nn
 from polyfold.core.errors import InputError
 from polyfold.core.losses import (
     gradient_penalty,
+    nonsaturating_critic_loss,
+    nonsaturating_generator_loss,
+    nonsaturating_r1_critic_loss,
+    r1_penalty,
     wgan_critic_loss,
     wgan_generator_loss,
     wgan_gp_critic_loss,
@@ -104,3 +111,96 @@ def test_bad_input() -> None:
         wgan_gp_critic_loss(critic, torch.randn(3, 4), torch.randn(3, 4), gp_weight=-1.0)
     with pytest.raises(InputError, match="one score per example"):
         gradient_penalty(lambda x: x.sum(), torch.randn(3, 4), torch.randn(3, 4))
+
+
+def test_nonsaturating_losses_by_hand() -> None:
+    # softplus(0) = ln 2, softplus(-ln 3) = ln(1 + 1/3) = ln(4/3), softplus(ln 3) = ln 4
+    ln3 = math.log(3.0)
+    real_s, fake_s = torch.tensor([0.0, ln3]), torch.tensor([0.0, -ln3])
+    half = (math.log(2.0) + math.log(4 / 3)) / 2
+    assert float(nonsaturating_critic_loss(real_s, fake_s)) == pytest.approx(2 * half, rel=1e-6)
+    assert float(nonsaturating_generator_loss(torch.tensor([ln3]))) == pytest.approx(
+        math.log(4 / 3), rel=1e-6
+    )
+    assert float(nonsaturating_generator_loss(fake_s)) == pytest.approx(
+        (math.log(2.0) + math.log(4.0)) / 2, rel=1e-6
+    )
+
+
+def test_generator_loss_does_not_saturate() -> None:
+    # a confident critic (D(fake) = -20): d/dD softplus(-D) = -sigmoid(-D) ~ -1, where the
+    # saturating log(1 - sigmoid(D)) would give ~ -2e-9
+    d = torch.tensor([-20.0], requires_grad=True)
+    nonsaturating_generator_loss(d).backward()
+    assert d.grad is not None
+    assert float(d.grad[0]) == pytest.approx(-1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 5), (2, 3, 4)])
+def test_r1_of_linear_critic_is_squared_weight_norm(shape: tuple[int, ...]) -> None:
+    # D(x) = w.x + b: grad_x D = w everywhere, so R1 = |w|^2 = 2.5^2
+    real = torch.randn(7, *shape, generator=torch.Generator().manual_seed(2))
+    r1 = r1_penalty(_linear_critic(shape, 2.5), real)
+    assert float(r1.detach()) == pytest.approx(6.25, rel=1e-5)
+
+
+def test_r1_of_quadratic_critic() -> None:
+    # D(x) = -|x|^2 / 2: grad = -x, so R1 = mean_i |x_i|^2
+    real = torch.randn(9, 2, 3, generator=torch.Generator().manual_seed(4))
+    r1 = r1_penalty(lambda x: -0.5 * (x**2).flatten(1).sum(1), real)
+    assert float(r1.detach()) == pytest.approx(float((real**2).flatten(1).sum(1).mean()), rel=1e-5)
+
+
+def test_r1_trains_the_critic() -> None:
+    critic = _linear_critic((4,), 3.0)
+    r1_penalty(critic, torch.randn(6, 4)).backward()
+    lin = critic[1]
+    assert isinstance(lin, nn.Linear)
+    assert lin.weight.grad is not None
+    # d/dw |w|^2 = 2 w: norm 2 * 3 = 6
+    assert float(lin.weight.grad.norm()) == pytest.approx(6.0, rel=1e-5)
+
+
+def test_ns_r1_critic_loss_passes_cond_and_reports_parts() -> None:
+    critic = _Conditional()
+    g = torch.Generator().manual_seed(5)
+    real = torch.randn(4, 3, 4, generator=g)
+    fake = torch.randn(4, 3, 4, generator=g).requires_grad_(True)
+    y = torch.tensor([0, 1, 2, 1])
+    loss, parts = nonsaturating_r1_critic_loss(critic, real, fake, y, r1_gamma=0.5)
+    assert critic.seen is y
+    with torch.no_grad():
+        d_real = float(torch.nn.functional.softplus(-critic(real, y)).mean())
+        d_fake = float(torch.nn.functional.softplus(critic(fake, y)).mean())
+        w2 = float(critic.lin.weight.norm() ** 2)  # the class offset has no x-gradient
+    assert parts["d_real"] == pytest.approx(d_real, rel=1e-5)
+    assert parts["d_fake"] == pytest.approx(d_fake, rel=1e-5)
+    assert parts["r1"] == pytest.approx(w2, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(d_real + d_fake + 0.25 * w2, rel=1e-5)
+    loss.backward()
+    assert fake.grad is None  # the critic step never trains the generator
+    assert critic.lin.weight.grad is not None
+
+
+def test_ns_r1_critic_loss_without_penalty() -> None:
+    critic = _linear_critic((3, 2), 4.0)
+    real, fake = torch.randn(5, 3, 2), torch.randn(5, 3, 2)
+    loss, parts = nonsaturating_r1_critic_loss(critic, real, fake, r1_gamma=0.0)
+    with torch.no_grad():
+        plain = nonsaturating_critic_loss(critic(real).squeeze(1), critic(fake).squeeze(1))
+    assert float(loss.detach()) == pytest.approx(float(plain), rel=1e-6)
+    assert parts["r1"] == 0.0
+
+
+def test_ns_r1_bad_input() -> None:
+    critic = _linear_critic((4,), 1.0)
+    real = torch.randn(3, 4)
+    for gamma in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(InputError, match="r1_gamma"):
+            nonsaturating_r1_critic_loss(critic, real, real, r1_gamma=gamma)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="fake: expected the shape"):
+        nonsaturating_r1_critic_loss(critic, real, torch.randn(2, 4), r1_gamma=1.0)
+    with pytest.raises(InputError, match="real: expected"):
+        r1_penalty(critic, torch.arange(12).reshape(3, 4))
+    with pytest.raises(InputError, match="one score per example"):
+        r1_penalty(lambda x: x.sum(), real)

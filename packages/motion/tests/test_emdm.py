@@ -8,6 +8,8 @@ from polyfold.motion.dataset import DatasetConfig, build_dataset
 from polyfold.motion.denoiser import MotionCritic, MotionDenoiser
 from polyfold.motion.emdm import (
     TrainSettings,
+    _emdm_loss,
+    _EMDMPair,
     drop_captions,
     load_motion_model,
     motion_path,
@@ -223,9 +225,64 @@ def test_ddpm_guidance_one_is_the_conditional_sampler_and_zero_ignores_the_capti
         model.sample(text[:2], 8, guidance=float("nan"))
 
 
+def _pair_and_batch(d: int = 10, text_dim: int = 6):
+    torch.manual_seed(0)
+    net = MotionDenoiser(feature_dim=d, text_dim=text_dim, width=16, layers=1, heads=2, z_dim=3)
+    pair = _EMDMPair(net, MotionCritic(feature_dim=d, text_dim=text_dim, width=8))
+    g = torch.Generator().manual_seed(1)
+    return pair, torch.randn(4, 8, d, generator=g), torch.randn(4, text_dim, generator=g)
+
+
+def test_emdm_default_objective_is_ddgans_with_lazy_r1():
+    s = TrainSettings()
+    assert (s.gan_loss, s.r1_gamma, s.r1_every, s.adv_weight) == ("ns-r1", 0.02, 15, 0.02)
+    pair, x0, text = _pair_and_batch()
+    s = TrainSettings(r1_gamma=50.0, r1_every=3)
+    loss = {}
+    for step in (0, 1, 3):
+        value, parts = _emdm_loss(pair, x0, text, torch.Generator().manual_seed(7), s, step=step)
+        loss[step] = float(value.detach())
+        assert {"d_real", "d_fake", "rec", "vel"} <= set(parts)
+        assert ("r1" in parts) == (step % 3 == 0)  # R1 on every third step only
+        if step == 0:
+            r1 = parts["r1"]
+    # the same draws: the R1 step adds exactly gamma / 2 * R1
+    assert r1 > 0
+    assert loss[0] - loss[1] == pytest.approx(25.0 * r1, rel=1e-3)
+    assert loss[3] == pytest.approx(loss[0], rel=1e-6)
+
+
+def test_emdm_objective_trains_both_networks_and_wgan_gp_is_an_option():
+    losses = {}
+    for name in ("ns-r1", "wgan-gp"):
+        pair, x0, text = _pair_and_batch()
+        s = TrainSettings(gan_loss=name)
+        loss, parts = _emdm_loss(pair, x0, text, torch.Generator().manual_seed(7), s)
+        assert ("wasserstein" in parts) == (name == "wgan-gp")
+        assert ("d_fake" in parts) == (name == "ns-r1")
+        loss.backward()
+        for net in (pair.generator, pair.critic):
+            assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+        losses[name] = float(loss.detach())
+    assert losses["ns-r1"] != losses["wgan-gp"]
+
+
+def test_emdm_card_records_the_objective(tiny, tmp_path):
+    data, text = tiny
+    settings = TrainSettings(steps=2, batch_size=4, gan_loss="wgan-gp")
+    train_motion_model("emdm", data, text, tmp_path, settings, width=16, layers=1, quiet=True)
+    card = load_motion_model(tmp_path / "model").card
+    assert card["train"]["gan_loss"] == "wgan-gp"
+    assert card["train"]["adv_weight"] == 0.02
+    assert "gradient_penalty" in card["final_parts"]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("geo_weight", -1.0, "geo_weight: expected a finite number >= 0"),
+    [("gan_loss", "hinge", "gan_loss: expected one of ns-r1, wgan-gp, got 'hinge'"),
+     ("r1_every", 0, "r1_every: expected an integer >= 1"),
+     ("r1_gamma", -0.1, "r1_gamma: expected a finite number >= 0"),
+     ("geo_weight", -1.0, "geo_weight: expected a finite number >= 0"),
      ("adv_weight", float("nan"), "adv_weight: expected a finite number >= 0"),
      ("lr", 0.0, "lr: expected a finite number > 0"),
      ("emdm_steps", 0, "emdm_steps: expected an integer >= 1")],
@@ -233,3 +290,13 @@ def test_ddpm_guidance_one_is_the_conditional_sampler_and_zero_ignores_the_capti
 def test_train_settings_refuse_bad_values(field: str, value: float, message: str) -> None:
     with pytest.raises(InputError, match=message):
         TrainSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_cli_train_refuses_an_unknown_gan_loss_before_writing(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "never"
+    code, text = _cli(monkeypatch, capsys, "train", "--model", "emdm", "--gan-loss", "hinge",
+                      "--out", str(out))  # fmt: skip
+    assert code == 2
+    assert "gan_loss: expected one of ns-r1, wgan-gp, got 'hinge'" in text
+    assert "Traceback" not in text
+    assert not out.exists()

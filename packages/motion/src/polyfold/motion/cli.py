@@ -232,6 +232,11 @@ def train_cmd(
     guidance: Annotated[float, typer.Option(help="EMDM/DDPM: default CFG scale (card).")] = 1.0,
     geo_weight: Annotated[float, typer.Option(help="EMDM: world joint geometric loss.")] = 0.0,
     foot_weight: Annotated[float, typer.Option(help="EMDM: foot contact loss.")] = 0.0,
+    gan_loss: Annotated[
+        str, typer.Option(help="EMDM: ns-r1 (DDGAN/EMDM: non-saturating + R1) or wgan-gp.")
+    ] = "ns-r1",
+    adv_weight: Annotated[float, typer.Option(help="EMDM: adversarial loss weight.")] = 0.02,
+    r1_gamma: Annotated[float, typer.Option(help="EMDM: R1 weight gamma (ns-r1).")] = 0.02,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     resume: Resume = False,
     force: Force = False,
@@ -255,10 +260,11 @@ def train_cmd(
     else:
         stage = out
     if model in MODEL_KINDS:  # settings checked before --out is touched
-        cfg = {"p_uncond": p_uncond, "guidance": guidance}
+        cfg: dict[str, Any] = {"p_uncond": p_uncond, "guidance": guidance}
         if model == "emdm":
-            cfg.update(geo_weight=geo_weight, foot_weight=foot_weight)
-        settings = TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg)  # type: ignore[arg-type]
+            cfg.update(geo_weight=geo_weight, foot_weight=foot_weight, gan_loss=gan_loss,
+                       adv_weight=adv_weight, r1_gamma=r1_gamma)  # fmt: skip
+        settings = TrainSettings(steps=steps, batch_size=batch_size, seed=seed, **cfg)
     prepare_training_out(stage, resume=resume, force=force)
     d = _dataset(data, quiet)
     text = encode_captions(load_text_encoder(), d.captions)

@@ -1,5 +1,6 @@
 """Training losses: denoising score matching and flow matching, with weightings and OT coupling;
-WGAN-GP losses for adversarial models; the score Fokker-Planck regulariser and the ODE-SDE gap."""
+GAN losses for adversarial models (WGAN-GP; non-saturating with R1); the score Fokker-Planck
+regulariser and the ODE-SDE gap."""
 
 from polyfold.core.losses.dsm import Reduction, draw_noise, draw_times, dsm_loss
 from polyfold.core.losses.flow import Coupling, cfm_loss
@@ -12,6 +13,10 @@ from polyfold.core.losses.fokker_planck import (
 )
 from polyfold.core.losses.gan import (
     gradient_penalty,
+    nonsaturating_critic_loss,
+    nonsaturating_generator_loss,
+    nonsaturating_r1_critic_loss,
+    r1_penalty,
     wgan_critic_loss,
     wgan_generator_loss,
     wgan_gp_critic_loss,
@@ -41,9 +46,13 @@ __all__ = [
     "gradient_penalty",
     "hungarian",
     "linear_assignment",
+    "nonsaturating_critic_loss",
+    "nonsaturating_generator_loss",
+    "nonsaturating_r1_critic_loss",
     "ode_sde_gap",
     "ot_coupling",
     "pairwise_sq_cost",
+    "r1_penalty",
     "target_scale2",
     "target_weight",
     "wgan_critic_loss",
