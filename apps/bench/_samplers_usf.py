@@ -32,6 +32,7 @@ from polyfold.core.samplers.teleport import handover_grid
 from polyfold.core.samplers.usf import reference_end, schedule_error, search_schedule, usf
 
 ROUNDS = 3
+DC = True  # DC-Solver's per-step compensation ratios searched with the schedule
 CALIB = 1024
 HOLD = 1024
 MAX_NFE = 10
@@ -61,16 +62,17 @@ def usf_rows(
         for size, seed in ((CALIB, 13), (CALIB, 15), (HOLD, 14))
     )
     approx, choice = fit_skip(case, target, t0)
-    opts = {"rounds": ROUNDS, "holdout": gate}
+    opts = {"rounds": ROUNDS, "holdout": gate, "compensation": DC}
+    tag = "+dc" if DC else ""
     tries: list[tuple[str, Any, Any]] = [
-        ("usf", None, search_schedule(den, case.path, calib, n, grid=grid, **opts))
+        (f"usf{tag}", None, search_schedule(den, case.path, calib, n, grid=grid, **opts))
     ]
     if choice.t_skip < t0:
         hand = handover_grid(grid, choice.t_skip)
         found = search_schedule(
             den, case.path, calib, n, grid=hand, approx=approx, t_start=t0, **opts
         )
-        tries.append(("teleport+usf", approx, found))
+        tries.append((f"teleport+usf{tag}", approx, found))
     started = time.perf_counter()
     fine = reference_end(den, case.path, hold, grid, HOLD_SUB)  # every try's start and end
     held = [
@@ -90,6 +92,7 @@ def usf_rows(
             selected=err == min(held),
             handover=sched.times[0],
             orders=sched.orders,
+            ratios=sched.ratios,
         )
         rows.append(out)
     return rows
