@@ -35,7 +35,8 @@ Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
 ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
 ``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
 ``teleport+dc+unipc-bh2-3``, ``dc_*`` keys) and USF (``_samplers_usf.py``: searched schedules
-``usf`` and ``teleport+usf`` (hand-over searched too), one of them selected per target and NFE
+``usf+dc`` and ``teleport+usf+dc`` (hand-over and DC ratios searched too), one of them selected
+per target and NFE
 on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
 ``usf_selected_worst_error_ratio_nfe_le_10``, ``search_seconds``);
 ``best_polyfold_sampler_nfe_le_10`` names polyfold's best row per target and NFE;
@@ -44,7 +45,8 @@ on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
 best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
 stays the only peer. Domain rows (``_samplers_domains.py``, JSON ``domain_rows``, ``domain_*``
 keys): GDSS QM9 at 10-20 calls and TSDiff forecasts at NFE 4-10, today's best plain sampler
-against a USF schedule searched on the model's own calibration noise, scored by validity,
+against USF schedules (with DC ratios; TSDiff also after teleportation) searched on the model's
+own calibration noise, scored by validity,
 uniqueness, FCD and CRPS and by the error to a high-NFE sample from the same noise.
 
 ``--quick`` (about 4-5 CPU-minutes, not 1-2: the per-row sliced W2 against 20000 samples, the
