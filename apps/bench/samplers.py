@@ -58,8 +58,10 @@ key is present and computed the same way, selections still on calibration noise 
 goals of issue 25 are defined on the full run, not on ``--quick``. The domain rows add a few
 CPU-minutes.
 
-Run: ``python apps/bench/samplers.py [--quick] [--no-domains] [--out FILE]`` (diffusers
-required; ``--no-domains``: the mixture test-bed only).
+Run: ``python apps/bench/samplers.py [--quick] [--no-domains] [--scaled-linear-64] [--out FILE]``
+(diffusers required; ``--no-domains``: the mixture test-bed only; ``--scaled-linear-64``: only
+the scaled_linear target at dimension 64, the one that decided ``usf_nfe_for_peer_nfe10_error``,
+with the full run's settings, its summary keys over that target alone).
 """
 
 from __future__ import annotations
@@ -493,7 +495,10 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
-    skip = {"--no-domains": "leave out the domain rows (QM9, TSDiff): the mixture test-bed only"}
+    skip = {
+        "--no-domains": "leave out the domain rows (QM9, TSDiff): the mixture test-bed only",
+        "--scaled-linear-64": "the scaled_linear target at dimension 64 only (full settings)",
+    }
     args = parse_args(__doc__.splitlines()[0], argv, skip)
     try:
         import diffusers  # noqa: F401
@@ -517,6 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if quick:
         schedules = {"linear": schedules["linear"]}
+    if args.scaled_linear_64:  # issue 25's hardest target alone
+        schedules, dims = {"scaled_linear": schedules["scaled_linear"]}, [64]
     rows: list[dict[str, Any]] = []
     overhead: dict[str, list[float]] = {}
     ref_error = 0.0
@@ -566,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
         nfe_budgets=nfes,
         reference_error=ref_error,
         threads=1,
+        targets=[f"{name}/{dim}" for name in schedules for dim in dims],
         domain_rows=domain,
     )
 
