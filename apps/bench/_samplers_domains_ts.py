@@ -13,7 +13,8 @@ ratios searched with them): ``usf+dc`` on that grid, and ``teleport+usf+dc``, wh
 analytical teleportation with a Gaussian fitted to the scaled training windows, handed over at
 the time :func:`~polyfold.core.samplers.teleport.choose_skip` picks on the guided calibration
 batch (``TOL``; the hand-over searched too; the Gaussian ignores the observation guidance, so
-the skip is as long as the guided model agrees with it), both on calibration forecasts: the last
+the skip is as long as the guided model agrees with it; on ``co2`` it picks no skip, so no
+``teleport+usf+dc`` row is made), both on calibration forecasts: the last
 ``CONTEXTS`` horizons of the training series (never the test period), ``SAMPLES`` prior draws
 each (seed 31; held-out draws seed 33), self-guided as the test forecasts are. The best plain
 ODE sampler is the one with the lowest calibration error. Scores: CRPS (gluonts'
@@ -23,6 +24,10 @@ ODE from the same noise (ODE samplers only; ``ddpm`` is stochastic), in the scal
 whole window (context and lag channels included). A ``reference`` row scores that solve itself,
 with ``reference_self_error``, its distance to a solve of twice the steps on the calibration
 batch.
+
+Known weak spot (``--quick``, NFE 4): the best plain sampler is Heun (2 steps, 3 calls), whose
+calibration error the search, started from UniPC on the uniform grid, does not reach; USF's CRPS
+and ``ref_error`` are then worse than Heun's. From NFE 6 it is better.
 """
 
 from __future__ import annotations
