@@ -119,17 +119,30 @@ def test_summary_keys() -> None:
         {
             "domain": "qm9",
             "calls": 10,
-            "sampler": "usf",
+            "sampler": "usf+dc",
             "validity": 0.95,
             "uniqueness": 1.0,
             "fcd": 1.5,
             "ref_error": 0.05,
             "search_seconds": 3.0,
         },
+        {"domain": "timeseries", "calls": 4, "sampler": "unipc", "best_plain": True, "crps": 0.2},
+        {
+            "domain": "timeseries",
+            "calls": 4,
+            "sampler": "teleport+usf+dc",
+            "crps": 0.3,
+            "search_seconds": 2.0,
+            "skip_fraction": 0.25,
+        },
     ]
     s = D.summarize_domains(rows)
     assert s["domain_qm9_validity_nfe10_best_plain"] == 0.9
     assert s["domain_qm9_validity_nfe10_usf"] == 0.95
     assert s["domain_qm9_best_plain_sampler_nfe10"] == "unipc"
-    assert s["domain_qm9_search_seconds_nfe10"] == 3.0
+    assert s["domain_qm9_usf_search_seconds_nfe10"] == 3.0
     assert s["domain_qm9_ref_error_nfe10_usf_over_best_plain"] == pytest.approx(0.5)
+    assert s["domain_timeseries_crps_nfe4_teleport_usf_over_best_plain"] == pytest.approx(1.5)
+    assert s["domain_timeseries_teleport_usf_search_seconds_nfe4"] == 2.0
+    assert s["domain_timeseries_teleport_skip_fraction"] == 0.25
+    assert "domain_qm9_teleport_skip_fraction" not in s

@@ -2,7 +2,8 @@
 
 Graph, GDSS QM9 (the shipped ``qm9`` checkpoint): at each budget of network calls in ``CALLS``
 (10-20, as the issue asks), today's best plain sampler against a USF schedule searched for this
-model and budget (:func:`~polyfold.core.samplers.usf.search_schedule`). The plain candidates are
+model and budget (:func:`~polyfold.core.samplers.usf.search_schedule`, DC-Solver's per-step
+compensation ratios searched with it: rows ``usf+dc``). The plain candidates are
 polyfold-graph's probability-flow samplers as ``polyfold.graph.sampling.solve`` runs them
 (``unipc``, ``dpm_solver_pp``, ``deis``, ``euler_ode`` with ``calls - 1`` steps and ``heun``
 with ``(calls - 1) // 2``, each plus its final denoising call); the best is the one with the
@@ -21,7 +22,9 @@ sample from the same noise and masks. A ``reference`` row scores that sample its
 Timeseries, TSDiff forecasting with CRPS: :mod:`_samplers_domains_ts` (polyfold-timeseries ships
 no checkpoint, so a small TSDiff is trained there first).
 
-Not covered: the text package's shipped models are masked discrete diffusion (MDLM) and an
+Teleportation is not run on QM9: the flat state's padding (node masks of every size) makes one
+Gaussian over all molecules a poor fit, and a fit per node count was not written. Not covered:
+the text package's shipped models are masked discrete diffusion (MDLM) and an
 autoregressive model; USF, DC-Solver and teleportation integrate a Gaussian path's
 probability-flow ODE, which those models do not have.
 
@@ -30,11 +33,13 @@ molecules, no FCD (the unreported novelty and NSPDK on 1000 train / test molecul
 100-step reference. Full: 10, 15 and 20 calls, 64 + 128 calibration molecules, two rounds,
 1000 evaluation molecules, FCD against the whole test split, a 200-step reference.
 
-Summary (:func:`summarize_domains`): ``domain_<domain>_<metric>_nfe<calls>_{usf,best_plain}``
-for ``validity``, ``uniqueness``, ``fcd`` (QM9), ``crps`` (timeseries) and ``ref_error``; the
-ratios ``..._usf_over_best_plain`` of ``ref_error`` and ``crps``; per budget
-``..._best_plain_sampler_nfe<calls>`` and ``..._search_seconds_nfe<calls>``;
-``domain_<domain>_reference_self_error``.
+Summary (:func:`summarize_domains`):
+``domain_<domain>_<metric>_nfe<calls>_{usf,teleport_usf,best_plain}`` (rows ``usf+dc``,
+``teleport+usf+dc``, the best plain one) for ``validity``, ``uniqueness``, ``fcd`` (QM9),
+``crps`` (timeseries) and ``ref_error``; the ratios ``..._over_best_plain`` of ``ref_error`` and
+``crps``; per budget ``..._best_plain_sampler_nfe<calls>`` and
+``..._{usf,teleport_usf}_search_seconds_nfe<calls>``; ``domain_<domain>_reference_self_error``,
+``domain_timeseries_teleport_skip_fraction``.
 
 The section alone: ``python apps/bench/_samplers_domains.py [--quick] [--out FILE]``.
 """
@@ -64,6 +69,7 @@ SUBSET = 1000  # --quick: train / test molecules behind the unreported novelty a
 PLAIN = ("unipc", "dpm_solver_pp", "deis", "euler_ode", "heun")
 METRICS = ("validity", "uniqueness", "fcd", "crps", "ref_error")
 LOWER = ("ref_error", "crps")  # metrics whose USF / best plain ratio the summary reports
+TAGS = {"usf+dc": "usf", "teleport+usf+dc": "teleport_usf"}  # searched rows' summary tags
 
 
 def configure_domains(quick: bool) -> None:
@@ -218,6 +224,7 @@ def qm9_rows(gm: Any, evaluator: Any) -> list[dict[str, Any]]:
                 grid=grid,
                 rounds=ROUNDS,
                 holdout=flat.flatten(gate),
+                compensation=True,
             )
             counter = NFECounter()
             sched = found.schedule
@@ -231,13 +238,14 @@ def qm9_rows(gm: Any, evaluator: Any) -> list[dict[str, Any]]:
         assert isinstance(res.x, Tensor)
         out = flat.masked(flat.unflatten(res.x))
         row = {
-            "sampler": "usf",
+            "sampler": "usf+dc",
             "nfe": counter.count,
             "calib_error": found.error,
             "default_calib_error": found.default_error,  # its start: graph's unipc
             "search_seconds": found.seconds,
             "orders": list(sched.orders),
             "correctors": list(sched.correctors),
+            "ratios": list(sched.ratios or ()),
             **_score(gm, out, ev_mask, evaluator),
             "ref_error": _rms(out, ev_ref),
         }
@@ -270,19 +278,22 @@ def summarize_domains(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rows:
         if r["sampler"] == "reference":
             out[f"domain_{r['domain']}_reference_self_error"] = r["reference_self_error"]
-        tag = "usf" if r["sampler"] == "usf" else "best_plain" if r.get("best_plain") else None
+        tag = TAGS.get(r["sampler"], "best_plain" if r.get("best_plain") else None)
         if tag is None:
             continue
         stem = f"domain_{r['domain']}"
         for m in METRICS:
             if m in r:
                 out[f"{stem}_{m}_nfe{r['calls']}_{tag}"] = r[m]
-        if tag == "usf":
-            out[f"{stem}_search_seconds_nfe{r['calls']}"] = r["search_seconds"]
+        if tag != "best_plain":
+            out[f"{stem}_{tag}_search_seconds_nfe{r['calls']}"] = r["search_seconds"]
+            if tag == "teleport_usf":
+                out[f"{stem}_teleport_skip_fraction"] = r["skip_fraction"]
         else:
             out[f"{stem}_best_plain_sampler_nfe{r['calls']}"] = r["sampler"]
-    for key in [k for k in out if k.endswith("_usf") and k.split("_nfe")[0].endswith(LOWER)]:
-        plain = out.get(key[: -len("usf")] + "best_plain")
+    ends = tuple(f"_{t}" for t in TAGS.values())
+    for key in [k for k in out if k.endswith(ends) and k.split("_nfe")[0].endswith(LOWER)]:
+        plain = out.get(key.rsplit("_", 1)[0].removesuffix("_teleport") + "_best_plain")
         if plain:
             out[key + "_over_best_plain"] = out[key] / plain
     out["domain_not_covered"] = {

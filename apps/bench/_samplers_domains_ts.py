@@ -7,8 +7,14 @@ with ``SAMPLES`` samples each through the package's own predictor
 (:class:`~polyfold.timeseries.tsdiff.gluonts_api.TSDiffPredictor` with its ``sampler`` hook),
 at each NFE: ``ddpm`` (the package's ancestral sampler, at NFE steps), the plain ODE samplers
 ``unipc``, ``dpm_solver_pp``, ``deis``, ``ddim`` (and ``heun`` at about half the steps) on the
-path's uniform grid with the data point appended, and a USF schedule searched for this model and
-NFE (:func:`~polyfold.core.samplers.usf.search_schedule`) on calibration forecasts: the last
+path's uniform grid with the data point appended, and USF schedules searched for this model and
+NFE (:func:`~polyfold.core.samplers.usf.search_schedule`, DC-Solver's per-step compensation
+ratios searched with them): ``usf+dc`` on that grid, and ``teleport+usf+dc``, which starts by
+analytical teleportation with a Gaussian fitted to the scaled training windows, handed over at
+the time :func:`~polyfold.core.samplers.teleport.choose_skip` picks on the guided calibration
+batch (``TOL``; the hand-over searched too; the Gaussian ignores the observation guidance, so
+the skip is as long as the guided model agrees with it; on ``co2`` it picks no skip, so no
+``teleport+usf+dc`` row is made), both on calibration forecasts: the last
 ``CONTEXTS`` horizons of the training series (never the test period), ``SAMPLES`` prior draws
 each (seed 31; held-out draws seed 33), self-guided as the test forecasts are. The best plain
 ODE sampler is the one with the lowest calibration error. Scores: CRPS (gluonts'
@@ -18,6 +24,10 @@ ODE from the same noise (ODE samplers only; ``ddpm`` is stochastic), in the scal
 whole window (context and lag channels included). A ``reference`` row scores that solve itself,
 with ``reference_self_error``, its distance to a solve of twice the steps on the calibration
 batch.
+
+Known weak spot (``--quick``, NFE 4): the best plain sampler is Heun (2 steps, 3 calls), whose
+calibration error the search, started from UniPC on the uniform grid, does not reach; USF's CRPS
+and ``ref_error`` are then worse than Heun's. From NFE 6 it is better.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import torch
 from torch import Tensor
 
 from polyfold.core.samplers import get_sampler, uniform_t_grid
+from polyfold.core.samplers.teleport import GaussianScore, choose_skip, handover_grid
 from polyfold.core.samplers.usf import search_schedule, usf
 
 DATASET = "co2"
@@ -44,6 +55,7 @@ CONTEXTS = 4
 NFES = [4, 6, 8, 10]
 ROUNDS = 2
 REF_STEPS = 100
+TOL = 0.02  # teleportation's hand-over tolerance, as the mixture section's
 ODE = ("unipc", "dpm_solver_pp", "deis", "ddim", "heun")
 
 
@@ -131,6 +143,37 @@ def _calibration(model: Any, series: Any, seed: int) -> tuple[Any, Tensor]:
     return den, model.path.prior_sample(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _train_windows(train: Any, cfg: Any) -> Tensor:
+    """The scaled training windows the model was fitted on (teleportation's Gaussian)."""
+    from polyfold.timeseries.tsdiff.features import training_windows
+
+    lags = list(cfg.lags or [])
+    series = [e["target"] for e in train]
+    return training_windows(series, lags, cfg.context_length, cfg.prediction_length, cfg.scaling)
+
+
+def _usf_row(name: str, found: Any, approx: Any, refs: References, score: Any) -> dict[str, Any]:
+    """A searched schedule's row: CRPS on the test windows and ``ref_error``."""
+    sched = found.schedule
+
+    def run_usf(den: Any, p: Any, x: Tensor, g: Any = None) -> Tensor:
+        out = usf(den, p, x, sched.grid, schedule=sched, approx=approx).x
+        assert isinstance(out, Tensor)
+        return out
+
+    rec = Recorded(run_usf, refs)
+    return {
+        "sampler": name,
+        "nfe": sched.nfe,
+        "calib_error": found.error,
+        "heldout_error": found.heldout_error,
+        "search_seconds": found.seconds,
+        "crps": score(rec),
+        "ref_error": rec.error,
+        "handover": sched.times[0],
+    }
+
+
 def tsdiff_rows() -> list[dict[str, Any]]:
     """One row per sampler and NFE (CRPS on the test windows, ``ref_error``), the USF rows
     with their search time, and the ``ddpm`` row at the package's own 100 steps."""
@@ -160,6 +203,9 @@ def tsdiff_rows() -> list[dict[str, Any]]:
     cal_den, cal = _calibration(model, series, 31)
     _, gate = _calibration(model, series, 33)
     path = model.path
+    approx = GaussianScore.fit(_train_windows(train, cfg))
+    with torch.no_grad():
+        choice = choose_skip(cal_den, path, approx, cal, tol=TOL, t_start=path.t_max)
     cal_ref = plain("dpm_solver_pp", REF_STEPS)(cal_den, path, cal)
     self_error = _rms(cal_ref, plain("dpm_solver_pp", 2 * REF_STEPS)(cal_den, path, cal))
     refs = References()
@@ -184,26 +230,18 @@ def tsdiff_rows() -> list[dict[str, Any]]:
         best = min((r for r in new if "calib_error" in r), key=lambda r: r["calib_error"])
         best["best_plain"] = True
         grid = uniform_t_grid(path, nfe, append_zero=True)
-        with torch.no_grad():
-            found = search_schedule(cal_den, path, cal, nfe, grid=grid, rounds=ROUNDS, holdout=gate)
-        sched = found.schedule
-
-        def run_usf(den: Any, p: Any, x: Tensor, g: Any = None, s: Any = sched) -> Tensor:
-            out = usf(den, p, x, s.grid, schedule=s).x
-            assert isinstance(out, Tensor)
-            return out
-
-        rec = Recorded(run_usf, refs)
-        new.append(
-            {
-                "sampler": "usf",
-                "nfe": nfe,
-                "calib_error": found.error,
-                "search_seconds": found.seconds,
-                "crps": score(rec),
-                "ref_error": rec.error,
-            }
-        )
+        tries: list[tuple[str, Any, Any]] = [("usf+dc", None, grid)]
+        if choice.t_skip < float(grid[0]):
+            tries.append(("teleport+usf+dc", approx, handover_grid(grid, choice.t_skip)))
+        for name, a, g0 in tries:
+            extra = {} if a is None else {"approx": a, "t_start": float(grid[0])}
+            with torch.no_grad():
+                found = search_schedule(
+                    cal_den, path, cal, nfe, grid=g0, rounds=ROUNDS, holdout=gate,
+                    compensation=True, **extra,
+                )  # fmt: skip
+            new.append(_usf_row(name, found, a, refs, score))
+            new[-1]["skip_fraction"] = choice.fraction if a is not None else 0.0
         rows += [{**base, **r, "calls": nfe} for r in new]
         print(f"# domain timeseries, NFE {nfe}: searched in {found.seconds:.0f}s", flush=True)
     ref = {"sampler": "reference", "nfe": REF_STEPS, "calls": REF_STEPS, "ref_error": 0.0}

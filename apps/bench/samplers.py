@@ -35,7 +35,8 @@ Few-step methods (issue 25), on UniPCMultistep's grids: analytical teleportation
 ratios), Denoising Langevin Gibbs (``dlg+unipc-bh2-3``, stochastic, so in ``sw2`` only:
 ``dmcmc_sw2_over_integrator_sw2``) and DC-Solver (``_samplers_dc.py``: ``dc+unipc-bh2-<order>``,
 ``teleport+dc+unipc-bh2-3``, ``dc_*`` keys) and USF (``_samplers_usf.py``: searched schedules
-``usf`` and ``teleport+usf`` (hand-over searched too), one of them selected per target and NFE
+``usf+dc`` and ``teleport+usf+dc`` (hand-over and DC ratios searched too), one of them selected
+per target and NFE
 on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
 ``usf_selected_worst_error_ratio_nfe_le_10``, ``search_seconds``);
 ``best_polyfold_sampler_nfe_le_10`` names polyfold's best row per target and NFE;
@@ -44,7 +45,8 @@ on held-out calibration noise: ``usf_nfe_for_peer_nfe10_error``,
 best reaches the best diffusers error at NFE 10. k-diffusion is not installed here, so diffusers
 stays the only peer. Domain rows (``_samplers_domains.py``, JSON ``domain_rows``, ``domain_*``
 keys): GDSS QM9 at 10-20 calls and TSDiff forecasts at NFE 4-10, today's best plain sampler
-against a USF schedule searched on the model's own calibration noise, scored by validity,
+against USF schedules (with DC ratios; TSDiff also after teleportation) searched on the model's
+own calibration noise, scored by validity,
 uniqueness, FCD and CRPS and by the error to a high-NFE sample from the same noise.
 
 ``--quick`` (about 4-5 CPU-minutes, not 1-2: the per-row sliced W2 against 20000 samples, the
@@ -56,8 +58,10 @@ key is present and computed the same way, selections still on calibration noise 
 goals of issue 25 are defined on the full run, not on ``--quick``. The domain rows add a few
 CPU-minutes.
 
-Run: ``python apps/bench/samplers.py [--quick] [--no-domains] [--out FILE]`` (diffusers
-required; ``--no-domains``: the mixture test-bed only).
+Run: ``python apps/bench/samplers.py [--quick] [--no-domains] [--scaled-linear-64] [--out FILE]``
+(diffusers required; ``--no-domains``: the mixture test-bed only; ``--scaled-linear-64``: only
+the scaled_linear target at dimension 64, the one that decided ``usf_nfe_for_peer_nfe10_error``,
+with the full run's settings, its summary keys over that target alone).
 """
 
 from __future__ import annotations
@@ -491,7 +495,10 @@ def bench_pair(case: Case, pair: Pair, budget: int) -> tuple[list[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
-    skip = {"--no-domains": "leave out the domain rows (QM9, TSDiff): the mixture test-bed only"}
+    skip = {
+        "--no-domains": "leave out the domain rows (QM9, TSDiff): the mixture test-bed only",
+        "--scaled-linear-64": "the scaled_linear target at dimension 64 only (full settings)",
+    }
     args = parse_args(__doc__.splitlines()[0], argv, skip)
     try:
         import diffusers  # noqa: F401
@@ -515,6 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if quick:
         schedules = {"linear": schedules["linear"]}
+    if args.scaled_linear_64:  # issue 25's hardest target alone
+        schedules, dims = {"scaled_linear": schedules["scaled_linear"]}, [64]
     rows: list[dict[str, Any]] = []
     overhead: dict[str, list[float]] = {}
     ref_error = 0.0
@@ -564,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
         nfe_budgets=nfes,
         reference_error=ref_error,
         threads=1,
+        targets=[f"{name}/{dim}" for name in schedules for dim in dims],
         domain_rows=domain,
     )
 
