@@ -46,6 +46,7 @@ meshing not counted) beside the per-shape methods' ``learned_seconds_per_shape``
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -58,7 +59,7 @@ from polyfold.shape.procshapes import make_shape
 from polyfold.shape.teachers import ExactTeacher
 
 MIX = ("chair", "table", "mug", "vase")
-LEARNED_N, LEARNED_STEPS, LEARNED_INVERSION, LEARNED_GUIDANCE = 4, 100, 8, 5.0
+LEARNED_N, LEARNED_STEPS, LEARNED_INVERSION, LEARNED_GUIDANCE = 16, 100, 8, 5.0
 ONE_STEP_N = 16
 
 
@@ -113,8 +114,11 @@ def run(
     }
 
 
-def learned(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The learned-teacher rows (see the module docstring) and their summary keys."""
+def learned(
+    quick: bool, checkpoint: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The learned-teacher rows (see the module docstring) and their summary keys;
+    ``checkpoint(rows, summary)`` after every row."""
     from polyfold.shape.distill_eval import distilled_metrics, flow_metrics
     from polyfold.shape.evaluation import reference_points
     from polyfold.shape.learned_teacher import load_teacher
@@ -130,30 +134,40 @@ def learned(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         **teacher.render_kw,
     )
     rows: list[dict[str, Any]] = []
-    for cls in MIX:
-        ref = reference_points(cls, n)
-        rows.append({"class": cls, "method": "flow", "n": n, **flow_metrics(cls, n, ref)})
-        for m in METHODS:
-            r = distilled_metrics(teacher, cls, replace(base, method=m), ref)
-            rows.append({"class": cls, "method": m, "n": n, **r})
-            print(rows[-1], flush=True)
 
     def mean(method: str, key: str) -> float:
         vals = [r[key] for r in rows if r["method"] == method]
-        return sum(vals) / len(vals)
+        return sum(vals) / len(vals) if vals else float("nan")
 
-    summary = {
-        "learned_1nna": {m: mean(m, "1nna_cd") for m in METHODS},
-        "flow_1nna": mean("flow", "1nna_cd"),
-        "learned_empty_shapes": {m: mean(m, "empty") * len(MIX) for m in METHODS},
-        "learned_seconds_per_step": {m: mean(m, "seconds_per_step") for m in METHODS},
-        "learned_seconds_per_shape": {m: mean(m, "seconds_per_shape") for m in METHODS},
-        "learned_shapes_per_class": n,
-        "learned_steps": steps,
-        "learned_inversion_steps": LEARNED_INVERSION,
-        "learned_guidance": LEARNED_GUIDANCE,
-    }
-    return rows, summary
+    def summary() -> dict[str, Any]:
+        done = [m for m in METHODS if any(r["method"] == m for r in rows)]
+        return {
+            "learned_1nna": {m: mean(m, "1nna_cd") for m in done},
+            "flow_1nna": mean("flow", "1nna_cd"),
+            "learned_empty_shapes": {m: mean(m, "empty") * len(MIX) for m in done},
+            "learned_seconds_per_step": {m: mean(m, "seconds_per_step") for m in done},
+            "learned_seconds_per_shape": {m: mean(m, "seconds_per_shape") for m in done},
+            "learned_classes_done": {m: sum(r["method"] == m for r in rows) for m in done},
+            "learned_shapes_per_class": n,
+            "learned_steps": steps,
+            "learned_inversion_steps": LEARNED_INVERSION,
+            "learned_guidance": LEARNED_GUIDANCE,
+        }
+
+    # method-major (the flow model first), the summary rewritten after every row: a long run
+    # stopped early still leaves every finished method's four classes on disk
+    refs = {cls: reference_points(cls, n) for cls in MIX}
+    for m in ("flow", *METHODS):
+        for cls in MIX:
+            if m == "flow":
+                r = flow_metrics(cls, n, refs[cls])
+            else:
+                r = distilled_metrics(teacher, cls, replace(base, method=m), refs[cls])
+            rows.append({"class": cls, "method": m, "n": n, **r})
+            print(rows[-1], flush=True)
+            if checkpoint is not None:
+                checkpoint(rows, summary())
+    return rows, summary()
 
 
 def one_step(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -197,10 +211,17 @@ def main() -> None:
     args = parse_args(__doc__.split("\n")[0], rest)
     torch.set_num_threads(1)
     if known.part in ("one-step", "learned"):
-        rows, summary = {"one-step": one_step, "learned": learned}[known.part](args.quick)
+
+        def partial(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+            write_json(args.out, rows, summary, quick=args.quick, part=known.part, partial=True)
+
+        if known.part == "learned":
+            rows, summary = learned(args.quick, partial)
+        else:
+            rows, summary = one_step(args.quick)
         print_table(rows)
         print(summary)
-        write_json(args.out, rows, summary, quick=args.quick, part=known.part)
+        write_json(args.out, rows, summary, quick=args.quick, part=known.part, partial=False)
         return
     size = 24
     base = {"steps": 40 if args.quick else 500, "grid": size, "res": size, "samples": size}
@@ -235,7 +256,7 @@ def main() -> None:
             rows += more
             summary.update(extra)
     print(summary)
-    write_json(args.out, rows, summary, quick=args.quick, part=known.part)
+    write_json(args.out, rows, summary, quick=args.quick, part=known.part, partial=False)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from polyfold.shape.distill3d import (
 )
 from polyfold.shape.msdf import BOUND, volume_points
 from polyfold.shape.teachers import Teacher
-from polyfold.shape.volrender import Cameras, grid_sdf, render
+from polyfold.shape.volrender import Cameras, GridBatch, grid_sdf, render
 
 __all__ = [
     "OneStepConfig",
@@ -274,13 +274,7 @@ class _RenderedStudent(nn.Module):
             grids.register_hook(lambda grad: grad + extra)
             self.last_eikonal = float(eik.detach())
         v = len(self.cams) // len(z)
-        per = [
-            render(
-                lambda p, gi=gi: grid_sdf(gi, p), self.cams[i * v : (i + 1) * v], **self.render_kw
-            ).image()
-            for i, gi in enumerate(grids)
-        ]
-        return torch.cat(per)
+        return render(GridBatch(grids, v), self.cams, **self.render_kw).image()
 
 
 def train_one_step(

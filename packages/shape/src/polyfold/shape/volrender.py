@@ -2,9 +2,12 @@
 
 Any SDF callable ``(N, 3) -> (N,)`` renders: an M-SDF (:func:`msdf_field`), a dense grid
 (:class:`GridSDF`, trilinear via ``grid_sample``), a small MLP (:class:`MLPSDF`) or an analytic
-procedural shape. Density is VolSDF's ``sigma(x) = Psi_beta(-d(x)) / beta`` (``Psi_beta`` the
-CDF of a zero-mean Laplace of scale ``beta``); samples are spread uniformly over each ray's
-chord through the cube ``[-BOUND, BOUND]^3``; weights ``w_i = T_i (1 - exp(-sigma_i delta_i))``.
+procedural shape. A field with ``batched = True`` (:class:`GridBatch`: several grids, each seen by
+its own cameras) is called once with ``(B, N, 3)`` points, row ``b`` the points of camera ``b``,
+so many shapes render in one pass.
+Density is VolSDF's ``sigma(x) = Psi_beta(-d(x)) / beta`` (``Psi_beta`` the CDF of a zero-mean
+Laplace of scale ``beta``); samples are spread uniformly over each ray's chord through the cube
+``[-BOUND, BOUND]^3``; weights ``w_i = T_i (1 - exp(-sigma_i delta_i))``.
 Normals are tetrahedral finite differences of the SDF (4 extra evaluations per sample); shading
 is ``ambient + (1 - ambient) max(0, n . l)`` with a light at the camera (a headlight), composited
 on a black background. Cameras are pinholes on a sphere looking at the origin, y up, described
@@ -32,6 +35,7 @@ from polyfold.shape.msdf import BOUND, MSDF, evaluate
 __all__ = [
     "MLPSDF",
     "Cameras",
+    "GridBatch",
     "GridSDF",
     "Render",
     "cameras",
@@ -206,7 +210,16 @@ def render(
     tet = _TETRA.to(dtype)
     # one batched call: the points, then the four tetrahedral offsets
     allp = torch.cat([flat, (flat[None] + fd * tet[:, None, :]).reshape(-1, 3)])
-    vals = field(allp)
+    if getattr(field, "batched", False):  # per-camera rows: (5, B, R*S) -> (B, 5 * R*S)
+        per_cam = allp.reshape(5, b, -1, 3).transpose(0, 1).reshape(b, -1, 3)
+        bvals = field(per_cam)
+        if bvals.shape != per_cam.shape[:2]:
+            raise InputError(
+                f"field: expected (B, N) distances for (B, N, 3) points, got {bvals.shape}"
+            )
+        vals = bvals.reshape(b, 5, -1).transpose(0, 1).reshape(-1)
+    else:
+        vals = field(allp)
     if vals.shape != (len(allp),):
         raise InputError(f"field: expected (N,) distances for (N, 3) points, got {vals.shape}")
     n = len(flat)
@@ -268,6 +281,33 @@ class GridSDF(nn.Module):
 
     def forward(self, p: Tensor) -> Tensor:
         return grid_sdf(self.values, p)
+
+
+class GridBatch:
+    """``G`` dense SDF grids ``values (G, R, R, R)`` (as :class:`GridSDF`, differentiable in
+    ``values``) rendered together: camera ``b`` of a :func:`render` call sees grid
+    ``b // views``, so the cameras are grid-major (``views`` per grid). A batched field: one
+    ``grid_sample`` over all grids."""
+
+    batched = True
+
+    def __init__(self, values: Tensor, views: int = 1) -> None:
+        if values.ndim != 4 or len(set(values.shape[1:])) != 1 or values.shape[1] < 2:
+            raise InputError(f"values: expected (G, R, R, R) grids, got {tuple(values.shape)}")
+        self.values, self.views = values, check_int("views", views, 1)
+        self.dtype = values.dtype
+
+    def __call__(self, p: Tensor) -> Tensor:
+        n_g = len(self.values)
+        if p.ndim != 3 or p.shape[0] != n_g * self.views:
+            raise InputError(
+                f"GridBatch: expected ({n_g * self.views}, N, 3) points ({n_g} grids x "
+                f"{self.views} views), got {tuple(p.shape)}"
+            )
+        q = p.to(self.values.dtype).clamp(-BOUND, BOUND)
+        g = (q.flip(-1) / BOUND).reshape(n_g, -1, 1, 1, 3)  # grid_sample wants (z, y, x)
+        v = F.grid_sample(self.values[:, None], g, align_corners=True, padding_mode="border")
+        return v.reshape(p.shape[:2]) + (p.to(q.dtype) - q).norm(dim=-1)
 
 
 def grid_sdf(values: Tensor, p: Tensor) -> Tensor:
