@@ -60,7 +60,6 @@ from polyfold.shape.teachers import ExactTeacher
 
 MIX = ("chair", "table", "mug", "vase")
 LEARNED_N, LEARNED_STEPS, LEARNED_INVERSION, LEARNED_GUIDANCE = 16, 100, 8, 5.0
-ONE_STEP_N = 16
 
 
 def alignment(teacher: ExactTeacher, cls: str, method: str, size: int) -> float:
@@ -172,33 +171,39 @@ def learned(
 
 def one_step(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The one-step generator's rows (see the module docstring) and their summary keys."""
-    from polyfold.shape.distill_eval import flow_metrics, one_step_metrics
+    from polyfold.shape.distill_eval import flow_metrics, one_step_metrics, pairwise_chamfer
     from polyfold.shape.evaluation import reference_points
     from polyfold.shape.one_step_run import load_generator
 
     gen, card = load_generator()
-    n, big = (2, 4) if quick else (LEARNED_N, ONE_STEP_N)
+    n = 4 if quick else LEARNED_N
     rows: list[dict[str, Any]] = []
     for cls in MIX:
-        for count, method in ((n, "one-step"), (big, "one-step"), (big, "flow")):
-            ref = reference_points(cls, count)
-            fn = (
-                flow_metrics if method == "flow" else lambda c, k, r: one_step_metrics(gen, c, k, r)
+        ref = reference_points(cls, n)
+        real = pairwise_chamfer(ref)
+        for method in ("one-step", "flow"):
+            r = (
+                one_step_metrics(gen, cls, n, ref)
+                if method == "one-step"
+                else flow_metrics(cls, n, ref)
             )
-            rows.append({"class": cls, "method": method, "n": count, **fn(cls, count, ref)})
+            rows.append({"class": cls, "method": method, "n": n, **r, "real_pairwise_cd": real})
             print(rows[-1], flush=True)
 
-    def mean(method: str, count: int, key: str) -> float:
-        vals = [r[key] for r in rows if r["method"] == method and r["n"] == count]
+    def mean(method: str, key: str) -> float:
+        vals = [r[key] for r in rows if r["method"] == method]
         return sum(vals) / len(vals)
 
+    one = [r for r in rows if r["method"] == "one-step"]
     summary = {
-        "one_step_1nna": mean("one-step", n, "1nna_cd"),
-        "one_step_1nna_16": mean("one-step", big, "1nna_cd"),
-        "flow_1nna_16": mean("flow", big, "1nna_cd"),
-        "one_step_empty_shapes": mean("one-step", big, "empty") * len(MIX),
-        "one_step_seconds_per_shape": mean("one-step", big, "seconds_per_shape"),
-        "one_step_shapes_per_class": [n, big],
+        "one_step_1nna": mean("one-step", "1nna_cd"),
+        "one_step_flow_1nna": mean("flow", "1nna_cd"),
+        "one_step_empty_shapes": mean("one-step", "empty") * len(MIX),
+        "one_step_seconds_per_shape": mean("one-step", "seconds_per_shape"),
+        "one_step_pairwise_over_real": {
+            r["class"]: r["pairwise_cd"] / r["real_pairwise_cd"] for r in one
+        },
+        "one_step_shapes_per_class": n,
         "one_step_training": card.get("command"),
     }
     return rows, summary

@@ -468,12 +468,14 @@ def train_one_step(
     init: Annotated[
         str, typer.Option(help="Starting shapes: blobs (a random blob per z) or sphere.")
     ] = "blobs",
+    grids: Annotated[int, typer.Option(help="M-SDF grids per shape.")] = 32,
+    k: Annotated[int, typer.Option(help="M-SDF values per grid edge.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a one-step generator (class, noise -> SDF grid) by SwiftBrush-style VSD through
-    the renderer: OUT/model.safetensors + .json, samples/*.glb, samples.png, log.jsonl."""
+    """Train a one-step generator (class, noise -> M-SDF) by SwiftBrush-style VSD through the
+    renderer: OUT/model.safetensors + .json, samples/*.msdf + .glb, samples.png, log.jsonl."""
     _one_thread()
     from polyfold.shape.learned_teacher import LearnedTeacher, load_teacher
     from polyfold.shape.one_step3d import OneStepConfig
@@ -492,6 +494,8 @@ def train_one_step(
         batch=batch,
         guidance=guidance,
         init=init,
+        grids=grids,
+        k=k,
         seed=seed,
     ).check()
     t: ExactTeacher | LearnedTeacher

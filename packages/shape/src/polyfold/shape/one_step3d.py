@@ -44,39 +44,52 @@ from polyfold.core.export import register_model
 from polyfold.shape.distill3d import (
     AuxNet,
     DistillConfig,
-    _eikonal,
     _pool,
     annealed_t_max,
     check_schedule,
 )
-from polyfold.shape.msdf import BOUND, volume_points
+from polyfold.shape.msdf import BOUND, MSDF
 from polyfold.shape.teachers import Teacher
-from polyfold.shape.volrender import Cameras, GridBatch, grid_sdf, render
+from polyfold.shape.volrender import Cameras, MSDFBatch, msdf_field, render
 
 __all__ = [
     "OneStepConfig",
     "OneStepResult",
     "ShapeGenerator",
-    "generate_grids",
+    "fibonacci_sphere",
+    "generate_msdfs",
+    "msdf_eikonal",
     "render_error",
     "train_one_step",
 ]
 
 
+def fibonacci_sphere(n: int, radius: float) -> Tensor:
+    """``n`` nearly evenly spread points on the sphere of ``radius`` (the golden-angle spiral)."""
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    y = 1 - 2 * i / n
+    r = (1 - y**2).sqrt()
+    phi = i * math.pi * (3 - math.sqrt(5))
+    return radius * torch.stack([r * phi.cos(), y, r * phi.sin()], -1)
+
+
 @register_model("shape.ShapeGenerator")
 class ShapeGenerator(nn.Module):
-    """``(class labels (B,), z (B, z_dim)) -> (B, grid, grid, grid)`` SDF grids in one pass
-    (see the module docstring)."""
+    """``(class labels (B,), z (B, z_dim)) -> (centres (B, n, 3), scales (B, n), values (B, n,
+    k, k, k))``: one M-SDF per row in one pass (see the module docstring)."""
 
     def __init__(
         self,
         classes: list[str],
         *,
         z_dim: int = 16,
-        width: int = 16,
-        grid: int = 24,
+        width: int = 128,
+        grids: int = 32,
+        k: int = 5,
         radius: float = 0.3,
-        init: str = "sphere",
+        scale: float = 0.15,
+        reach: float = 0.25,
+        init: str = "blobs",
         render: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -84,39 +97,44 @@ class ShapeGenerator(nn.Module):
             raise InputError(f"classes: expected distinct class names, got {classes!r}")
         self.z_dim = check_int("z_dim", z_dim, 1)
         self.width = check_int("--width", width, 2)
-        if check_int("--grid", grid, 8) % 4:
-            raise InputError(f"--grid: expected a multiple of 4 (two upsamplings), got {grid}")
+        self.n = check_int("--grids", grids, 1)
+        self.k = check_int("--k", k, 2)
+        if not (radius > 0 and scale > 0 and reach >= 0):
+            raise InputError("radius, scale: expected > 0; reach: expected >= 0")
         if init not in ("sphere", "blobs"):
             raise InputError(f"--init: expected sphere or blobs, got {init!r}")
         if init == "blobs" and z_dim < 12:
             raise InputError(f"z_dim: init='blobs' reads z[:12], got z_dim={z_dim}")
-        self.classes, self.grid, self.radius = list(classes), grid, float(radius)
-        self.init = init
+        self.classes, self.radius, self.init = list(classes), float(radius), init
+        self.scale, self.reach = float(scale), float(reach)
         self.render = dict(render or {})
-        c, self.base = width, grid // 4
+        w = width
         self.label = nn.Embedding(len(classes), 32)
-        self.mlp = nn.Sequential(
-            nn.Linear(32 + z_dim, 64), nn.SiLU(), nn.Linear(64, 2 * c * self.base**3)
-        )
-        self.c1 = nn.Conv3d(2 * c, c, 3, padding=1)
-        self.c2 = nn.Conv3d(c, c, 3, padding=1)
-        self.head = nn.Conv3d(c, 1, 3, padding=1)
-        nn.init.normal_(self.head.weight, std=1e-3)  # near the sphere, yet z matters from step 0
-        nn.init.zeros_(self.head.bias)
-        pts = volume_points(grid, dtype=torch.float64)
-        fixed = torch.Generator().manual_seed(24)  # the blobs' sines: part of the architecture
-        k = torch.randn(8, 3, generator=fixed, dtype=torch.float64) * (math.pi / BOUND)
+        self.trunk = nn.Sequential(nn.Linear(32 + z_dim, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU())
+        fixed = torch.Generator().manual_seed(24)  # grid codes and sines: part of the architecture
+        self.register_buffer("codes", torch.randn(grids, 32, generator=fixed), persistent=False)
+        self.decode = nn.Sequential(nn.Linear(w + 32, w), nn.SiLU(), nn.Linear(w, 4 + k**3))
+        last = self.decode[-1]
+        assert isinstance(last, nn.Linear)
+        nn.init.normal_(last.weight, std=1e-3)  # near the start, yet z matters from step 0
+        nn.init.zeros_(last.bias)
+        k3 = torch.randn(8, 3, generator=fixed, dtype=torch.float64) * (math.pi / BOUND)
         phase = torch.rand(8, generator=fixed, dtype=torch.float64) * (2 * math.pi)
-        self.register_buffer("points", pts.float(), persistent=False)
-        self.register_buffer("sines", (pts @ k.T + phase).sin().float(), persistent=False)
+        self.register_buffer("freqs", k3.float(), persistent=False)
+        self.register_buffer("phase", phase.float(), persistent=False)
+        self.register_buffer("anchors", fibonacci_sphere(grids, radius).float(), persistent=False)
+        self.register_buffer("nodes", torch.linspace(-1.0, 1.0, k), persistent=False)
 
     def config(self) -> dict[str, Any]:
         return {
             "classes": self.classes,
             "z_dim": self.z_dim,
             "width": self.width,
-            "grid": self.grid,
+            "grids": self.n,
+            "k": self.k,
             "radius": self.radius,
+            "scale": self.scale,
+            "reach": self.reach,
             "init": self.init,
             "render": self.render,
         }
@@ -135,47 +153,71 @@ class ShapeGenerator(nn.Module):
                 )
         return torch.tensor([self.classes.index(c) for c in classes])
 
-    def forward(self, labels: Tensor, z: Tensor) -> Tensor:
+    def forward(self, labels: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if z.ndim != 2 or z.shape[1] != self.z_dim or labels.shape != (len(z),):
             raise InputError(
                 f"labels, z: expected (B,) labels and (B, {self.z_dim}) noise, "
                 f"got {tuple(labels.shape)} and {tuple(z.shape)}"
             )
-        h = self.mlp(torch.cat([self.label(labels.long()), z.float()], -1))
-        h = h.reshape(len(z), -1, self.base, self.base, self.base)
-        h = F.silu(self.c1(F.interpolate(F.silu(h), scale_factor=2.0, mode="trilinear")))
-        h = F.silu(self.c2(F.interpolate(h, scale_factor=2.0, mode="trilinear")))
-        out: Tensor = self.base_sdf(z) + self.head(h)[:, 0]
-        return out
+        b, n, k = len(z), self.n, self.k
+        h = self.trunk(torch.cat([self.label(labels.long()), z.float()], -1))
+        raw = self.decode(
+            torch.cat([h[:, None].expand(b, n, -1), self.codes.expand(b, -1, -1)], -1)
+        )
+        centres = self.anchors + self.shift(z)[:, None] + self.reach * torch.tanh(raw[..., :3])
+        scales = self.scale * torch.exp(0.5 * torch.tanh(raw[..., 3]))
+        lin = self.nodes
+        grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), -1)  # (k, k, k, 3)
+        nodes = centres[:, :, None, None, None] + scales[..., None, None, None, None] * grid
+        base = self.base_sdf(nodes.reshape(b, -1, 3), z).reshape(b, n, k, k, k)
+        return centres, scales, base + raw[..., 4:].reshape(b, n, k, k, k)
 
-    def base_sdf(self, z: Tensor) -> Tensor:
-        """The ``(B, grid, grid, grid)`` starting shapes (see the module docstring)."""
-        r = self.grid
-        zf = z.float()
+    def msdfs(self, labels: Tensor, z: Tensor) -> list[MSDF]:
+        """The rows of one pass as :class:`~polyfold.shape.msdf.MSDF` objects (part 1's format:
+        :func:`~polyfold.shape.msdf.save_msdf`, :func:`~polyfold.shape.msdf.to_mesh`)."""
+        c, s, v = self.forward(labels, z)
+        return [
+            MSDF(c[i].detach(), s[i].detach(), v[i].detach(), self.classes[int(labels[i])])
+            for i in range(len(z))
+        ]
+
+    def shift(self, z: Tensor) -> Tensor:
+        """``(B, 3)``: the starting blob's centre (zero for ``init="sphere"``)."""
+        return 0.1 * z.float()[:, :3] if self.init == "blobs" else z.new_zeros(len(z), 3).float()
+
+    def base_sdf(self, p: Tensor, z: Tensor) -> Tensor:
+        """The starting shape's SDF at points ``p (B, P, 3)`` (see the module docstring)."""
         if self.init == "sphere":
-            return (
-                (self.points.norm(dim=-1) - self.radius)
-                .reshape(1, r, r, r)
-                .expand(len(z), -1, -1, -1)
-            )
-        centre = 0.1 * zf[:, None, :3]
+            return p.norm(dim=-1) - self.radius
+        zf = z.float()
         radius = self.radius + 0.08 * (2 * torch.special.ndtr(zf[:, 3:4]) - 1)
-        bumps = self.sines @ zf[:, 4:12].T * (0.05 / math.sqrt(8))  # (R^3, B)
-        sdf = (self.points - centre).norm(dim=-1) - radius + bumps.T
-        return sdf.reshape(len(z), r, r, r)
+        bumps = ((p @ self.freqs.T + self.phase).sin() * zf[:, None, 4:12]).sum(-1)
+        return (p - self.shift(z)[:, None]).norm(dim=-1) - radius + bumps * (0.05 / math.sqrt(8))
 
 
-def generate_grids(
+def generate_msdfs(
     gen: ShapeGenerator, classes: list[str], *, seed: int = 0
-) -> tuple[Tensor, float]:
-    """One shape per entry of ``classes`` (one batched forward pass, ``z ~ N(0, I)`` seeded by
-    ``seed``): ``(B, grid, grid, grid)`` grids and the wall seconds of the pass."""
+) -> tuple[list[MSDF], float]:
+    """One M-SDF per entry of ``classes`` (one batched forward pass, ``z ~ N(0, I)`` seeded by
+    ``seed``) and the wall seconds of the pass."""
     labels = gen.labels(classes)
     z = torch.randn(len(classes), gen.z_dim, generator=torch.Generator().manual_seed(seed))
     t0 = time.perf_counter()
     with torch.no_grad():
-        grids = gen(labels, z)
-    return grids, time.perf_counter() - t0
+        out = gen.msdfs(labels, z)
+    return out, time.perf_counter() - t0
+
+
+def msdf_eikonal(scales: Tensor, values: Tensor) -> Tensor:
+    """Mean ``(|grad| - 1)^2`` of finite differences inside each local grid (node spacing
+    ``2 s / (k - 1)``) of batched M-SDF tensors: ``scales (..., n)``, ``values (..., n, k, k,
+    k)``."""
+    h = (2 * scales / (values.shape[-1] - 1))[..., None, None, None]
+    base = values[..., :-1, :-1, :-1]
+    gx = (values[..., 1:, :-1, :-1] - base) / h
+    gy = (values[..., :-1, 1:, :-1] - base) / h
+    gz = (values[..., :-1, :-1, 1:] - base) / h
+    return ((gx**2 + gy**2 + gz**2 + 1e-12).sqrt() - 1).pow(2).mean()
 
 
 @dataclass
@@ -188,8 +230,9 @@ class OneStepConfig:
     batch: int = 2  # shapes per step (one class per step)
     views: int = 2  # cameras per shape
     z_dim: int = 16
-    width: int = 16
-    grid: int = 24
+    width: int = 128
+    grids: int = 32  # M-SDF grids per shape
+    k: int = 5  # values per grid edge
     radius: float = 0.3
     init: str = "blobs"  # "sphere": every z starts at the same sphere
     res: int = 24
@@ -218,6 +261,8 @@ class OneStepConfig:
         check_int("--batch", self.batch, 1)
         check_int("--views", self.views, 1)
         check_int("aux_warmup", self.aux_warmup, 0)
+        check_int("--grids", self.grids, 1)
+        check_int("--k", self.k, 2)
         check_schedule(self.t_lo, self.t_end, self.t_hi, self.guidance)
         return self
 
@@ -252,9 +297,10 @@ class _ConditionedAux(nn.Module):
 
 
 class _RenderedStudent(nn.Module):
-    """``z -> renders``: the generator's shapes of one class, each rendered at its ``views``
-    cameras (shape-major rows); adds ``eikonal`` times the grids' eikonal penalty to their
-    gradient in the same backward pass (its value in ``last_eikonal``)."""
+    """``z -> renders``: the generator's M-SDFs of one class, each rendered at its ``views``
+    cameras (shape-major rows, one batched pass); adds ``eikonal`` times the local grids'
+    eikonal penalty to their values' gradient in the same backward pass (its value in
+    ``last_eikonal``)."""
 
     def __init__(self, gen: ShapeGenerator, eikonal: float, render_kw: dict[str, Any]) -> None:
         super().__init__()
@@ -265,16 +311,17 @@ class _RenderedStudent(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         assert self.cams is not None, "set .cams before calling"
-        grids = self.gen(torch.full((len(z),), self.label), z)
-        if self.eikonal > 0 and grids.requires_grad:
-            g = grids.detach().requires_grad_(True)
+        centres, scales, values = self.gen(torch.full((len(z),), self.label), z)
+        if self.eikonal > 0 and values.requires_grad:
+            g = values.detach().requires_grad_(True)
             with torch.enable_grad():
-                eik = _eikonal(g)
+                eik = msdf_eikonal(scales.detach(), g)
                 (extra,) = torch.autograd.grad(self.eikonal * eik, g)
-            grids.register_hook(lambda grad: grad + extra)
+            values.register_hook(lambda grad: grad + extra)
             self.last_eikonal = float(eik.detach())
         v = len(self.cams) // len(z)
-        return render(GridBatch(grids, v), self.cams, **self.render_kw).image()
+        field = MSDFBatch(centres, scales, values, v)
+        return render(field, self.cams, **self.render_kw).image()
 
 
 def train_one_step(
@@ -297,7 +344,8 @@ def train_one_step(
         classes,
         z_dim=cfg.z_dim,
         width=cfg.width,
-        grid=cfg.grid,
+        grids=cfg.grids,
+        k=cfg.k,
         radius=cfg.radius,
         init=cfg.init,
         render=cfg.render_kw,
@@ -361,7 +409,7 @@ def render_error(
 ) -> float:
     """Mean absolute pixel distance of one generated shape of ``cls``'s renders at ``cams`` to
     the nearest of ``targets`` ``(V, K, C, H, W)`` per view (a quick training check)."""
-    grids, _ = generate_grids(gen, [cls], seed=seed)
+    (m,), _ = generate_msdfs(gen, [cls], seed=seed)
     with torch.no_grad():
-        x = render(lambda p: grid_sdf(grids[0], p), cams, **gen.render).image()
+        x = render(msdf_field(m), cams, **gen.render).image()
     return float((targets - x[:, None]).abs().mean((2, 3, 4)).amin(1).mean())
