@@ -205,3 +205,33 @@ def test_the_shipped_generator_loads_and_makes_one_msdf_per_class():
 
     with pytest.raises(InputError, match="not a one-step shape generator"):
         load_generator(SHIPPED_TEACHER)
+
+
+def test_the_teacher_copy_auxiliary_trains_without_touching_the_teacher():
+    from polyfold.shape.learned_teacher import load_teacher
+
+    teacher = load_teacher()
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    cfg = OneStepConfig(
+        classes=["mug", "chair"],
+        aux="teacher",
+        steps=2,
+        batch=1,
+        views=1,
+        aux_warmup=1,
+        grids=8,
+        k=3,
+        width=16,
+        **teacher.render_kw,
+    )
+    res = train_one_step(teacher, cfg)
+    assert "aux" in res.log[-1]
+    after = teacher.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the auxiliary is a copy
+    with pytest.raises(InputError, match="--aux"):
+        train_one_step(
+            ExactTeacher({"box": [_box(0.3)]}, res=8, samples=8),
+            OneStepConfig(aux="teacher", steps=1),
+        )
+    with pytest.raises(InputError, match="--aux"):
+        OneStepConfig(aux="lora").check()

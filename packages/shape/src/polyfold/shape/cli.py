@@ -468,6 +468,12 @@ def train_one_step(
     init: Annotated[
         str, typer.Option(help="Starting shapes: blobs (a random blob per z) or sphere.")
     ] = "blobs",
+    aux: Annotated[
+        str,
+        typer.Option(
+            help="VSD's auxiliary: net (a fresh small network) or teacher (a copy of it)."
+        ),
+    ] = "net",
     grids: Annotated[int, typer.Option(help="M-SDF grids per shape.")] = 32,
     k: Annotated[int, typer.Option(help="M-SDF values per grid edge.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -486,6 +492,8 @@ def train_one_step(
     _check_teacher(teacher, teacher_model)
     check_int("--targets", targets, 1)
     check_int("--samples", samples, 1)
+    if aux == "teacher" and teacher != "learned":
+        raise InputError("--aux teacher: needs --teacher learned (a network to copy)")
     classes = check_classes(cls) if cls else []
     cfg = OneStepConfig(
         classes=classes,
@@ -496,6 +504,7 @@ def train_one_step(
         init=init,
         grids=grids,
         k=k,
+        aux=aux,
         seed=seed,
     ).check()
     t: ExactTeacher | LearnedTeacher

@@ -28,6 +28,7 @@ penalty of the grids is added to their gradient in the same backward pass.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -244,6 +245,9 @@ class OneStepConfig:
     t_lo: float = 0.02
     t_hi: float = 0.98
     t_end: float = 0.5
+    # "net": a fresh AuxNet (camera + class); "teacher": a copy of the learned teacher's network,
+    # fine-tuned (ProlificDreamer's / SwiftBrush's auxiliary starts as the teacher)
+    aux: str = "net"
     aux_width: int = 32
     aux_lr: float = 1e-3
     aux_warmup: int = 50
@@ -261,6 +265,8 @@ class OneStepConfig:
         check_int("--batch", self.batch, 1)
         check_int("--views", self.views, 1)
         check_int("aux_warmup", self.aux_warmup, 0)
+        if self.aux not in ("net", "teacher"):
+            raise InputError(f"--aux: expected net or teacher, got {self.aux!r}")
         check_int("--grids", self.grids, 1)
         check_int("--k", self.k, 2)
         check_schedule(self.t_lo, self.t_end, self.t_hi, self.guidance)
@@ -282,13 +288,14 @@ class OneStepResult:
 
 
 class _ConditionedAux(nn.Module):
-    """The auxiliary network with the current step's condition (camera embeddings and the
-    one-hot class) fixed (core's one-step pieces call it as ``aux(x_t, t, cond=None)``)."""
+    """The auxiliary network with the current step's condition fixed (core's one-step pieces
+    call it as ``aux(x_t, t, cond=None)``): an :class:`AuxNet`'s camera embeddings and one-hot
+    class, or a copy of the learned teacher's network and its ``{"label", "camera"}``."""
 
-    def __init__(self, aux: AuxNet) -> None:
+    def __init__(self, aux: nn.Module) -> None:
         super().__init__()
         self.aux = aux
-        self.cond: Tensor | None = None
+        self.cond: Tensor | dict[str, Tensor] | None = None
 
     def forward(self, x: Tensor, t: Tensor, cond: object = None) -> Tensor:
         assert self.cond is not None, "set .cond before calling"
@@ -356,15 +363,25 @@ def train_one_step(
     path = teacher.path
     n_views = cfg.batch * cfg.views
     aux = aux_opt = None
-    if cfg.method == "vsd":
+    teacher_net: nn.Module | None = getattr(teacher, "model", None)
+    if cfg.method == "vsd" and cfg.aux == "teacher":
+        if teacher_net is None:
+            raise InputError("--aux teacher: needs the learned teacher (a network to copy)")
+        aux = _ConditionedAux(copy.deepcopy(teacher_net).train().requires_grad_(True))
+    elif cfg.method == "vsd":
         aux = _ConditionedAux(AuxNet(width=cfg.aux_width, cond_dim=4 + len(classes)))
+    if aux is not None:
         aux_opt = torch.optim.Adam(aux.parameters(), lr=cfg.aux_lr)
 
     def draw(i: int) -> tuple[str, Cameras]:
         idx = torch.randint(len(pool_e), (n_views,), generator=gen_rng)
         student.cams = Cameras(pool_e[idx], pool_a[idx])
         student.label = i % len(classes)
-        if aux is not None:
+        if aux is not None and cfg.aux == "teacher":
+            index = teacher_net.classes.index(classes[student.label])  # type: ignore[union-attr]
+            label = torch.full((n_views,), index)
+            aux.cond = {"label": label, "camera": student.cams.embedding()}
+        elif aux is not None:
             onehot = F.one_hot(torch.tensor(student.label), len(classes)).float()
             aux.cond = torch.cat([student.cams.embedding(), onehot.expand(n_views, -1)], -1)
         return classes[student.label], student.cams
