@@ -474,6 +474,7 @@ def train_one_step(
             help="VSD's auxiliary: net (a fresh small network) or teacher (a copy of it)."
         ),
     ] = "net",
+    eikonal: Annotated[float, typer.Option(help="Weight of the grids' eikonal penalty.")] = 0.1,
     grids: Annotated[int, typer.Option(help="M-SDF grids per shape.")] = 32,
     k: Annotated[int, typer.Option(help="M-SDF values per grid edge.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
@@ -505,6 +506,7 @@ def train_one_step(
         grids=grids,
         k=k,
         aux=aux,
+        eikonal=eikonal,
         seed=seed,
     ).check()
     t: ExactTeacher | LearnedTeacher

@@ -1,16 +1,24 @@
 """A one-step shape generator distilled from a 2D teacher (SwiftBrush-style VSD, issue 24).
 
-:class:`ShapeGenerator` maps a class and a noise vector ``z`` to a shape in ONE forward pass:
-class embedding and ``z`` -> MLP -> a ``2 width x (grid/4)^3`` feature volume -> two trilinear
-upsamplings with 3D convolutions -> a **dense ``grid^3`` SDF grid** (the renderer's
-:class:`~polyfold.shape.volrender.GridSDF` representation, not an M-SDF: a dense low-res grid
-is what trains within the CPU budget), added to a base SDF and started near it (its last layer
-is small): ``init="sphere"``, the sphere of ``radius`` (one-particle distillation's start);
-``init="blobs"``, a blob that is a fixed function of ``z`` (centre ``0.1 z[:3]``, radius
-``radius +- 0.08`` from ``z[3]``, ``0.05 / sqrt(8)`` times 8 fixed low-frequency sines weighted by
-``z[4:12]``), the distribution of several-particle distillation's independent random starts
+:class:`ShapeGenerator` maps a class and a noise vector ``z`` to an **M-SDF** (part 1's format,
+:class:`~polyfold.shape.msdf.MSDF`: ``n`` local grids of ``k^3`` SDF values with centres and
+scales) in ONE forward pass: class embedding and ``z`` -> MLP trunk -> for each grid, the trunk's
+feature and the grid's fixed random code -> a shared decoder -> the grid's centre offset
+(``reach * tanh``, at most ``reach`` per axis from its anchor), scale (``scale * exp(0.5 tanh)``)
+and ``k^3`` value offsets. The anchors are ``n`` points spread on the sphere of ``radius``
+(:func:`fibonacci_sphere`) moved with the starting blob's centre; the values are the starting
+shape's SDF at the grid's (moving) nodes plus the offsets, and the decoder's last layer starts
+small, so every ``z`` starts near its own starting shape, as per-shape distillation does:
+``init="sphere"``, the sphere of ``radius``; ``init="blobs"``, a blob that is a fixed function
+of ``z`` (centre ``0.1 z[:3]``, radius ``radius +- 0.08`` from ``z[3]``, ``0.05 / sqrt(8)``
+times 8 fixed low-frequency sines weighted by ``z[4:12]``), the distribution of
+several-particle distillation's independent random starts
 (:func:`~polyfold.shape.distill3d.initial_shapes`), so different ``z`` start in different
-basins.
+basins. The shapes render through the renderer's batched M-SDF field
+(:class:`~polyfold.shape.volrender.MSDFBatch`, the blend of :func:`~polyfold.shape.msdf.evaluate`
+on core's ``local_grid_blend``) and mesh and save with part 1's tools
+(:func:`~polyfold.shape.msdf.evaluate_volume`, :func:`~polyfold.shape.msdf.to_mesh`,
+:func:`~polyfold.shape.msdf.save_msdf`).
 
 :func:`train_one_step` trains it with no 3D data by core's
 :func:`~polyfold.core.distill.one_step.one_step_distillation_step`: the "student" is the
@@ -19,11 +27,14 @@ same camera pool as :func:`~polyfold.shape.distill3d.distill`), the prior is the
 class-conditional denoiser at those views (CFG with ``guidance``), and with ``method="vsd"``
 (SwiftBrush) the auxiliary is distillation's :class:`~polyfold.shape.distill3d.AuxNet` conditioned
 on camera and class (the online score of the generator's class-conditional render distribution, as
-SwiftBrush's auxiliary shares the prompt), fitted online to the generator's renders by core's
+SwiftBrush's auxiliary shares the prompt) or, with ``aux="teacher"``, a copy of the learned
+teacher's network (ProlificDreamer's and SwiftBrush's auxiliary starts as the teacher), fitted
+online to the generator's renders by core's
 :func:`~polyfold.core.distill.one_step.fit_aux` (warmed up first on the initial renders);
 ``method="sds"`` drops it. Each step trains one class (cycling through ``classes``), ``batch``
 shapes of it, ``views`` cameras each; the time range is annealed as in distillation; the eikonal
-penalty of the grids is added to their gradient in the same backward pass.
+penalty of the local grids (:func:`msdf_eikonal`) is added to their values' gradient in the
+same backward pass.
 """
 
 from __future__ import annotations
@@ -268,6 +279,8 @@ class OneStepConfig:
         if self.aux not in ("net", "teacher"):
             raise InputError(f"--aux: expected net or teacher, got {self.aux!r}")
         check_int("--grids", self.grids, 1)
+        if not self.eikonal >= 0:
+            raise InputError(f"--eikonal: expected >= 0, got {self.eikonal}")
         check_int("--k", self.k, 2)
         check_schedule(self.t_lo, self.t_end, self.t_hi, self.guidance)
         return self
