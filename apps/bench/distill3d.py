@@ -25,22 +25,28 @@ nearest target shape. Summary keys (goals from issue 24, the papers' claims):
 
 Learned teacher (the shipped ``procshapes-teacher2d``, 24^2 renders; ``--part learned`` runs only
 these rows, ``--part exact`` only the ones above): for each class (chair, table, mug, vase) and
-method, ``LEARNED_N`` shapes distilled in one run from independent random starts, scored by 1-NNA
+method, ``LEARNED_N`` (16, the issue's count) shapes distilled in one run from independent random
+starts (rendered as one batch, :class:`~polyfold.shape.volrender.GridBatch`), scored by 1-NNA
 (Chamfer, 2048 points) against as many held-out procedural shapes of the class, beside the
 shipped flow model's samples (part 1) at the same count; ``learned_1nna`` (per method, mean over
 classes), ``flow_1nna``, ``learned_seconds_per_step`` / ``learned_seconds_per_shape`` (one
 shape's share). All methods at CFG scale ``LEARNED_GUIDANCE`` (the null class) and
 ``LEARNED_INVERSION`` DDIM-inversion steps for ISM/TSM (the network costs one call per step).
-``--quick``: 2 shapes per class and 10 steps; full: ``LEARNED_N`` shapes per class and
-``LEARNED_STEPS`` steps (a CPU budget: the issue asks 16 shapes per class).
+The rows run method-major (flow, SDS, VSD, ISM, TSM; all four classes each) and ``--part
+learned`` rewrites its JSON after every row (``"partial": true`` until the end), so a run
+stopped early keeps every finished method; ``learned_classes_done`` says how many classes each
+method's means cover. ``--quick``: 2 shapes per class and 10 steps; full: 16 shapes per class
+and ``LEARNED_STEPS`` steps.
 
 One-step generator (``--part one-step``; also in ``all``): the shipped ``procshapes-onestep3d``
-(``polyfold.shape.one_step3d``, trained by SwiftBrush-style VSD with the learned teacher; its
-training command on its card) generates each class's shapes in one forward pass, scored the same
-way: ``one_step_1nna`` at ``LEARNED_N`` shapes per class against the same references as the
-per-shape rows, ``one_step_1nna_16`` and ``flow_1nna_16`` at ``ONE_STEP_N`` (the issue's 16;
-``--quick``: 2 and 4), ``one_step_seconds_per_shape`` (one batched pass over the class's shapes,
-meshing not counted) beside the per-shape methods' ``learned_seconds_per_shape``.
+(``polyfold.shape.one_step3d``: class and ``z`` -> an M-SDF in one pass, trained by
+SwiftBrush-style VSD with the learned teacher; its training command on its card) generates each
+class's shapes in one forward pass, scored the same way (M-SDF meshes at 64^3, as the flow
+model's) beside the flow model at ``LEARNED_N`` shapes per class (``--quick``: 4):
+``one_step_1nna``, ``one_step_flow_1nna``, ``one_step_seconds_per_shape`` (one batched pass over
+the class's shapes, meshing not counted) and ``one_step_pairwise_over_real`` (per class: the
+mean Chamfer between distinct generated shapes over the same between the real references; 1 is
+the data's spread, below 1 mode collapse).
 """
 
 from __future__ import annotations
