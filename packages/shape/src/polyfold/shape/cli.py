@@ -9,7 +9,7 @@
     polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
     polyfold-shape train-teacher --out runs/teacher               # the learned 2D teacher
     polyfold-shape distill --teacher learned --class mug --method sds --steps 200 --out runs/l
-    polyfold-shape train-one-step --teacher learned --guidance 2 --steps 400 --aux teacher --out runs/g
+    polyfold-shape train-one-step --guidance 2 --steps 400 --aux teacher --out runs/g
     polyfold-shape quickstart --out shape-quickstart
 
 Outputs are never overwritten without ``--force``. Also reachable as ``polyfold shape``.
