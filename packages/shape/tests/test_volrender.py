@@ -7,8 +7,10 @@ from polyfold.core.errors import InputError
 from polyfold.shape.msdf import MSDF
 from polyfold.shape.volrender import (
     MLPSDF,
+    GridBatch,
     GridSDF,
     cameras,
+    grid_sdf,
     msdf_field,
     random_cameras,
     render,
@@ -118,3 +120,25 @@ def test_random_cameras_respect_their_ranges_and_bad_input_is_refused():
         GridSDF(torch.zeros(4, 4))
     with pytest.raises(InputError, match="field"):
         render(lambda p: p, cameras([0.0], [0.0]), res=4, samples=4)
+
+
+def test_grid_batch_renders_each_grid_as_its_own_pass_with_the_same_gradients():
+    gen = torch.Generator().manual_seed(0)
+    vals = sphere_grid(12, 0.3).values.detach() + 0.03 * torch.randn(3, 12, 12, 12, generator=gen)
+    cams = random_cameras(6, generator=gen)  # grid-major: grid i sees cameras 2i, 2i + 1
+    a = vals.clone().requires_grad_(True)
+    batched = render(GridBatch(a, 2), cams, res=8, samples=10).image()
+    b = vals.clone().requires_grad_(True)
+    one = [
+        render(lambda p, i=i: grid_sdf(b[i], p), cams[2 * i : 2 * i + 2], res=8, samples=10).image()
+        for i in range(3)
+    ]
+    torch.testing.assert_close(batched, torch.cat(one))
+    w = torch.randn(batched.shape, generator=gen)
+    (batched * w).sum().backward()
+    (torch.cat(one) * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    with pytest.raises(InputError, match="GridBatch"):
+        render(GridBatch(vals, 3), cams, res=8, samples=10)
+    with pytest.raises(InputError, match=r"\(G, R, R, R\)"):
+        GridBatch(vals[0])

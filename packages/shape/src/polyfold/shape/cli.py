@@ -9,7 +9,7 @@
     polyfold-shape distill --teacher exact --class chair --method vsd --steps 500 --out runs/d
     polyfold-shape train-teacher --out runs/teacher               # the learned 2D teacher
     polyfold-shape distill --teacher learned --class mug --method sds --steps 200 --out runs/l
-    polyfold-shape train-one-step --teacher learned --guidance 2 --steps 1000 --out runs/g
+    polyfold-shape train-one-step --guidance 2 --steps 400 --aux teacher --out runs/g
     polyfold-shape quickstart --out shape-quickstart
 
 Outputs are never overwritten without ``--force``. Also reachable as ``polyfold shape``.
@@ -468,12 +468,21 @@ def train_one_step(
     init: Annotated[
         str, typer.Option(help="Starting shapes: blobs (a random blob per z) or sphere.")
     ] = "blobs",
+    aux: Annotated[
+        str,
+        typer.Option(
+            help="VSD's auxiliary: net (a fresh small network) or teacher (a copy of it)."
+        ),
+    ] = "net",
+    eikonal: Annotated[float, typer.Option(help="Weight of the grids' eikonal penalty.")] = 0.1,
+    grids: Annotated[int, typer.Option(help="M-SDF grids per shape.")] = 32,
+    k: Annotated[int, typer.Option(help="M-SDF values per grid edge.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a one-step generator (class, noise -> SDF grid) by SwiftBrush-style VSD through
-    the renderer: OUT/model.safetensors + .json, samples/*.glb, samples.png, log.jsonl."""
+    """Train a one-step generator (class, noise -> M-SDF) by SwiftBrush-style VSD through the
+    renderer: OUT/model.safetensors + .json, samples/*.msdf + .glb, samples.png, log.jsonl."""
     _one_thread()
     from polyfold.shape.learned_teacher import LearnedTeacher, load_teacher
     from polyfold.shape.one_step3d import OneStepConfig
@@ -484,6 +493,8 @@ def train_one_step(
     _check_teacher(teacher, teacher_model)
     check_int("--targets", targets, 1)
     check_int("--samples", samples, 1)
+    if aux == "teacher" and teacher != "learned":
+        raise InputError("--aux teacher: needs --teacher learned (a network to copy)")
     classes = check_classes(cls) if cls else []
     cfg = OneStepConfig(
         classes=classes,
@@ -492,6 +503,10 @@ def train_one_step(
         batch=batch,
         guidance=guidance,
         init=init,
+        grids=grids,
+        k=k,
+        aux=aux,
+        eikonal=eikonal,
         seed=seed,
     ).check()
     t: ExactTeacher | LearnedTeacher

@@ -49,7 +49,7 @@ from polyfold.core.distill import (
 from polyfold.core.errors import InputError, check_int
 from polyfold.shape.msdf import BOUND
 from polyfold.shape.teachers import RenderPosterior, Teacher
-from polyfold.shape.volrender import Cameras, GridSDF, render, sphere_grid
+from polyfold.shape.volrender import Cameras, GridBatch, GridSDF, render, sphere_grid
 
 __all__ = [
     "METHODS",
@@ -239,9 +239,11 @@ def initial_shapes(cfg: DistillConfig, gen: torch.Generator) -> list[GridSDF]:
 def snapshot(shapes: list[GridSDF], cams: Cameras, cfg: DistillConfig) -> np.ndarray:
     """Shaded renders of every shape (rows) at ``cams`` (columns), uint8 ``(P*H, V*W)``."""
     with torch.no_grad():
-        rows = [
-            render(s, cams, res=cfg.res, samples=cfg.samples, beta=cfg.beta).shading for s in shapes
-        ]
+        field = GridBatch(torch.stack([s.values for s in shapes]), len(cams))
+        shade = render(
+            field, cams.tile(len(shapes)), res=cfg.res, samples=cfg.samples, beta=cfg.beta
+        ).shading
+    rows = shade.reshape(len(shapes), len(cams), *shade.shape[1:])
     img = torch.cat([torch.cat(list(r), 1) for r in rows], 0)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
@@ -277,11 +279,14 @@ def distill(
         idx = torch.randint(len(pool_e), (n_p * cfg.views,), generator=gen)
         return Cameras(pool_e[idx], pool_a[idx])
 
+    # particle i owns views i, i + P, ...: all particles render in one batched pass, the
+    # cameras reordered particle-major and the renders put back in the draw's order
+    order = torch.arange(n_p * cfg.views).reshape(cfg.views, n_p).T.reshape(-1)
+    back = order.argsort()
+
     def renders(cams: Cameras) -> Tensor:
-        per = [
-            render(s, cams[i::n_p], **rkw).image() for i, s in enumerate(shapes)
-        ]  # particle i owns views i, i + P, ...
-        return torch.stack(per, 1).reshape(-1, *per[0].shape[1:])
+        field = GridBatch(torch.stack([s.values for s in shapes]), cfg.views)
+        return render(field, cams[order], **rkw).image()[back]
 
     if cfg.method == "vsd" and cfg.aux == "net":
         aux = AuxNet(width=cfg.aux_width)
@@ -355,7 +360,9 @@ def _exact_aux(
     each view (widened by the teacher's ``tau``, 0.5 for a learned teacher), what the network
     approximates at best."""
     with torch.no_grad():
-        own = torch.stack([render(s, cams, **rkw).image() for s in shapes], 1)
+        field = GridBatch(torch.stack([s.values for s in shapes]), len(cams))
+        own = render(field, cams.tile(len(shapes)), **rkw).image()
+        own = own.reshape(len(shapes), len(cams), *own.shape[1:]).transpose(0, 1)
     return RenderPosterior(own, teacher.path, tau=getattr(teacher, "tau", 0.5))
 
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from polyfold.core.errors import InputError
 from polyfold.shape.distill3d import DistillConfig, distill
 from polyfold.shape.distill_run import grid_points
 from polyfold.shape.evaluation import msdf_points, reference_points
 from polyfold.shape.metrics import generation_metrics
-from polyfold.shape.one_step3d import ShapeGenerator, generate_grids
+from polyfold.shape.one_step3d import ShapeGenerator, generate_msdfs
 from polyfold.shape.teachers import Teacher
 
-__all__ = ["distilled_metrics", "flow_metrics", "one_step_metrics"]
+__all__ = ["distilled_metrics", "flow_metrics", "one_step_metrics", "pairwise_chamfer"]
 
 
 def _scores(gen: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
@@ -59,11 +60,27 @@ def flow_metrics(
 def one_step_metrics(
     gen: ShapeGenerator, cls: str, n: int, ref: list[np.ndarray] | None = None, *, seed: int = 0
 ) -> dict[str, float]:
-    """The same scores for ``n`` shapes of class ``cls`` from a one-step generator (one batched
-    forward pass), plus the pass's wall seconds per shape (meshing not counted)."""
-    grids, secs = generate_grids(gen, [cls] * n, seed=seed)
-    pts = [grid_points(g) for g in grids]
-    gen_pts = [p if p is not None else np.zeros((2048, 3)) for p in pts]
+    """The same scores for ``n`` M-SDFs of class ``cls`` from a one-step generator (one batched
+    forward pass; surface points as the flow model's, :func:`msdf_points`), plus the pass's wall
+    seconds per shape (meshing not counted) and ``pairwise_cd``, the mean Chamfer between
+    distinct generated shapes (diversity; compare :func:`pairwise_chamfer` of real shapes)."""
+    msdfs, secs = generate_msdfs(gen, [cls] * n, seed=seed)
+    gen_pts = [msdf_points(m) for m in msdfs]
     ref = ref if ref is not None else reference_points(cls, n)
-    empty = float(sum(p is None for p in pts))
-    return {**_scores(gen_pts, ref), "empty": empty, "seconds_per_shape": secs / n}
+    empty = float(sum(not p.any() for p in gen_pts))
+    return {
+        **_scores(gen_pts, ref),
+        "empty": empty,
+        "seconds_per_shape": secs / n,
+        "pairwise_cd": pairwise_chamfer(gen_pts),
+    }
+
+
+def pairwise_chamfer(points: list[np.ndarray]) -> float:
+    """Mean Chamfer distance over the distinct pairs of a set of point clouds (its spread)."""
+    from polyfold.shape.metrics import chamfer, pairwise
+
+    if len(points) < 2:
+        raise InputError("points: expected two or more point clouds")
+    d = pairwise(points, points, chamfer)
+    return float(d[~np.eye(len(points), dtype=bool)].mean())

@@ -1,8 +1,9 @@
 """One one-step generator training run to disk, and loading the generator back.
 
 ``OUT/model.safetensors`` + ``.json`` (core's model file with its card: command, teacher,
-config, seconds per step, last log entry), ``OUT/log.jsonl``, ``OUT/samples/<class>-<i>.glb``
-(one forward pass per class) and ``OUT/samples.png`` (shaded renders, a row per sample).
+config, seconds per step, last log entry), ``OUT/log.jsonl``, ``OUT/samples/<class>-<i>.msdf``
+(part 1's M-SDF files, one forward pass for all) with their meshes ``<class>-<i>.glb`` (64^3
+marching cubes) and ``OUT/samples.png`` (shaded renders, a row per sample).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 from polyfold.core.errors import InputError
 from polyfold.core.outputs import write_bytes, write_text
 from polyfold.core.report import png_bytes
-from polyfold.shape.msdf import to_mesh
+from polyfold.shape.msdf import evaluate_volume, save_msdf, to_mesh
 from polyfold.shape.one_step3d import (
     OneStepConfig,
     OneStepResult,
     ShapeGenerator,
-    generate_grids,
+    generate_msdfs,
     train_one_step,
 )
 from polyfold.shape.teachers import Teacher
@@ -37,13 +38,20 @@ SHIPPED_GENERATOR = Path(__file__).parent / "weights" / "procshapes-onestep3d"
 def sample_renders(gen: ShapeGenerator, classes: list[str], *, seed: int = 0) -> Any:
     """uint8 ``(len(classes) * H, 3 * W)``: each generated shape from three cameras
     (distillation's :func:`~polyfold.shape.distill3d.snapshot`)."""
-    from polyfold.shape.distill3d import DistillConfig, snapshot
-    from polyfold.shape.volrender import GridSDF, cameras
+    import torch
 
-    grids, _ = generate_grids(gen, classes, seed=seed)
+    from polyfold.shape.volrender import MSDFBatch, cameras, render
+
+    labels = gen.labels(classes)
+    z = torch.randn(len(classes), gen.z_dim, generator=torch.Generator().manual_seed(seed))
     cams = cameras([20.0, 20.0, 20.0], [-150.0, -30.0, 90.0])
     rkw = {k: gen.render[k] for k in ("res", "samples", "beta") if k in gen.render}
-    return snapshot([GridSDF(g) for g in grids], cams, DistillConfig(**rkw))
+    with torch.no_grad():
+        field = MSDFBatch(*gen(labels, z), views=len(cams))
+        shade = render(field, cams.tile(len(classes)), **rkw).shading
+    rows = shade.reshape(len(classes), len(cams), *shade.shape[1:])
+    img = torch.cat([torch.cat(list(r), 1) for r in rows], 0)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def run_one_step(
@@ -63,11 +71,12 @@ def run_one_step(
     res = train_one_step(teacher, cfg, progress=progress)
     gen = res.generator
     classes = [c for c in gen.classes for _ in range(per_class)]
-    grids, _ = generate_grids(gen, classes, seed=cfg.seed)
+    msdfs, _ = generate_msdfs(gen, classes, seed=cfg.seed)
     meshes = 0
-    for i, (c, g) in enumerate(zip(classes, grids, strict=True)):
+    for i, (c, m) in enumerate(zip(classes, msdfs, strict=True)):
+        save_msdf(m, out / "samples" / f"{c}-{i % per_class}.msdf")
         try:
-            v, f = to_mesh(g)
+            v, f = to_mesh(evaluate_volume(m, 64))
         except InputError:
             continue
         export_mesh(v, f, out / "samples" / f"{c}-{i % per_class}.glb")

@@ -2,9 +2,12 @@
 
 Any SDF callable ``(N, 3) -> (N,)`` renders: an M-SDF (:func:`msdf_field`), a dense grid
 (:class:`GridSDF`, trilinear via ``grid_sample``), a small MLP (:class:`MLPSDF`) or an analytic
-procedural shape. Density is VolSDF's ``sigma(x) = Psi_beta(-d(x)) / beta`` (``Psi_beta`` the
-CDF of a zero-mean Laplace of scale ``beta``); samples are spread uniformly over each ray's
-chord through the cube ``[-BOUND, BOUND]^3``; weights ``w_i = T_i (1 - exp(-sigma_i delta_i))``.
+procedural shape. A field with ``batched = True`` (:class:`GridBatch`, :class:`MSDFBatch`:
+several shapes, each seen by its own cameras) is called once with ``(B, N, 3)`` points, row
+``b`` the points of camera ``b``, so many shapes render in one pass.
+Density is VolSDF's ``sigma(x) = Psi_beta(-d(x)) / beta`` (``Psi_beta`` the CDF of a zero-mean
+Laplace of scale ``beta``); samples are spread uniformly over each ray's chord through the cube
+``[-BOUND, BOUND]^3``; weights ``w_i = T_i (1 - exp(-sigma_i delta_i))``.
 Normals are tetrahedral finite differences of the SDF (4 extra evaluations per sample); shading
 is ``ambient + (1 - ambient) max(0, n . l)`` with a light at the camera (a headlight), composited
 on a black background. Cameras are pinholes on a sphere looking at the origin, y up, described
@@ -27,12 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from polyfold.core.errors import InputError, check_int
-from polyfold.shape.msdf import BOUND, MSDF, evaluate
+from polyfold.core.ops import local_grid_blend
+from polyfold.shape.msdf import BOUND, FAR, MSDF, evaluate
 
 __all__ = [
     "MLPSDF",
     "Cameras",
+    "GridBatch",
     "GridSDF",
+    "MSDFBatch",
     "Render",
     "cameras",
     "grid_sdf",
@@ -206,7 +212,16 @@ def render(
     tet = _TETRA.to(dtype)
     # one batched call: the points, then the four tetrahedral offsets
     allp = torch.cat([flat, (flat[None] + fd * tet[:, None, :]).reshape(-1, 3)])
-    vals = field(allp)
+    if getattr(field, "batched", False):  # per-camera rows: (5, B, R*S) -> (B, 5 * R*S)
+        per_cam = allp.reshape(5, b, -1, 3).transpose(0, 1).reshape(b, -1, 3)
+        bvals = field(per_cam)
+        if bvals.shape != per_cam.shape[:2]:
+            raise InputError(
+                f"field: expected (B, N) distances for (B, N, 3) points, got {bvals.shape}"
+            )
+        vals = bvals.reshape(b, 5, -1).transpose(0, 1).reshape(-1)
+    else:
+        vals = field(allp)
     if vals.shape != (len(allp),):
         raise InputError(f"field: expected (N,) distances for (N, 3) points, got {vals.shape}")
     n = len(flat)
@@ -268,6 +283,88 @@ class GridSDF(nn.Module):
 
     def forward(self, p: Tensor) -> Tensor:
         return grid_sdf(self.values, p)
+
+
+class GridBatch:
+    """``G`` dense SDF grids ``values (G, R, R, R)`` (as :class:`GridSDF`, differentiable in
+    ``values``) rendered together: camera ``b`` of a :func:`render` call sees grid
+    ``b // views``, so the cameras are grid-major (``views`` per grid). A batched field: one
+    ``grid_sample`` over all grids."""
+
+    batched = True
+
+    def __init__(self, values: Tensor, views: int = 1) -> None:
+        if values.ndim != 4 or len(set(values.shape[1:])) != 1 or values.shape[1] < 2:
+            raise InputError(f"values: expected (G, R, R, R) grids, got {tuple(values.shape)}")
+        self.values, self.views = values, check_int("views", views, 1)
+        self.dtype = values.dtype
+
+    def __call__(self, p: Tensor) -> Tensor:
+        n_g = len(self.values)
+        if p.ndim != 3 or p.shape[0] != n_g * self.views:
+            raise InputError(
+                f"GridBatch: expected ({n_g * self.views}, N, 3) points ({n_g} grids x "
+                f"{self.views} views), got {tuple(p.shape)}"
+            )
+        q = p.to(self.values.dtype).clamp(-BOUND, BOUND)
+        g = (q.flip(-1) / BOUND).reshape(n_g, -1, 1, 1, 3)  # grid_sample wants (z, y, x)
+        v = F.grid_sample(self.values[:, None], g, align_corners=True, padding_mode="border")
+        return v.reshape(p.shape[:2]) + (p.to(q.dtype) - q).norm(dim=-1)
+
+
+class MSDFBatch:
+    """``G`` M-SDFs as batched tensors, ``centres (G, n, 3)``, ``scales (G, n)``, ``values (G,
+    n, k, k, k)`` (each shape as :func:`msdf_field`: the blend of its grids, :data:`FAR` where
+    none covers a point; differentiable in all three), rendered together: camera ``b`` of a
+    :func:`render` call sees shape ``b // views`` (grid-major cameras). Only (point, grid) pairs
+    with the point inside the grid's cube are interpolated (core's ``local_grid_blend``, as
+    :func:`~polyfold.shape.msdf.evaluate_sparse`)."""
+
+    batched = True
+
+    def __init__(self, centres: Tensor, scales: Tensor, values: Tensor, views: int = 1) -> None:
+        g, n = centres.shape[:2] if centres.ndim == 3 else (0, 0)
+        k = values.shape[-1] if values.ndim == 5 else 0
+        if (
+            centres.shape != (g, n, 3)
+            or scales.shape != (g, n)
+            or values.shape != (g, n, k, k, k)
+            or min(g, n) < 1
+            or k < 2
+        ):
+            raise InputError(
+                "MSDFBatch: expected centres (G, n, 3), scales (G, n), values (G, n, k, k, k), "
+                f"got {tuple(centres.shape)}, {tuple(scales.shape)}, {tuple(values.shape)}"
+            )
+        self.centres, self.scales, self.values = centres, scales, values
+        self.views = check_int("views", views, 1)
+        self.dtype = values.dtype
+
+    def __call__(self, p: Tensor) -> Tensor:
+        g, n = self.scales.shape
+        if p.ndim != 3 or p.shape[0] != g * self.views:
+            raise InputError(
+                f"MSDFBatch: expected ({g * self.views}, N, 3) points ({g} shapes x "
+                f"{self.views} views), got {tuple(p.shape)}"
+            )
+        pts = p.to(self.dtype).reshape(g, -1, 3)
+        m = pts.shape[1]
+        c, s = self.centres.detach(), self.scales.detach()
+        inside = (torch.cdist(pts.detach(), c, p=float("inf")) < s[:, None]).nonzero()
+        point = inside[:, 0] * m + inside[:, 1]
+        grid = inside[:, 0] * n + inside[:, 2]
+        k = self.values.shape[-1]
+        w, v = local_grid_blend(
+            self.centres.reshape(-1, 3),
+            self.scales.reshape(-1),
+            self.values.reshape(-1, k, k, k),
+            pts.reshape(-1, 3)[point],
+            grid,
+        )
+        zero = torch.zeros(g * m, dtype=w.dtype, device=w.device)
+        num, den = zero.index_add(0, point, w * v), zero.index_add(0, point, w)
+        f = torch.where(den > 0, num / den.clamp_min(1e-30), torch.full_like(num, FAR))
+        return f.reshape(p.shape[:2])
 
 
 def grid_sdf(values: Tensor, p: Tensor) -> Tensor:
