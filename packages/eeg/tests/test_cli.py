@@ -129,7 +129,8 @@ def test_train_batch_size_and_per_class_reach_config_card_and_command(
     out = tmp_path / "ddpm"
     args = ("--seconds", "0.4", "--per-class", "7", "--batch-size", "4", "--steps", "1")
     assert _run("train", "--model", "ddpm", *args, "--out", str(out), "-q") == 0
-    assert calls[0]["windows_per_class"] == 7 and calls[0]["seconds"] == 0.4
+    assert calls[0]["windows_per_class"] == 7
+    assert calls[0]["seconds"] == 0.4
     model = json.loads((out / "model.json").read_text())
     assert model["config"]["batch_size"] == 4
     assert model["card"]["data_source"]["train_windows_per_class"] == 7
