@@ -175,6 +175,9 @@ def train(
     batch_size: Annotated[
         int | None, typer.Option(help="Windows per training step [default: 32].")
     ] = None,
+    base: Annotated[
+        int | None, typer.Option(help="ddpm: channels of the U-Net's first level [default: 16].")
+    ] = None,
     test_fraction: TestFraction = 0.25,
     split_seed: SplitSeed = 0,
     checkpoint_every: Annotated[
@@ -198,6 +201,7 @@ def train(
         (steps, "--steps"),
         (checkpoint_every, "--checkpoint-every"),
         (batch_size, "--batch-size"),
+        (base, "--base"),
     ):
         if value is not None:
             _positive(value, option)
@@ -207,6 +211,10 @@ def train(
         model != "ddpm" or not (math.isfinite(guidance) and guidance >= 0)
     ):
         raise InputError(f"--guidance: expected a number >= 0 for --model ddpm, got {guidance}")
+    if base is not None and model != "ddpm":
+        raise InputError(f"--base: only for --model ddpm, got --model {model}")
+    if base is not None and base % 8:
+        raise InputError(f"--base: expected a multiple of 8 (8 norm groups), got {base}")
     if model == "ddpm":
         from polyfold.eeg.diffusion import PRESETS
 
@@ -231,6 +239,8 @@ def train(
             cfg.guidance = guidance
         if batch_size is not None:
             cfg.batch_size = batch_size
+        if base is not None:
+            cfg.base = base
     label = "loss" if model == "ddpm" else "W-estimate"
     command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
     settings: tuple[tuple[str, Any, Any], ...] = (
@@ -242,6 +252,7 @@ def train(
         ("--seconds", seconds if data is None else 2.0, 2.0),
         ("--per-class", per_class, 20),
         ("--batch-size", batch_size, None),
+        ("--base", base, None),
         ("--test-fraction", test_fraction, 0.25),
         ("--split-seed", split_seed, 0),
         ("--checkpoint-every", checkpoint_every, None),
