@@ -101,6 +101,46 @@ def test_train_bad_input(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no such windows file" in err
     err = _error(capsys, "train", "--model", "wgan", "--guidance", "2", "--out", out)
     assert "--guidance: expected a number >= 0 for --model ddpm" in err
+    err = _error(capsys, "train", "--model", "wgan", "--per-class", "0", "--out", out)
+    assert "--per-class: expected an integer >= 1, got 0" in err
+    err = _error(
+        capsys, "train", "--model", "wgan", "--data", str(data), "--per-class", "5", "--out", out
+    )
+    assert "--per-class: only for the simtuar default set" in err
+    err = _error(capsys, "train", "--model", "ddpm", "--batch-size", "0", "--out", out)
+    assert "--batch-size: expected an integer >= 1, got 0" in err
+    err = _error(capsys, "train", "--model", "wgan", "--base", "32", "--out", out)
+    assert "--base: only for --model ddpm" in err
+    err = _error(capsys, "train", "--model", "ddpm", "--base", "12", "--out", out)
+    assert "--base: expected a multiple of 8" in err
+    assert not Path(out).exists()
+
+
+def test_train_batch_size_and_per_class_reach_config_card_and_command(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --per-class sets simtuar's training windows per class and subject (a stand-in for
+    # simulate records the call; the held-out subjects depend on the subjects only)
+    import polyfold.eeg.simtuar
+
+    calls: list[dict[str, object]] = []
+
+    def fake_simulate(**kwargs: object) -> Windows:
+        calls.append(kwargs)
+        return Windows.load(data)
+
+    monkeypatch.setattr(polyfold.eeg.simtuar, "simulate", fake_simulate)
+    out = tmp_path / "ddpm"
+    args = ("--seconds", "0.4", "--per-class", "7", "--batch-size", "4", "--base", "8")
+    args += ("--steps", "1")
+    assert _run("train", "--model", "ddpm", *args, "--out", str(out), "-q") == 0
+    assert calls[0]["windows_per_class"] == 7
+    assert calls[0]["seconds"] == 0.4
+    model = json.loads((out / "model.json").read_text())
+    assert model["config"]["batch_size"] == 4
+    assert model["config"]["base"] == 8
+    assert model["card"]["data_source"]["train_windows_per_class"] == 7
+    assert "--per-class 7 --batch-size 4 --base 8" in model["card"]["command"]
 
 
 def test_generate_writes_npy_npz_and_edf(run: Path, tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ def test_presets_match_paper_and_config() -> None:
         DiffusionConfig.from_preset("nope")
     with pytest.raises(InputError, match="sampler: expected one of"):
         DiffusionConfig(sampler="nope")
+    with pytest.raises(InputError, match="base: expected level widths"):
+        DiffusionConfig(base=12)  # 12 channels cannot take 8 norm groups
 
 
 def test_diffusion_loss_and_conditional_sampling() -> None:

@@ -77,10 +77,10 @@ def _positive(value: int, option: str) -> int:
 
 
 def _load_windows(
-    data: Path | None, *, seconds: float = 2.0, quiet: bool = True
+    data: Path | None, *, seconds: float = 2.0, per_class: int = 20, quiet: bool = True
 ) -> tuple[Any, str]:
-    """The windows of ``--data`` (or the simtuar default set with ``seconds`` windows) and their
-    data card id."""
+    """The windows of ``--data`` (or the simtuar set with ``seconds`` windows and ``per_class``
+    windows per class and subject) and their data card id."""
     from polyfold.eeg.data import Windows
 
     if data is not None:
@@ -91,7 +91,7 @@ def _load_windows(
     if not (math.isfinite(seconds) and 0.2 <= seconds <= 60):
         raise InputError(f"--seconds: expected a number in [0.2, 60], got {seconds}")
     with Progress(12, "simulating simtuar", quiet=quiet) as bar:
-        w = simulate(seconds=seconds, progress=bar)
+        w = simulate(seconds=seconds, windows_per_class=per_class, progress=bar)
     return w, str(w.card.get("id", "simtuar"))
 
 
@@ -165,6 +165,19 @@ def train(
     seconds: Annotated[
         float, typer.Option(help="Window length of the simtuar default set (without --data).")
     ] = 2.0,
+    per_class: Annotated[
+        int,
+        typer.Option(
+            help="simtuar (without --data): training windows per class and subject; evaluation "
+            "still uses the default set's 20 of the held-out subjects."
+        ),
+    ] = 20,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Windows per training step [default: 32].")
+    ] = None,
+    base: Annotated[
+        int | None, typer.Option(help="ddpm: channels of the U-Net's first level [default: 16].")
+    ] = None,
     test_fraction: TestFraction = 0.25,
     split_seed: SplitSeed = 0,
     checkpoint_every: Annotated[
@@ -181,7 +194,15 @@ def train(
 
     if model not in MODEL_KINDS:
         raise InputError(f"--model: expected one of {', '.join(MODEL_KINDS)}, got {model!r}")
-    for value, option in ((steps, "--steps"), (checkpoint_every, "--checkpoint-every")):
+    _positive(per_class, "--per-class")
+    if data is not None and per_class != 20:
+        raise InputError("--per-class: only for the simtuar default set (without --data)")
+    for value, option in (
+        (steps, "--steps"),
+        (checkpoint_every, "--checkpoint-every"),
+        (batch_size, "--batch-size"),
+        (base, "--base"),
+    ):
         if value is not None:
             _positive(value, option)
     if lr is not None and not (math.isfinite(lr) and lr > 0):
@@ -190,6 +211,10 @@ def train(
         model != "ddpm" or not (math.isfinite(guidance) and guidance >= 0)
     ):
         raise InputError(f"--guidance: expected a number >= 0 for --model ddpm, got {guidance}")
+    if base is not None and model != "ddpm":
+        raise InputError(f"--base: only for --model ddpm, got --model {model}")
+    if base is not None and base % 8:
+        raise InputError(f"--base: expected a multiple of 8 (8 norm groups), got {base}")
     if model == "ddpm":
         from polyfold.eeg.diffusion import PRESETS
 
@@ -198,7 +223,7 @@ def train(
     if data is not None and not data.with_suffix(".npz").is_file():
         raise InputError(f"--data {data}: no such windows file (write one with `prepare`)")
     resumed = prepare_training_out(out, resume=resume, force=force)
-    w, card_id = _load_windows(data, seconds=seconds, quiet=quiet)
+    w, card_id = _load_windows(data, seconds=seconds, per_class=per_class, quiet=quiet)
     tr, te = _split(w, test_fraction, split_seed)
     if resumed is not None:
         cfg = model_config(model, tr, steps=1, seed=seed, preset=preset)
@@ -212,6 +237,10 @@ def train(
             cfg.lr = lr
         if guidance is not None:
             cfg.guidance = guidance
+        if batch_size is not None:
+            cfg.batch_size = batch_size
+        if base is not None:
+            cfg.base = base
     label = "loss" if model == "ddpm" else "W-estimate"
     command = ["polyfold-eeg", "train", "--model", model, "--steps", str(cfg.steps)]
     settings: tuple[tuple[str, Any, Any], ...] = (
@@ -221,6 +250,9 @@ def train(
         ("--guidance", guidance, None),
         ("--seed", seed, 0),
         ("--seconds", seconds if data is None else 2.0, 2.0),
+        ("--per-class", per_class, 20),
+        ("--batch-size", batch_size, None),
+        ("--base", base, None),
         ("--test-fraction", test_fraction, 0.25),
         ("--split-seed", split_seed, 0),
         ("--checkpoint-every", checkpoint_every, None),
@@ -246,6 +278,7 @@ def train(
             data_source={
                 "data": None if data is None else str(data),
                 "seconds": w.n_times / w.sfreq,
+                "train_windows_per_class": per_class if data is None else None,
                 "test_fraction": test_fraction,
                 "split_seed": split_seed,
             },

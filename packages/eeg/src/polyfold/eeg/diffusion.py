@@ -107,6 +107,11 @@ class DiffusionConfig:
             raise InputError(f"p_uncond: expected a number in [0, 1), got {self.p_uncond!r}")
         get_sampler(self.sampler, kind="gaussian")  # an unknown name lists the known ones
         self.mults = [int(m) for m in self.mults]
+        if any(self.base * m >= 8 and self.base * m % 8 for m in self.mults):
+            raise InputError(
+                f"base: expected level widths base x mults {self.mults} that are multiples of 8 "
+                f"(the U-Net's group norms use 8 groups), got base {self.base}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

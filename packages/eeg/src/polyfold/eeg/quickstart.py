@@ -26,7 +26,11 @@ PER_CLASS = 24
 
 def heldout_windows(card: dict[str, Any]) -> tuple[Any, Any]:
     """``(train, test)`` windows of the data a model card records (simtuar with its window
-    length and the same subject-wise split)."""
+    length and the same subject-wise split). For simtuar this is always the default set (20
+    windows per class and subject), also for a model trained with more windows per class
+    (``train --per-class``, recorded as ``data_source.train_windows_per_class``): the
+    evaluation's real reference does not change with how much training data a model saw, and
+    the held-out subjects are the same (the split depends on the subjects only)."""
     from polyfold.core.errors import InputError
     from polyfold.eeg.data import Windows, subject_split
     from polyfold.eeg.simtuar import simulate
